@@ -1,0 +1,84 @@
+/// Group commit: appends collect in `journal_state::pending`; the first one
+/// of a group sends `flush_atom` to the journal itself. That message lands
+/// behind everything already in the mailbox, so all waiting appends join the
+/// group before it is written.
+#include "actors/journal.hpp"
+
+#include <utility>
+
+#include <caf/error.hpp>
+#include <caf/system_messages.hpp>
+
+namespace fota {
+
+caf::result<sequence_number> journal_state::operator()(append_atom,
+                                                       event_batch& batch) {
+  if (batch.envelopes.empty())
+    return log->last_sequence();
+  // One bad request must not fail the others of its group.
+  size_t bytes = 0;
+  for (auto& envelope : batch.envelopes) {
+    if (auto err = storage::event_log::check_envelope(envelope))
+      return caf::make_error(err->code, std::move(err->message));
+    bytes += envelope.size();
+  }
+  auto promise = self->make_response_promise<sequence_number>();
+  pending.push_back(pending_append{promise, std::move(batch.envelopes), bytes});
+  if (!flush_scheduled) {
+    flush_scheduled = true;
+    self->send(self, flush_atom_v);
+  }
+  return promise;
+}
+
+void journal_state::operator()(flush_atom) {
+  flush_scheduled = false;
+  std::vector<std::string> envelopes;
+  auto first = pending.begin();
+  while (first != pending.end()) {
+    // Take whole requests up to the limits, at least one.
+    envelopes.clear();
+    size_t bytes = 0;
+    auto last = first;
+    do {
+      for (auto& envelope : last->envelopes)
+        envelopes.push_back(std::move(envelope));
+      bytes += last->bytes;
+      ++last;
+    } while (last != pending.end() &&
+             envelopes.size() + last->envelopes.size() <= max_write_events &&
+             bytes + last->bytes <= max_write_bytes);
+    auto res = log->append(envelopes);
+    if (res) {
+      auto seq = res->value() - envelopes.size();
+      for (auto i = first; i != last; ++i) {
+        seq += i->envelopes.size();
+        i->promise.deliver(sequence_number{seq});
+      }
+    } else {
+      auto err = caf::make_error(res.error().code, res.error().message);
+      for (auto i = first; i != last; ++i)
+        i->promise.deliver(err);
+    }
+    first = last;
+  }
+  pending.clear();
+}
+
+journal_impl_actor::behavior_type journal(journal_state::self_pointer self,
+                                          storage::event_log* log) {
+  self->state.log = log;
+  // Acknowledge the current group before quitting, so that no requester of
+  // an accepted append is left without an answer.
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    self->state(flush_atom_v);
+    self->quit(std::move(msg.reason));
+  });
+  return {
+      [self](append_atom tag, event_batch& batch)
+          -> caf::result<sequence_number> { return self->state(tag, batch); },
+      [self](flush_atom tag) { self->state(tag); },
+  };
+}
+
+} // namespace fota

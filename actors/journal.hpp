@@ -1,0 +1,87 @@
+/// The journal: the only writer of the event log. It commits in groups:
+/// every append waiting in its mailbox goes into one durable RocksDB write,
+/// so durable throughput comes from batching, not from skipping fsync.
+#pragma once
+
+#include "actors/fwd.hpp"
+#include "storage/event_log.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/make_message.hpp>
+#include <caf/result.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+namespace fota {
+
+/// The journal as it is implemented: `journal_actor` plus the flush that it
+/// sends only to itself to close a group. Spawning `journal` gives this
+/// handle; it converts to `journal_actor`, which is what other actors hold.
+using journal_impl_actor = journal_actor::extend<caf::reacts_to<flush_atom>>;
+
+/// An append that waits for the next write.
+struct pending_append {
+  caf::typed_response_promise<sequence_number> promise;
+  std::vector<std::string> envelopes;
+  size_t bytes = 0;
+};
+
+/// The journal's state: the appends of the current group.
+struct journal_state {
+  // -- member types -----------------------------------------------------------
+
+  using self_pointer = journal_impl_actor::stateful_pointer<journal_state>;
+
+  // -- constants --------------------------------------------------------------
+
+  /// At most this many envelopes go into one write; a larger backlog takes
+  /// several writes. A single request is never split.
+  static constexpr size_t max_write_events = 8192;
+
+  /// At most this many envelope bytes go into one write, as above.
+  static constexpr size_t max_write_bytes = size_t{4} << 20;
+
+  static inline constexpr const char* name = "fota.journal";
+
+  // -- constructors -----------------------------------------------------------
+
+  explicit journal_state(self_pointer ptr) : self(ptr) {
+    // nop
+  }
+
+  // -- message handlers -------------------------------------------------------
+
+  /// Adds `batch` to the current group and schedules its write. The reply,
+  /// the sequence of the batch's last envelope, comes once it is durable. An
+  /// empty batch gets the last durable sequence at once.
+  caf::result<sequence_number> operator()(append_atom, event_batch& batch);
+
+  /// Writes the current group and answers each of its requesters.
+  void operator()(flush_atom);
+
+  // -- member variables -------------------------------------------------------
+
+  self_pointer self;
+
+  /// Not owned; must outlive the actor.
+  storage::event_log* log = nullptr;
+
+  /// The current group, in arrival order.
+  std::vector<pending_append> pending;
+
+  /// Whether a `flush_atom` is on its way to this actor.
+  bool flush_scheduled = false;
+};
+
+/// Spawns as `sys.spawn(journal, log)` or, to give fsync its own thread,
+/// `sys.spawn<caf::detached>(journal, log)`. On an exit message the journal
+/// writes its current group before it quits.
+journal_impl_actor::behavior_type journal(journal_state::self_pointer self,
+                                          storage::event_log* log);
+
+} // namespace fota

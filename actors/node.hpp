@@ -1,0 +1,85 @@
+/// A fota node: opens the data directory, rebuilds every aggregate by
+/// replaying the event log through the domain's `apply()`, spawns the
+/// actors, and serves requests in-process. Embedders create one per
+/// `caf::actor_system`; the network edge (api/) talks to the same router.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <caf/actor_system.hpp>
+
+#include "actors/context.hpp"
+#include "events/error.hpp"
+#include "storage/event_log.hpp"
+
+namespace fota {
+
+/// Everything a node is started with.
+struct node_config {
+  std::string data_dir = "./fota-data";
+  /// fsync every group commit. Off only for benchmarks.
+  bool sync = true;
+  node_limits limits;
+  /// Wall clock; the system clock when null.
+  std::shared_ptr<fota::clock> clock;
+  /// Gives the journal its own thread (blocking fsync). Off for the
+  /// deterministic test scheduler.
+  bool detach_journal = true;
+};
+
+/// What recovery found.
+struct recovery_stats {
+  uint64_t events = 0;
+  uint64_t devices = 0;
+  uint64_t tasks = 0;
+  uint64_t firmware = 0;
+  std::chrono::milliseconds duration{0};
+};
+
+class node {
+public:
+  ~node();
+
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// Opens the data directory, replays the log and spawns the actors.
+  static expected<std::unique_ptr<node>> start(caf::actor_system& sys,
+                                               node_config cfg);
+
+  /// The in-process API: `(request_atom, role, ClientFrame bytes)` replies
+  /// with `Response` bytes.
+  const caf::actor& router() const noexcept { return router_; }
+
+  /// Handles of the node's actors.
+  const context_ptr& context() const noexcept { return ctx_; }
+
+  const recovery_stats& recovery() const noexcept { return recovery_; }
+
+  /// Sends a request and waits for its response (blocking; not for use on
+  /// the deterministic test scheduler).
+  v1::Response call(const v1::ClientFrame& frame,
+                    v1::Role role = v1::ROLE_OPERATOR);
+
+  /// Stops the actors; the journal writes what it holds first.
+  void stop();
+
+private:
+  node(caf::actor_system& sys, std::unique_ptr<storage::event_log> log);
+
+  caf::actor_system& sys_;
+  std::unique_ptr<storage::event_log> log_;
+  context_ptr ctx_;
+  caf::actor router_;
+  std::vector<caf::actor> actors_;
+  recovery_stats recovery_;
+  bool stopped_ = false;
+};
+
+/// Registers fota's message types with a CAF configuration.
+void add_message_types(caf::actor_system_config& cfg);
+
+} // namespace fota

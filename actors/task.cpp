@@ -1,0 +1,444 @@
+#include "actors/task.hpp"
+
+#include <algorithm>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/result.hpp>
+
+namespace fota {
+
+namespace {
+
+using self_ptr = caf::stateful_actor<task_actor_state>*;
+
+constexpr uint32_t default_page_size = 100;
+constexpr uint32_t max_page_size = 1000;
+
+uint64_t execution_of(const task_state& t, uint64_t sequence) {
+  return (t.id << 32) | sequence;
+}
+
+/// Announces this task's pushable executions to the dispatcher.
+void announce(self_ptr self) {
+  auto& st = self->state;
+  if (st.demand_pending || st.ready.empty()
+      || st.task.status != v1::TASK_STATUS_RUNNING)
+    return;
+  st.demand_pending = true;
+  self->send(st.ctx->dispatcher, demand_atom_v,
+             caf::actor_cast<caf::actor>(self),
+             static_cast<uint64_t>(st.ready.size()), st.task.spec.priority());
+}
+
+/// Releases the device of every execution that `events` made terminal.
+void release_finished(self_ptr self, const event_list& events) {
+  auto& st = self->state;
+  auto release = [&](uint64_t seq) {
+    if (seq >= 1 && seq <= st.devices.size() && st.devices[seq - 1])
+      self->send(st.devices[seq - 1], release_atom_v,
+                 execution_of(st.task, seq));
+    st.ready.erase(seq);
+    st.waiting.erase(seq);
+  };
+  for (const auto& e : events) {
+    switch (e.payload_case()) {
+      case event::kExecutionSucceeded:
+        release(e.execution_succeeded().sequence());
+        break;
+      case event::kExecutionFailed:
+        release(e.execution_failed().sequence());
+        break;
+      case event::kExecutionTimedOut:
+        release(e.execution_timed_out().sequence());
+        break;
+      case event::kExecutionsCanceled:
+        for (auto s : e.executions_canceled().sequences())
+          release(s);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+/// Applies `events` to the task at once, persists them, releases devices of
+/// finished executions, and calls `done` once durable.
+template <class Done>
+void commit(self_ptr self, const event_list& events, caf::response_promise rp,
+            Done done) {
+  auto& st = self->state;
+  for (const auto& e : events)
+    apply(st.task, e);
+  release_finished(self, events);
+  persist(self, *st.ctx, events, std::move(rp), std::move(done));
+}
+
+caf::result<std::string> commit_reply(self_ptr self,
+                                      expected<event_list> decided) {
+  if (!decided)
+    return to_error(decided.error());
+  auto rp = self->make_response_promise();
+  commit(self, *decided, rp,
+         [](caf::response_promise& rp) { rp.deliver(ok_response()); });
+  return rp;
+}
+
+std::string push_frame(const task_state& t, uint64_t sequence) {
+  const auto& x = t.executions[sequence - 1];
+  v1::ServerFrame frame;
+  auto* up = frame.mutable_push()->mutable_upgrade();
+  up->set_product_key(t.spec.product_key());
+  up->set_device_key(x.device_key);
+  up->set_execution_id(execution_of(t, sequence));
+  up->set_attempt(x.attempt);
+  *up->mutable_firmware() = t.firmware;
+  return frame.SerializeAsString();
+}
+
+/// Sends the push of `sequence` to its device. Counts against credit unless
+/// it is a redelivery of an already notified execution.
+void push(self_ptr self, uint64_t sequence, bool redelivery) {
+  auto& st = self->state;
+  const auto& x = st.task.executions[sequence - 1];
+  auto order = push_order{execution_of(st.task, sequence), x.attempt,
+                          push_frame(st.task, sequence)};
+  self->request(st.devices[sequence - 1], caf::infinite, std::move(order))
+    .then(
+      [=](bool delivered) {
+        auto& st = self->state;
+        if (!redelivery)
+          self->send(st.ctx->dispatcher, settled_atom_v,
+                     delivered ? uint32_t{1} : uint32_t{0},
+                     delivered ? uint32_t{0} : uint32_t{1});
+        if (redelivery)
+          return;
+        const auto* x = st.task.find(sequence);
+        if (x == nullptr || x->state != v1::EXECUTION_STATE_QUEUED)
+          return;
+        if (!delivered) {
+          st.waiting.insert(sequence);
+          return;
+        }
+        auto decided = decide_notified(st.task, sequence, st.ctx->now());
+        if (decided)
+          commit(self, *decided, caf::response_promise{},
+                 [](caf::response_promise&) {});
+      },
+      [=](caf::error&) {
+        if (!redelivery)
+          self->send(self->state.ctx->dispatcher, settled_atom_v, uint32_t{0},
+                     uint32_t{1});
+      });
+}
+
+void on_credit(self_ptr self, uint64_t credit) {
+  auto& st = self->state;
+  st.demand_pending = false;
+  uint64_t used = 0;
+  if (st.task.status == v1::TASK_STATUS_RUNNING) {
+    while (used < credit && !st.ready.empty()) {
+      auto seq = *st.ready.begin();
+      st.ready.erase(st.ready.begin());
+      push(self, seq, false);
+      ++used;
+    }
+  }
+  if (used < credit)
+    self->send(st.ctx->dispatcher, settled_atom_v, uint32_t{0},
+               static_cast<uint32_t>(credit - used));
+  announce(self);
+}
+
+/// A claim id that no execution has (sequences stay below 2^31), used while
+/// the devices in scope are claimed; replaced by the final execution id once
+/// the skipped devices are known.
+uint64_t provisional(const task_state& t, size_t index) {
+  return execution_of(t, 0x80000000u | static_cast<uint32_t>(index));
+}
+
+/// Claims the devices in scope in order, then persists creation and
+/// enrolment as one batch.
+void enrol(self_ptr self, std::shared_ptr<task_start> start,
+           device_handles scope, event_list created) {
+  struct claims {
+    device_handles scope;
+    std::vector<std::string> reasons;
+    size_t pending;
+  };
+  auto acc = std::make_shared<claims>();
+  acc->reasons.resize(scope.size());
+  acc->pending = scope.size();
+  acc->scope = std::move(scope);
+  auto finish = [self, start, acc, created]() {
+    auto& st = self->state;
+    std::vector<std::string> keys;
+    std::vector<v1::SkippedDevice> skipped;
+    std::vector<caf::actor> actors;
+    uint64_t next = st.task.executions.size() + 1;
+    for (size_t i = 0; i < acc->scope.size(); ++i) {
+      if (acc->reasons[i].empty()) {
+        keys.push_back(acc->scope[i].key);
+        actors.push_back(acc->scope[i].actor);
+      } else {
+        v1::SkippedDevice s;
+        s.set_device_key(acc->scope[i].key);
+        s.set_reason(acc->reasons[i]);
+        skipped.push_back(std::move(s));
+      }
+    }
+    // Claims were made with sequences in scope order; re-claim the enrolled
+    // devices with their final sequences.
+    auto me = caf::actor_cast<caf::actor>(self);
+    for (size_t i = 0, k = 0; i < acc->scope.size(); ++i) {
+      if (!acc->reasons[i].empty())
+        continue;
+      self->send(acc->scope[i].actor, claim_atom_v, provisional(st.task, i),
+                 execution_of(st.task, next + k++), me);
+    }
+    auto events = created;
+    auto enrolled = decide_enroll(st.task, keys, skipped, st.ctx->now());
+    events.insert(events.end(), enrolled.begin(), enrolled.end());
+    for (const auto& e : enrolled)
+      apply(st.task, e);
+    st.devices.insert(st.devices.end(), actors.begin(), actors.end());
+    for (uint64_t s = next; s < next + keys.size(); ++s)
+      st.ready.insert(s);
+    persist(self, *st.ctx, events, start->created,
+            [self](caf::response_promise& rp) {
+              v1::Response r;
+              *r.mutable_task() = self->state.task.summary();
+              rp.deliver(ok_response(r));
+              announce(self);
+            });
+  };
+  if (acc->scope.empty()) {
+    finish();
+    return;
+  }
+  auto me = caf::actor_cast<caf::actor>(self);
+  for (size_t i = 0; i < acc->scope.size(); ++i) {
+    self->request(acc->scope[i].actor, caf::infinite, claim_atom_v,
+                  provisional(self->state.task, i), me)
+      .then(
+        [acc, i, finish](std::string& reason) {
+          acc->reasons[i] = std::move(reason);
+          if (--acc->pending == 0)
+            finish();
+        },
+        [acc, i, finish](caf::error&) {
+          acc->reasons[i] = "device actor is not available";
+          if (--acc->pending == 0)
+            finish();
+        });
+  }
+}
+
+void create(self_ptr self, std::shared_ptr<task_start> start) {
+  auto& st = self->state;
+  const auto& spec = start->spec;
+  self
+    ->request(st.ctx->firmware, caf::infinite, get_atom_v, spec.product_key(),
+              spec.target_version())
+    .then(
+      [=](const std::string& bytes) {
+        auto& st = self->state;
+        v1::Firmware fw;
+        fw.ParseFromString(bytes);
+        spec_context ctx;
+        ctx.find_firmware = [&](const std::string&, const std::string&) {
+          return &fw;
+        };
+        auto decided = decide_create(start->id, start->spec, ctx,
+                                     st.ctx->now());
+        if (!decided) {
+          start->created.deliver(to_error(decided.error()));
+          self->quit();
+          return;
+        }
+        st.task = make_task(decided->front());
+        std::vector<std::string> versions(spec.source_versions().begin(),
+                                          spec.source_versions().end());
+        self
+          ->request(st.ctx->fleet, caf::infinite, scope_atom_v,
+                    spec.product_key(), versions)
+          .then(
+            [=](device_handles& scope) {
+              enrol(self, start, std::move(scope), *decided);
+            },
+            [=](caf::error& err) {
+              start->created.deliver(std::move(err));
+              self->quit();
+            });
+      },
+      [=](caf::error& err) {
+        start->created.deliver(std::move(err));
+        self->quit();
+      });
+}
+
+void recover(self_ptr self, std::shared_ptr<task_start> start) {
+  auto& st = self->state;
+  st.task = std::move(start->recovered);
+  st.devices = std::move(start->devices);
+  if (is_finished(st.task.status))
+    return;
+  auto me = caf::actor_cast<caf::actor>(self);
+  for (uint64_t s = 1; s <= st.task.executions.size(); ++s) {
+    const auto& x = st.task.executions[s - 1];
+    if (is_terminal(x.state) || !st.devices[s - 1])
+      continue;
+    self->send(st.devices[s - 1], claim_atom_v, execution_of(st.task, s), me);
+    if (x.state == v1::EXECUTION_STATE_QUEUED)
+      st.ready.insert(s);
+  }
+  announce(self);
+}
+
+caf::result<std::string> details(self_ptr self, const command& cmd) {
+  auto& t = self->state.task;
+  v1::GetTaskDetails req;
+  if (!parse_body(cmd, req))
+    return to_error(make_failure(errc::invalid_argument,
+                                 "GetTaskDetails does not parse"));
+  auto size = req.page_size() == 0 ? default_page_size : req.page_size();
+  if (size > max_page_size)
+    return to_error(make_failure(errc::invalid_argument,
+                                 "page_size: must be at most 1000"));
+  std::set<int> states(req.states().begin(), req.states().end());
+  for (auto s : states)
+    if (s <= v1::EXECUTION_STATE_UNSPECIFIED
+        || s > v1::EXECUTION_STATE_CANCELED)
+      return to_error(make_failure(errc::invalid_argument,
+                                   "states: " + std::to_string(s)
+                                     + " is not an execution state"));
+  v1::Response r;
+  auto* d = r.mutable_task_details();
+  *d->mutable_summary() = t.summary();
+  if (req.skipped()) {
+    auto from = std::min<uint64_t>(req.page_token(), t.skipped.size());
+    auto end = std::min<uint64_t>(from + size, t.skipped.size());
+    for (auto i = from; i < end; ++i)
+      *d->add_skipped() = t.skipped[i];
+    d->set_next_page_token(end < t.skipped.size() ? end : 0);
+    return ok_response(r);
+  }
+  for (uint64_t s = req.page_token() + 1; s <= t.executions.size(); ++s) {
+    if (!states.empty() && states.count(t.executions[s - 1].state) == 0)
+      continue;
+    if (static_cast<uint32_t>(d->executions_size()) == size) {
+      d->set_next_page_token(s - 1);
+      break;
+    }
+    *d->add_executions() = t.execution_proto(s);
+  }
+  return ok_response(r);
+}
+
+} // namespace
+
+caf::behavior task_actor(self_ptr self, context_ptr ctx,
+                         std::shared_ptr<task_start> start) {
+  self->state.ctx = std::move(ctx);
+  if (start->is_new)
+    create(self, start);
+  else
+    recover(self, start);
+  return {
+    [=](command& cmd) -> caf::result<std::string> {
+      auto& st = self->state;
+      auto now = st.ctx->now();
+      switch (cmd.kind) {
+        case v1::ClientFrame::kGetTask: {
+          v1::Response r;
+          *r.mutable_task() = st.task.summary();
+          return ok_response(r);
+        }
+        case v1::ClientFrame::kGetTaskDetails:
+          return details(self, cmd);
+        case v1::ClientFrame::kPauseTask:
+          return commit_reply(self, decide_pause(st.task, "paused by operator",
+                                                 now));
+        case v1::ClientFrame::kResumeTask: {
+          auto result = commit_reply(self, decide_resume(st.task, now));
+          announce(self);
+          return result;
+        }
+        case v1::ClientFrame::kCancelTask: {
+          auto decided = decide_cancel(st.task, "canceled by operator", now);
+          if (decided) {
+            v1::ServerFrame frame;
+            for (const auto& e : *decided) {
+              if (!e.has_executions_canceled())
+                continue;
+              for (auto s : e.executions_canceled().sequences()) {
+                const auto& x = st.task.executions[s - 1];
+                if (x.state == v1::EXECUTION_STATE_QUEUED)
+                  continue;
+                auto* c = frame.mutable_push()->mutable_cancel();
+                c->set_product_key(st.task.spec.product_key());
+                c->set_device_key(x.device_key);
+                c->set_execution_id(execution_of(st.task, s));
+                self->send(st.devices[s - 1],
+                           push_order{execution_of(st.task, s), x.attempt,
+                                      frame.SerializeAsString()});
+              }
+            }
+          }
+          return commit_reply(self, std::move(decided));
+        }
+        case v1::ClientFrame::kReportProgress: {
+          v1::ReportProgress req;
+          if (!parse_body(cmd, req))
+            break;
+          return commit_reply(self,
+                              decide_progress(st.task,
+                                              req.execution_id() & 0xFFFFFFFFu,
+                                              req.step(), req.text(), now));
+        }
+        case v1::ClientFrame::kReportFailure: {
+          v1::ReportFailure req;
+          if (!parse_body(cmd, req))
+            break;
+          return commit_reply(self,
+                              decide_failure(st.task,
+                                             req.execution_id() & 0xFFFFFFFFu,
+                                             req.code(), req.text(), now));
+        }
+        default:
+          return to_error(make_failure(errc::internal,
+                                       "task actor got command "
+                                         + std::to_string(cmd.kind)));
+      }
+      return to_error(make_failure(errc::invalid_argument,
+                                   "request body does not parse"));
+    },
+    [=](credit_atom, uint64_t credit) { on_credit(self, credit); },
+    [=](online_atom, uint64_t execution) {
+      auto& st = self->state;
+      auto seq = execution & 0xFFFFFFFFu;
+      const auto* x = st.task.find(seq);
+      if (x == nullptr || is_finished(st.task.status))
+        return;
+      if (x->state == v1::EXECUTION_STATE_QUEUED) {
+        if (st.waiting.erase(seq) > 0) {
+          st.ready.insert(seq);
+          announce(self);
+        }
+      } else if (x->state == v1::EXECUTION_STATE_NOTIFIED
+                 || x->state == v1::EXECUTION_STATE_IN_PROGRESS) {
+        push(self, seq, true);
+      }
+    },
+    [=](version_atom, uint64_t execution, const std::string& version) {
+      auto& st = self->state;
+      auto decided = decide_version(st.task, execution & 0xFFFFFFFFu, version,
+                                    st.ctx->now());
+      if (decided && !decided->empty())
+        commit(self, *decided, caf::response_promise{},
+               [](caf::response_promise&) {});
+    },
+    [=](get_atom) { return self->state.task.summary().SerializeAsString(); },
+  };
+}
+
+} // namespace fota

@@ -1,0 +1,54 @@
+/// The task actor, one per batch upgrade task: spec, scope, the execution
+/// table and counters. It enrols the devices in scope, asks the dispatcher
+/// for push credit, pushes in sequence order, and turns device reports into
+/// execution events.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <caf/stateful_actor.hpp>
+
+#include "actors/context.hpp"
+#include "events/task.hpp"
+
+namespace fota {
+
+struct task_actor_state {
+  context_ptr ctx;
+  task_state task;
+  /// Device actor of each execution, indexed by sequence - 1.
+  std::vector<caf::actor> devices;
+  /// QUEUED executions to push, lowest sequence first.
+  std::set<uint64_t> ready;
+  /// QUEUED executions whose device was offline at push time.
+  std::unordered_set<uint64_t> waiting;
+  /// Demand announced to the dispatcher and not yet answered by credit.
+  bool demand_pending = false;
+
+  static inline constexpr const char* name = "fota.task";
+};
+
+/// How a task actor starts.
+struct task_start {
+  /// Set for a new task: resolve scope, enrol, persist, then reply to
+  /// `created` with the serialized `v1::Response`.
+  bool is_new = false;
+  uint64_t id = 0;
+  v1::TaskSpec spec;
+  caf::response_promise created;
+  /// Set for a recovered task.
+  task_state recovered;
+  std::vector<caf::actor> devices;
+};
+
+/// Handles task commands (GetTask, GetTaskDetails, PauseTask, ResumeTask,
+/// CancelTask, and device reports delegated by device actors), credit from
+/// the dispatcher, and device notifications (`online_atom`, `version_atom`).
+caf::behavior task_actor(caf::stateful_actor<task_actor_state>* self,
+                         context_ptr ctx, std::shared_ptr<task_start> start);
+
+} // namespace fota

@@ -1,0 +1,174 @@
+#include "api/session.hpp"
+
+#include <caf/io/middleman.hpp>
+#include <google/protobuf/io/coded_stream.h>
+
+#include "actors/router.hpp"
+#include "events/status.hpp"
+
+namespace fota {
+
+namespace {
+
+/// Writes `payload`, an encoded ServerFrame, with its length prefix.
+void write_frame(session_broker* self, const std::string& payload) {
+  auto& st = self->state;
+  uint8_t prefix[5];
+  auto* end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
+    static_cast<uint32_t>(payload.size()), prefix);
+  self->write(st.hdl, static_cast<size_t>(end - prefix), prefix);
+  self->write(st.hdl, payload.size(), payload.data());
+  self->flush(st.hdl);
+}
+
+void respond(session_broker* self, uint64_t request_id,
+             const v1::Response& response) {
+  v1::ServerFrame frame;
+  frame.set_request_id(request_id);
+  *frame.mutable_response() = response;
+  write_frame(self, frame.SerializeAsString());
+}
+
+/// Answers with `err` and closes the connection: the stream cannot be
+/// trusted after a framing error.
+void fail_and_close(session_broker* self, const failure& err) {
+  auto& st = self->state;
+  if (st.closing)
+    return;
+  respond(self, 0, error_response(err));
+  st.closing = true;
+  self->close(st.hdl);
+}
+
+/// Takes devices offline that this session brought online.
+void release_devices(session_broker* self) {
+  auto& st = self->state;
+  if (!st.ctx || !st.ctx->fleet)
+    return;
+  auto me = caf::actor_cast<caf::actor>(self);
+  for (const auto& [product, key] : st.online) {
+    v1::DeviceOffline off;
+    off.set_product_key(product);
+    off.set_device_key(key);
+    self->send(st.ctx->fleet, command{v1::ClientFrame::kDeviceOffline,
+                                      off.SerializeAsString(), me});
+  }
+  st.online.clear();
+}
+
+void hello(session_broker* self, uint64_t request_id, const v1::Hello& h) {
+  auto& st = self->state;
+  v1::Response r;
+  if (!h.token().empty() && h.token() == st.opts.operator_token)
+    st.role = v1::ROLE_OPERATOR;
+  else if (!h.token().empty() && h.token() == st.opts.gateway_token)
+    st.role = v1::ROLE_GATEWAY;
+  else {
+    st.role = v1::ROLE_UNSPECIFIED;
+    respond(self, request_id,
+            error_response(make_failure(errc::unauthenticated,
+                                        "token is not valid for any role")));
+    return;
+  }
+  r.set_status(v1::STATUS_CODE_OK);
+  r.mutable_hello()->set_role(st.role);
+  r.mutable_hello()->set_node_version("fota 0.1.0");
+  respond(self, request_id, r);
+}
+
+void handle_frame(session_broker* self, std::string_view payload) {
+  auto& st = self->state;
+  v1::ClientFrame frame;
+  if (auto err = parse_frame(payload, frame)) {
+    fail_and_close(self, *err);
+    return;
+  }
+  auto id = frame.request_id();
+  if (frame.has_hello()) {
+    hello(self, id, frame.hello());
+    return;
+  }
+  // Track devices going online/offline on this session.
+  std::optional<std::pair<std::string, std::string>> went_online;
+  if (frame.has_device_online())
+    went_online.emplace(frame.device_online().product_key(),
+                        frame.device_online().device_key());
+  if (frame.has_device_offline())
+    st.online.erase({frame.device_offline().product_key(),
+                     frame.device_offline().device_key()});
+  route(self, *st.ctx, st.role, frame, caf::actor_cast<caf::actor>(self),
+        [self, id, went_online](const v1::Response& r) {
+          auto& st = self->state;
+          if (st.closing)
+            return;
+          if (went_online && r.status() == v1::STATUS_CODE_OK)
+            st.online.insert(*went_online);
+          respond(self, id, r);
+        });
+}
+
+} // namespace
+
+caf::behavior session(session_broker* self, caf::io::connection_handle hdl,
+                      context_ptr ctx, server_options opts) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.hdl = hdl;
+  st.decoder = frame_decoder{opts.max_frame_size};
+  st.opts = std::move(opts);
+  self->configure_read(hdl, caf::io::receive_policy::at_most(64 * 1024));
+  return {
+    [=](const caf::io::new_data_msg& msg) {
+      auto& st = self->state;
+      if (st.closing)
+        return;
+      st.decoder.feed(msg.buf.data(), msg.buf.size());
+      for (;;) {
+        auto r = st.decoder.next();
+        if (r.status == decode_status::need_more)
+          return;
+        if (r.status == decode_status::error) {
+          fail_and_close(self, r.error);
+          return;
+        }
+        handle_frame(self, r.payload);
+        if (st.closing)
+          return;
+      }
+    },
+    [=](push_atom, const std::string& frame) {
+      if (!self->state.closing)
+        write_frame(self, frame);
+    },
+    [=](const caf::io::connection_closed_msg&) {
+      release_devices(self);
+      self->quit();
+    },
+  };
+}
+
+namespace {
+
+caf::behavior acceptor(caf::io::broker* self, context_ptr ctx,
+                       server_options opts) {
+  return {
+    [=](const caf::io::new_connection_msg& msg) {
+      self->fork(session, msg.handle, ctx, opts);
+    },
+  };
+}
+
+} // namespace
+
+expected<uint16_t> start_server(caf::actor_system& sys, context_ptr ctx,
+                                server_options opts) {
+  uint16_t port = opts.port;
+  auto server = sys.middleman().spawn_server(acceptor, port, ctx, opts);
+  if (!server)
+    return make_failure(errc::unavailable,
+                        "cannot listen on port " + std::to_string(opts.port)
+                          + ": " + sys.render(server.error()));
+  return port;
+}
+
+} // namespace fota

@@ -1,0 +1,53 @@
+/// The network edge: one broker per TCP connection (a session) that reads
+/// varint-delimited ClientFrames, checks the role chosen by Hello, routes
+/// requests, and writes responses and pushes back.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <set>
+#include <string>
+#include <utility>
+
+#include <caf/io/broker.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/context.hpp"
+#include "api/frame_codec.hpp"
+
+namespace fota {
+
+/// What the server needs besides the node.
+struct server_options {
+  /// TCP port; 0 picks a free one.
+  uint16_t port = 7411;
+  std::string operator_token = "operator-token";
+  std::string gateway_token = "gateway-token";
+  size_t max_frame_size = default_max_frame_size;
+};
+
+struct session_state {
+  context_ptr ctx;
+  server_options opts;
+  caf::io::connection_handle hdl;
+  frame_decoder decoder;
+  v1::Role role = v1::ROLE_UNSPECIFIED;
+  /// Devices this session brought online: (product, device key).
+  std::set<std::pair<std::string, std::string>> online;
+  bool closing = false;
+
+  static inline constexpr const char* name = "fota.session";
+};
+
+using session_broker = caf::stateful_actor<session_state, caf::io::broker>;
+
+/// The behaviour of one connection.
+caf::behavior session(session_broker* self, caf::io::connection_handle hdl,
+                      context_ptr ctx, server_options opts);
+
+/// Listens on `opts.port` and forks a session per connection. Returns the
+/// port it listens on.
+expected<uint16_t> start_server(caf::actor_system& sys, context_ptr ctx,
+                                server_options opts);
+
+} // namespace fota

@@ -1,0 +1,799 @@
+/// fota-sim: a fleet of simulated devices behind one gateway connection.
+///
+/// It registers N devices with a mix of versions, tags and attributes,
+/// brings them online, and answers every upgrade push the way a device
+/// would: confirm, report progress, then report the new version or a
+/// failure. One thread, one connection in pipelined mode, a timer heap and
+/// poll(2); the state per device is a few dozen bytes, so 100k+ devices fit.
+#include "api/client.hpp"
+#include "fota/v1/api.pb.h"
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <queue>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <unistd.h>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+namespace {
+
+using namespace fota;
+using namespace std::chrono_literals;
+
+// -- signals -----------------------------------------------------------------
+
+volatile std::sig_atomic_t stop_requested = 0;
+
+extern "C" void on_stop_signal(int) {
+  stop_requested = 1;
+}
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  // No SA_RESTART: poll(2) returns EINTR and the main loop sees the flag.
+  sa.sa_flags = 0;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+// -- options -----------------------------------------------------------------
+
+/// An inclusive range of milliseconds.
+struct ms_range {
+  uint32_t min = 0;
+  uint32_t max = 0;
+};
+
+/// A version and its share of the fleet.
+struct version_weight {
+  std::string version;
+  double weight = 1;
+};
+
+struct sim_options {
+  std::string host = "127.0.0.1";
+  uint16_t port = 7411;
+  std::string token;
+  std::string product = "demo-product";
+  std::string device_prefix = "dev-";
+  uint32_t devices = 10000;
+  std::string versions = "1.0.0:70,1.1.0:30";
+  std::string target;
+  std::string duration = "200-2000";
+  std::string start_delay = "0-200";
+  double failure_rate = 0.05;
+  uint64_t seed = 0;
+  uint32_t max_in_flight = 512;
+  double exit_when_idle = 0;
+  // Parsed from the strings above.
+  std::vector<version_weight> version_mix;
+  ms_range duration_ms;
+  ms_range start_delay_ms;
+};
+
+/// Thrown for an option value that does not parse; names the option.
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+ms_range parse_range(const std::string& option, const std::string& text) {
+  auto bad = [&] {
+    return usage_error(option + ": expected MIN-MAX in milliseconds, got '" +
+                       text + "'");
+  };
+  auto parse = [&](const std::string& x) -> uint32_t {
+    if (x.empty() || x.find_first_not_of("0123456789") != std::string::npos ||
+        x.size() > 9)
+      throw bad();
+    return static_cast<uint32_t>(std::stoul(x));
+  };
+  auto dash = text.find('-');
+  ms_range result;
+  if (dash == std::string::npos) {
+    result.min = result.max = parse(text);
+  } else {
+    result.min = parse(text.substr(0, dash));
+    result.max = parse(text.substr(dash + 1));
+  }
+  if (result.min > result.max)
+    throw bad();
+  return result;
+}
+
+std::vector<version_weight> parse_versions(const std::string& text) {
+  std::vector<version_weight> result;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    auto comma = text.find(',', pos);
+    auto item = text.substr(pos, comma - pos);
+    auto colon = item.find(':');
+    version_weight vw;
+    vw.version = item.substr(0, colon);
+    if (colon != std::string::npos) {
+      try {
+        size_t used = 0;
+        vw.weight = std::stod(item.substr(colon + 1), &used);
+        if (used != item.size() - colon - 1)
+          throw std::invalid_argument("trailing characters");
+      } catch (const std::exception&) {
+        throw usage_error("--versions: bad weight in '" + item + "'");
+      }
+    }
+    if (vw.version.empty() || !(vw.weight > 0))
+      throw usage_error("--versions: expected VERSION[:WEIGHT],..., got '" +
+                        text + "'");
+    result.push_back(std::move(vw));
+    if (comma == std::string::npos)
+      break;
+    pos = comma + 1;
+  }
+  return result;
+}
+
+// -- simulator ---------------------------------------------------------------
+
+/// Milliseconds since the simulator started.
+using sim_time = int64_t;
+
+/// What a device is doing.
+enum class phase : uint8_t {
+  unregistered,
+  registering,
+  offline,
+  going_online,
+  idle,
+  /// Pushed; waiting out the start delay.
+  starting,
+  downloading,
+  installing,
+};
+
+/// The state of one simulated device, kept small on purpose.
+struct device_state {
+  /// The current or last execution pushed to the device.
+  uint64_t execution_id = 0;
+  uint32_t attempt = 0;
+  /// Incremented by every push and cancel; a timer or queued report with an
+  /// older generation is stale.
+  uint32_t generation = 0;
+  /// When the current upgrade was pushed.
+  uint32_t pushed_at = 0;
+  /// Indexes into `simulator::versions_`.
+  uint16_t version = 0;
+  uint16_t firmware = 0;
+  phase state = phase::unregistered;
+};
+
+/// What a request or a timer does.
+enum class action : uint8_t {
+  register_device,
+  device_online,
+  confirm,
+  progress,
+  report_version,
+  report_failure,
+};
+
+const char* name_of(action x) {
+  switch (x) {
+  case action::register_device:
+    return "RegisterDevice";
+  case action::device_online:
+    return "DeviceOnline";
+  case action::confirm:
+    return "ReportProgress(0)";
+  case action::progress:
+    return "ReportProgress(50)";
+  case action::report_version:
+    return "ReportVersion";
+  case action::report_failure:
+    return "ReportFailure";
+  }
+  return "?";
+}
+
+/// An upgrade step that is due at a time.
+struct timer {
+  sim_time due;
+  uint32_t device;
+  uint32_t generation;
+  /// For the progress step: the rest of the upgrade's duration.
+  uint32_t rest;
+  action what;
+
+  friend bool operator>(const timer& x, const timer& y) {
+    return x.due > y.due;
+  }
+};
+
+/// A request waiting for a free slot.
+struct job {
+  uint32_t device;
+  uint32_t generation;
+  action what;
+};
+
+/// A request the node has not answered yet.
+struct pending {
+  uint32_t device;
+  action what;
+};
+
+/// Counters for the progress line and the summary.
+struct stats {
+  uint64_t registered = 0;
+  uint64_t online = 0;
+  uint64_t pushes = 0;
+  uint64_t duplicates = 0;
+  uint64_t cancel_pushes = 0;
+  uint64_t canceled = 0;
+  uint64_t unknown_pushes = 0;
+  uint64_t succeeded = 0;
+  uint64_t failed = 0;
+  uint64_t errors = 0;
+  uint64_t finished = 0;
+  uint64_t upgrade_ms_total = 0;
+};
+
+class simulator {
+public:
+  simulator(sim_options opts, client cl)
+    : opts_(std::move(opts)), client_(std::move(cl)), rng_(opts_.seed),
+      devices_(opts_.devices), start_(std::chrono::steady_clock::now()),
+      tty_(::isatty(STDOUT_FILENO) == 1) {
+    std::vector<double> weights;
+    for (const auto& vw : opts_.version_mix) {
+      intern(vw.version);
+      weights.push_back(vw.weight);
+    }
+    std::discrete_distribution<size_t> pick{weights.begin(), weights.end()};
+    for (auto& d : devices_)
+      d.version = static_cast<uint16_t>(pick(rng_));
+    if (!opts_.target.empty())
+      target_ = intern(opts_.target);
+  }
+
+  /// Runs until a signal, an idle period or a transport failure. Returns the
+  /// process exit code.
+  int run() {
+    int rc = 0;
+    last_activity_ = now();
+    while (stop_requested == 0) {
+      auto t = now();
+      fire_timers(t);
+      send_ready();
+      auto n = client_.poll(
+          poll_timeout(t),
+          [this](uint64_t id, const v1::Response& r) { on_response(id, r); },
+          [this](const v1::Push& p) { on_push(p); });
+      if (!n) {
+        finish_display();
+        fmt::print(stderr, "fota-sim: {}\n", n.error().message);
+        rc = 1;
+        break;
+      }
+      t = now();
+      display(t);
+      if (idle_for(t)) {
+        finish_display();
+        fmt::print("fota-sim: idle for {} s, stopping\n", opts_.exit_when_idle);
+        break;
+      }
+    }
+    finish_display();
+    print_summary();
+    return rc;
+  }
+
+private:
+  // -- time ------------------------------------------------------------------
+
+  sim_time now() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now() - start_)
+        .count();
+  }
+
+  uint32_t random_in(ms_range r) {
+    return std::uniform_int_distribution<uint32_t>{r.min, r.max}(rng_);
+  }
+
+  // -- devices and versions --------------------------------------------------
+
+  uint16_t intern(const std::string& version) {
+    auto i = std::find(versions_.begin(), versions_.end(), version);
+    if (i != versions_.end())
+      return static_cast<uint16_t>(i - versions_.begin());
+    if (versions_.size() == UINT16_MAX)
+      return 0;
+    versions_.push_back(version);
+    return static_cast<uint16_t>(versions_.size() - 1);
+  }
+
+  std::string key_of(uint32_t device) const {
+    return fmt::format("{}{:06}", opts_.device_prefix, device);
+  }
+
+  /// Returns the index of `key`, or -1 when it is not one of ours.
+  int64_t index_of(const std::string& key) const {
+    const auto& prefix = opts_.device_prefix;
+    if (key.size() <= prefix.size() || key.compare(0, prefix.size(), prefix))
+      return -1;
+    auto digits = key.substr(prefix.size());
+    if (digits.size() > 10 ||
+        digits.find_first_not_of("0123456789") != std::string::npos)
+      return -1;
+    auto i = std::stoll(digits);
+    return i < static_cast<int64_t>(devices_.size()) ? i : -1;
+  }
+
+  static bool upgrading(phase x) {
+    return x == phase::starting || x == phase::downloading ||
+           x == phase::installing;
+  }
+
+  // -- outgoing requests -----------------------------------------------------
+
+  bool has_slot() const { return pending_.size() < opts_.max_in_flight; }
+
+  bool has_work() const {
+    return !ready_.empty() || !online_queue_.empty() ||
+           next_register_ < devices_.size();
+  }
+
+  /// Sends queued work while slots are free: upgrade reports first, then
+  /// devices going online, then registrations.
+  void send_ready() {
+    while (has_slot()) {
+      if (!ready_.empty()) {
+        auto j = ready_.front();
+        ready_.pop_front();
+        if (devices_[j.device].generation == j.generation)
+          send(j.device, j.what);
+      } else if (!online_queue_.empty()) {
+        auto d = online_queue_.front();
+        online_queue_.pop_front();
+        devices_[d].state = phase::going_online;
+        send(d, action::device_online);
+      } else if (next_register_ < devices_.size()) {
+        auto d = next_register_++;
+        devices_[d].state = phase::registering;
+        send(d, action::register_device);
+      } else {
+        break;
+      }
+    }
+  }
+
+  void send(uint32_t device, action what) {
+    auto& d = devices_[device];
+    v1::ClientFrame f;
+    auto key = key_of(device);
+    switch (what) {
+    case action::register_device: {
+      auto* x = f.mutable_register_device();
+      x->set_product_key(opts_.product);
+      x->set_device_key(key);
+      x->set_version(versions_[d.version]);
+      (*x->mutable_tags())["ring"] = device % 10 == 0 ? "canary" : "main";
+      static const char* regions[] = {"eu", "us", "ap"};
+      (*x->mutable_attributes())["region"] = regions[device % 3];
+      break;
+    }
+    case action::device_online: {
+      auto* x = f.mutable_device_online();
+      x->set_product_key(opts_.product);
+      x->set_device_key(key);
+      break;
+    }
+    case action::confirm:
+    case action::progress: {
+      auto* x = f.mutable_report_progress();
+      x->set_product_key(opts_.product);
+      x->set_device_key(key);
+      x->set_execution_id(d.execution_id);
+      x->set_step(what == action::confirm ? 0 : 50);
+      x->set_text(what == action::confirm ? "downloading" : "installing");
+      break;
+    }
+    case action::report_version: {
+      auto* x = f.mutable_report_version();
+      x->set_product_key(opts_.product);
+      x->set_device_key(key);
+      x->set_version(versions_[d.firmware]);
+      break;
+    }
+    case action::report_failure: {
+      auto* x = f.mutable_report_failure();
+      x->set_product_key(opts_.product);
+      x->set_device_key(key);
+      x->set_execution_id(d.execution_id);
+      x->set_code("E_FLASH");
+      auto block = std::uniform_int_distribution<uint32_t>{0, 4095}(rng_);
+      x->set_text(fmt::format("flash write failed at block {}", block));
+      break;
+    }
+    }
+    auto id = client_.queue(std::move(f));
+    pending_.emplace(id, pending{device, what});
+  }
+
+  // -- timers ----------------------------------------------------------------
+
+  void schedule(sim_time due, uint32_t device, action what, uint32_t rest = 0) {
+    timers_.push(timer{due, device, devices_[device].generation, rest, what});
+  }
+
+  /// Moves due upgrade steps to the ready queue and advances the devices.
+  void fire_timers(sim_time t) {
+    while (!timers_.empty() && timers_.top().due <= t) {
+      auto tm = timers_.top();
+      timers_.pop();
+      auto& d = devices_[tm.device];
+      if (d.generation != tm.generation)
+        continue;
+      ready_.push_back(job{tm.device, tm.generation, tm.what});
+      switch (tm.what) {
+      case action::confirm: {
+        d.state = phase::downloading;
+        auto duration = random_in(opts_.duration_ms);
+        schedule(t + duration / 2, tm.device, action::progress,
+                 duration - duration / 2);
+        break;
+      }
+      case action::progress: {
+        d.state = phase::installing;
+        auto fails = std::bernoulli_distribution{opts_.failure_rate}(rng_);
+        schedule(t + tm.rest, tm.device,
+                 fails ? action::report_failure : action::report_version);
+        break;
+      }
+      case action::report_version:
+      case action::report_failure:
+        d.state = phase::idle;
+        --active_;
+        ++stats_.finished;
+        stats_.upgrade_ms_total += static_cast<uint64_t>(t - d.pushed_at);
+        break;
+      default:
+        break;
+      }
+    }
+  }
+
+  int poll_timeout(sim_time t) const {
+    if (has_slot() && has_work())
+      return 0;
+    sim_time timeout = 100;
+    if (!timers_.empty())
+      timeout = std::min(timeout, std::max<sim_time>(0, timers_.top().due - t));
+    return static_cast<int>(timeout);
+  }
+
+  // -- incoming frames -------------------------------------------------------
+
+  void on_response(uint64_t id, const v1::Response& r) {
+    last_activity_ = now();
+    auto i = pending_.find(id);
+    if (i == pending_.end()) {
+      if (r.status() != v1::STATUS_CODE_OK)
+        report_error(
+            fmt::format("session: {}: {}", to_string(r.status()), r.message()));
+      return;
+    }
+    auto [device, what] = i->second;
+    pending_.erase(i);
+    auto& d = devices_[device];
+    auto ok = r.status() == v1::STATUS_CODE_OK;
+    switch (what) {
+    case action::register_device:
+      if (ok || r.status() == v1::STATUS_CODE_ALREADY_EXISTS) {
+        ++stats_.registered;
+        d.state = phase::offline;
+        online_queue_.push_back(device);
+        return;
+      }
+      d.state = phase::unregistered;
+      break;
+    case action::device_online:
+      if (ok) {
+        ++stats_.online;
+        // A push may have arrived before this response.
+        if (d.state == phase::going_online)
+          d.state = phase::idle;
+        return;
+      }
+      if (d.state == phase::going_online)
+        d.state = phase::offline;
+      break;
+    case action::report_version:
+      if (ok) {
+        ++stats_.succeeded;
+        d.version = d.firmware;
+        return;
+      }
+      break;
+    case action::report_failure:
+      if (ok) {
+        ++stats_.failed;
+        return;
+      }
+      break;
+    default:
+      if (ok)
+        return;
+      break;
+    }
+    report_error(fmt::format("{} {}: {}: {}", name_of(what), key_of(device),
+                             to_string(r.status()), r.message()));
+  }
+
+  void on_push(const v1::Push& p) {
+    auto t = now();
+    last_activity_ = t;
+    if (p.has_upgrade())
+      on_upgrade(p.upgrade(), t);
+    else if (p.has_cancel())
+      on_cancel(p.cancel());
+  }
+
+  void on_upgrade(const v1::UpgradePush& p, sim_time t) {
+    ++stats_.pushes;
+    auto device =
+        p.product_key() == opts_.product ? index_of(p.device_key()) : -1;
+    if (device < 0) {
+      ++stats_.unknown_pushes;
+      report_error(fmt::format("upgrade push for unknown device {}/{}",
+                               p.product_key(), p.device_key()));
+      return;
+    }
+    auto& d = devices_[static_cast<size_t>(device)];
+    if (d.execution_id == p.execution_id() && d.attempt >= p.attempt()) {
+      ++stats_.duplicates;
+      return;
+    }
+    if (!upgrading(d.state))
+      ++active_;
+    d.execution_id = p.execution_id();
+    d.attempt = p.attempt();
+    ++d.generation;
+    d.pushed_at = static_cast<uint32_t>(t);
+    d.firmware = target_ ? *target_ : intern(p.firmware().version());
+    d.state = phase::starting;
+    schedule(t + random_in(opts_.start_delay_ms), static_cast<uint32_t>(device),
+             action::confirm);
+  }
+
+  void on_cancel(const v1::CancelPush& p) {
+    ++stats_.cancel_pushes;
+    auto device =
+        p.product_key() == opts_.product ? index_of(p.device_key()) : -1;
+    if (device < 0)
+      return;
+    auto& d = devices_[static_cast<size_t>(device)];
+    if (d.execution_id != p.execution_id() || !upgrading(d.state))
+      return;
+    ++d.generation;
+    d.state = phase::idle;
+    --active_;
+    ++stats_.canceled;
+  }
+
+  void report_error(const std::string& what) {
+    ++stats_.errors;
+    if (stats_.errors <= max_printed_errors) {
+      finish_display();
+      fmt::print(stderr, "fota-sim: {}\n", what);
+    } else if (stats_.errors == max_printed_errors + 1) {
+      finish_display();
+      fmt::print(stderr, "fota-sim: further errors are only counted\n");
+    }
+  }
+
+  // -- progress and summary --------------------------------------------------
+
+  bool idle_for(sim_time t) const {
+    if (opts_.exit_when_idle <= 0 || active_ > 0 || !pending_.empty() ||
+        has_work() || !timers_.empty())
+      return false;
+    return static_cast<double>(t - last_activity_) >=
+           opts_.exit_when_idle * 1000;
+  }
+
+  std::string status_line() const {
+    return fmt::format("registered {}/{}  online {}  pushes {}  upgrading {}  "
+                       "succeeded {}  failed {}  errors {}",
+                       stats_.registered, devices_.size(), stats_.online,
+                       stats_.pushes, active_, stats_.succeeded, stats_.failed,
+                       stats_.errors);
+  }
+
+  void display(sim_time t) {
+    if (tty_) {
+      if (t - last_display_ < 100)
+        return;
+      last_display_ = t;
+      // Bring-up first, then the upgrades that finished out of those pushed.
+      auto bring_up = stats_.online < devices_.size();
+      auto accepted = stats_.pushes - stats_.duplicates - stats_.unknown_pushes;
+      double done =
+          bring_up ? static_cast<double>(stats_.online)
+                   : static_cast<double>(stats_.finished + stats_.canceled);
+      double total = bring_up
+                         ? static_cast<double>(devices_.size())
+                         : static_cast<double>(std::max<uint64_t>(accepted, 1));
+      constexpr int width = 20;
+      auto filled = static_cast<int>(width * std::min(1.0, done / total));
+      fmt::print("\r\033[K[{}{}] {}", std::string(filled, '#'),
+                 std::string(width - filled, '-'), status_line());
+      std::fflush(stdout);
+      line_open_ = true;
+    } else if (t - last_display_ >= 5000) {
+      last_display_ = t;
+      fmt::print("{:.1f}s  {}\n", t / 1000.0, status_line());
+      std::fflush(stdout);
+    }
+  }
+
+  /// Ends an open progress line so the next output starts on its own line.
+  void finish_display() {
+    if (line_open_) {
+      fmt::print("\n");
+      line_open_ = false;
+    }
+  }
+
+  void print_summary() const {
+    auto mean =
+        stats_.finished == 0
+            ? std::string{"-"}
+            : fmt::format("{} ms", stats_.upgrade_ms_total / stats_.finished);
+    fmt::print("fota-sim summary (seed {})\n"
+               "  devices                  {}\n"
+               "  registered               {}\n"
+               "  online                   {}\n"
+               "  pushes received          {}\n"
+               "  duplicate pushes ignored {}\n"
+               "  cancel pushes            {}\n"
+               "  upgrades canceled        {}\n"
+               "  succeeded                {}\n"
+               "  failed                   {}\n"
+               "  error responses          {}\n"
+               "  mean upgrade time        {}\n"
+               "  elapsed                  {:.1f} s\n",
+               opts_.seed, devices_.size(), stats_.registered, stats_.online,
+               stats_.pushes, stats_.duplicates, stats_.cancel_pushes,
+               stats_.canceled, stats_.succeeded, stats_.failed, stats_.errors,
+               mean, now() / 1000.0);
+  }
+
+  static constexpr uint64_t max_printed_errors = 10;
+
+  sim_options opts_;
+  client client_;
+  std::mt19937_64 rng_;
+  std::vector<device_state> devices_;
+  std::vector<std::string> versions_;
+  /// The version a successful upgrade reports, when fixed by --target.
+  std::optional<uint16_t> target_;
+  std::priority_queue<timer, std::vector<timer>, std::greater<>> timers_;
+  std::deque<job> ready_;
+  std::deque<uint32_t> online_queue_;
+  uint32_t next_register_ = 0;
+  std::unordered_map<uint64_t, pending> pending_;
+  /// Devices pushed and not finished.
+  uint64_t active_ = 0;
+  stats stats_;
+  std::chrono::steady_clock::time_point start_;
+  sim_time last_activity_ = 0;
+  sim_time last_display_ = 0;
+  bool tty_;
+  bool line_open_ = false;
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+  sim_options opts;
+  if (const auto* env = std::getenv("FOTA_GATEWAY_TOKEN"); env && *env)
+    opts.token = env;
+  else
+    opts.token = "gateway-token";
+  opts.seed = std::random_device{}();
+  CLI::App app{"fota-sim: simulate a fleet of devices behind one gateway"};
+  app.add_option("--host", opts.host, "node address")->capture_default_str();
+  app.add_option("--port", opts.port, "node port")->capture_default_str();
+  app.add_option("--token", opts.token,
+                 "gateway token (default: $FOTA_GATEWAY_TOKEN or "
+                 "gateway-token)");
+  app.add_option("--product", opts.product, "product key")
+      ->capture_default_str();
+  app.add_option("--device-prefix", opts.device_prefix,
+                 "device keys are PREFIX000001, PREFIX000002, ...")
+      ->capture_default_str();
+  app.add_option("--devices", opts.devices, "number of devices")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 100'000'000u));
+  app.add_option("--versions", opts.versions, "version mix VERSION:WEIGHT,...")
+      ->capture_default_str();
+  app.add_option("--target", opts.target,
+                 "version a successful upgrade reports (default: the pushed "
+                 "firmware's)");
+  app.add_option("--duration-ms", opts.duration,
+                 "upgrade duration range MIN-MAX")
+      ->capture_default_str();
+  app.add_option("--start-delay-ms", opts.start_delay,
+                 "delay before a pushed device confirms, MIN-MAX")
+      ->capture_default_str();
+  app.add_option("--failure-rate", opts.failure_rate,
+                 "probability that an upgrade fails")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--seed", opts.seed, "random seed (default: random)");
+  app.add_option("--max-in-flight", opts.max_in_flight,
+                 "outstanding requests at most")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1'000'000u));
+  app.add_option("--exit-when-idle", opts.exit_when_idle,
+                 "exit once nothing happened for this many seconds after all "
+                 "upgrades finished (0: run until SIGINT/SIGTERM)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  try {
+    app.parse(argc, argv);
+    opts.version_mix = parse_versions(opts.versions);
+    opts.duration_ms = parse_range("--duration-ms", opts.duration);
+    opts.start_delay_ms = parse_range("--start-delay-ms", opts.start_delay);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "error: {}\nRun with --help for more information.\n",
+               e.what());
+    return 2;
+  } catch (const usage_error& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  }
+  install_signal_handlers();
+  auto cl = client::connect(opts.host, opts.port, 5s);
+  if (!cl) {
+    fmt::print(stderr, "error: UNAVAILABLE: {}\n", cl.error().message);
+    return 3;
+  }
+  auto hello = cl->hello(opts.token, "fota-sim");
+  if (!hello) {
+    fmt::print(stderr, "error: UNAVAILABLE: {}\n", hello.error().message);
+    return 3;
+  }
+  if (hello->status() != v1::STATUS_CODE_OK) {
+    fmt::print(stderr, "error: {}: {}\n", to_string(hello->status()),
+               hello->message());
+    return 1;
+  }
+  auto role = hello->hello().role();
+  if (role != v1::ROLE_GATEWAY && role != v1::ROLE_UNSPECIFIED) {
+    fmt::print(stderr,
+               "error: the token chose the role {}; fota-sim needs a "
+               "gateway token\n",
+               v1::Role_Name(role));
+    return 1;
+  }
+  simulator sim{std::move(opts), std::move(*cl)};
+  return sim.run();
+}

@@ -1,0 +1,1302 @@
+/// fotactl: the operator CLI. Each subcommand becomes one request over the
+/// wire API; the response is printed as a table for people or, with
+/// `--json`, as JSON for scripts.
+///
+/// Exit codes: 0 OK, 1 the node answered with a non-OK status, 2 usage
+/// error, 3 the node cannot be reached.
+#include "api/client.hpp"
+#include "fota/v1/api.pb.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <limits>
+#include <regex>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+#include <google/protobuf/util/json_util.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+using namespace fota;
+using namespace std::chrono_literals;
+
+// -- exit codes --------------------------------------------------------------
+
+constexpr int exit_ok = 0;
+constexpr int exit_status = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_unreachable = 3;
+
+// -- usage errors ------------------------------------------------------------
+
+/// A command-line value that does not parse; the message names the option.
+class usage_error : public std::runtime_error {
+public:
+  usage_error(const std::string& option, const std::string& what)
+    : std::runtime_error(option + ": " + what) {
+    // Nothing else to do.
+  }
+};
+
+std::string in_quotes(const std::string& x) {
+  return "'" + x + "'";
+}
+
+uint64_t parse_uint(const std::string& option, const std::string& text,
+                    uint64_t max = std::numeric_limits<uint64_t>::max()) {
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
+    throw usage_error(option, "expected a non-negative integer, got " +
+                                  in_quotes(text));
+  errno = 0;
+  auto value = std::strtoull(text.c_str(), nullptr, 10);
+  if (errno == ERANGE || value > max)
+    throw usage_error(option, in_quotes(text) + " is larger than " +
+                                  std::to_string(max));
+  return value;
+}
+
+double parse_double(const std::string& option, const std::string& text) {
+  try {
+    size_t used = 0;
+    auto value = std::stod(text, &used);
+    if (used == text.size())
+      return value;
+  } catch (const std::exception&) {
+    // Reported below.
+  }
+  throw usage_error(option, "expected a number, got " + in_quotes(text));
+}
+
+/// Splits "KEY=VALUE"; the value may be empty, the key may not.
+std::pair<std::string, std::string> parse_pair(const std::string& option,
+                                               const std::string& text,
+                                               const char* what) {
+  auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw usage_error(option, std::string{"expected "} + what + ", got " +
+                                  in_quotes(text));
+  return {text.substr(0, eq), text.substr(eq + 1)};
+}
+
+/// Parses "7200", "90s", "30m", "2h", "1h30m" or "2d" into seconds.
+uint32_t parse_duration(const std::string& option, const std::string& text) {
+  static const std::regex plain{R"(\d+)"};
+  static const std::regex units{R"((\d+[dhms])+)"};
+  auto bad = [&] {
+    return usage_error(option, "expected a duration such as 2h, 30m, 90s or "
+                               "a number of seconds, got " +
+                                   in_quotes(text));
+  };
+  if (std::regex_match(text, plain))
+    return static_cast<uint32_t>(parse_uint(option, text, UINT32_MAX));
+  if (!std::regex_match(text, units))
+    throw bad();
+  uint64_t total = 0;
+  uint64_t number = 0;
+  for (auto c : text) {
+    if (c >= '0' && c <= '9') {
+      number = number * 10 + static_cast<uint64_t>(c - '0');
+      if (number > UINT32_MAX)
+        throw bad();
+      continue;
+    }
+    uint64_t factor = c == 'd' ? 86400 : c == 'h' ? 3600 : c == 'm' ? 60 : 1;
+    total += number * factor;
+    number = 0;
+    if (total > UINT32_MAX)
+      throw bad();
+  }
+  return static_cast<uint32_t>(total);
+}
+
+/// Parses "HH:MM-HH:MM" into a window in minutes after midnight. "24:00"
+/// ends a window at midnight.
+v1::ScheduleWindow parse_window(const std::string& option,
+                                const std::string& text) {
+  static const std::regex re{R"((\d{1,2}):(\d{2})-(\d{1,2}):(\d{2}))"};
+  std::smatch m;
+  auto bad = [&](const std::string& why) {
+    return usage_error(option, why + ", got " + in_quotes(text));
+  };
+  if (!std::regex_match(text, m, re))
+    throw bad("expected a window HH:MM-HH:MM");
+  auto minute_of = [&](const std::string& hh, const std::string& mm) {
+    auto h = std::stoi(hh);
+    auto mi = std::stoi(mm);
+    if (mi > 59 || h > 24 || (h == 24 && mi != 0))
+      throw bad("expected times from 00:00 to 24:00");
+    return static_cast<uint32_t>((h * 60 + mi) % 1440);
+  };
+  v1::ScheduleWindow result;
+  result.set_start_minute(minute_of(m[1], m[2]));
+  result.set_end_minute(minute_of(m[3], m[4]));
+  return result;
+}
+
+/// Parses an ISO-8601 time ("2025-01-31T18:00:00Z", "2025-01-31T18:00+01:00",
+/// "2025-01-31"; UTC when there is no offset) into milliseconds since the
+/// epoch.
+int64_t parse_time_ms(const std::string& option, const std::string& text) {
+  static const std::regex re{
+      R"((\d{4})-(\d{2})-(\d{2}))"
+      R"((?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)"
+      R"((Z|[+-]\d{2}:?\d{2})?)"};
+  std::smatch m;
+  auto bad = [&] {
+    return usage_error(option, "expected an ISO-8601 time such as "
+                               "2025-01-31T18:00:00Z, got " +
+                                   in_quotes(text));
+  };
+  if (!std::regex_match(text, m, re))
+    throw bad();
+  auto num = [&](int i) { return m[i].matched ? std::stoi(m[i]) : 0; };
+  std::tm tm{};
+  tm.tm_year = num(1) - 1900;
+  tm.tm_mon = num(2) - 1;
+  tm.tm_mday = num(3);
+  tm.tm_hour = num(4);
+  tm.tm_min = num(5);
+  tm.tm_sec = num(6);
+  auto expected_tm = tm;
+  auto secs = ::timegm(&tm);
+  if (tm.tm_year != expected_tm.tm_year || tm.tm_mon != expected_tm.tm_mon ||
+      tm.tm_mday != expected_tm.tm_mday || tm.tm_hour != expected_tm.tm_hour ||
+      tm.tm_min != expected_tm.tm_min || tm.tm_sec != expected_tm.tm_sec)
+    throw bad();
+  int64_t ms = 0;
+  if (m[7].matched) {
+    auto frac = m[7].str();
+    frac.resize(3, '0');
+    ms = std::stoi(frac);
+  }
+  if (m[8].matched && m[8] != "Z") {
+    auto off = m[8].str();
+    auto sign = off[0] == '-' ? -1 : 1;
+    auto digits = off.substr(1);
+    digits.erase(std::remove(digits.begin(), digits.end(), ':'), digits.end());
+    auto hours = std::stoi(digits.substr(0, 2));
+    auto minutes = std::stoi(digits.substr(2, 2));
+    if (hours > 23 || minutes > 59)
+      throw bad();
+    secs -= sign * (hours * 3600 + minutes * 60);
+  }
+  return static_cast<int64_t>(secs) * 1000 + ms;
+}
+
+std::string read_file(const std::string& option, const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    throw usage_error(option, "cannot open " + in_quotes(path) + ": " +
+                                  std::strerror(errno));
+  return std::string{std::istreambuf_iterator<char>{in}, {}};
+}
+
+// -- output helpers ----------------------------------------------------------
+
+/// Drops `prefix` from an enum value name, e.g. "TASK_STATUS_RUNNING".
+std::string strip(const std::string& name, const char* prefix) {
+  auto len = std::strlen(prefix);
+  if (name.compare(0, len, prefix) == 0)
+    return name.substr(len);
+  return name.empty() ? "?" : name;
+}
+
+std::string name_of(v1::FirmwareStatus x) {
+  return strip(v1::FirmwareStatus_Name(x), "FIRMWARE_STATUS_");
+}
+
+std::string name_of(v1::TaskStatus x) {
+  return strip(v1::TaskStatus_Name(x), "TASK_STATUS_");
+}
+
+std::string name_of(v1::ExecutionState x) {
+  return strip(v1::ExecutionState_Name(x), "EXECUTION_STATE_");
+}
+
+std::string name_of(v1::Strategy x) {
+  return strip(v1::Strategy_Name(x), "STRATEGY_");
+}
+
+std::string name_of(v1::Method x) {
+  return strip(v1::Method_Name(x), "METHOD_");
+}
+
+std::string name_of(v1::ScopeKind x) {
+  return strip(v1::ScopeKind_Name(x), "SCOPE_KIND_");
+}
+
+/// Formats milliseconds since the epoch as ISO-8601 UTC; 0 is "-".
+std::string iso8601(int64_t ms) {
+  if (ms == 0)
+    return "-";
+  auto secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string hhmm(uint32_t minute) {
+  return fmt::format("{:02}:{:02}", minute / 60, minute % 60);
+}
+
+template <class Container>
+std::string join(const Container& xs, const char* sep = ", ") {
+  std::string result;
+  for (const auto& x : xs) {
+    if (!result.empty())
+      result += sep;
+    result += x;
+  }
+  return result;
+}
+
+template <class Map>
+std::string join_map(const Map& xs) {
+  std::vector<std::string> items;
+  for (const auto& [k, v] : xs)
+    items.push_back(k + "=" + v);
+  std::sort(items.begin(), items.end());
+  return join(items, ",");
+}
+
+/// Columns aligned on the widest cell; numbers may be right-aligned.
+class table {
+public:
+  explicit table(std::vector<std::string> header)
+    : right_(header.size(), false) {
+    rows_.push_back(std::move(header));
+  }
+
+  table& align_right(size_t column) {
+    right_.at(column) = true;
+    return *this;
+  }
+
+  void add(std::vector<std::string> row) {
+    row.resize(rows_.front().size());
+    rows_.push_back(std::move(row));
+  }
+
+  bool empty() const noexcept { return rows_.size() == 1; }
+
+  void print() const {
+    std::vector<size_t> widths(rows_.front().size(), 0);
+    for (const auto& row : rows_)
+      for (size_t i = 0; i < row.size(); ++i)
+        widths[i] = std::max(widths[i], row[i].size());
+    for (const auto& row : rows_) {
+      std::string line;
+      for (size_t i = 0; i < row.size(); ++i) {
+        auto last = i + 1 == row.size();
+        if (i > 0)
+          line += "  ";
+        auto pad = std::string(widths[i] - row[i].size(), ' ');
+        if (right_[i])
+          line += pad + row[i];
+        else
+          line += last ? row[i] : row[i] + pad;
+      }
+      fmt::print("{}\n", line);
+    }
+  }
+
+private:
+  std::vector<std::vector<std::string>> rows_;
+  std::vector<bool> right_;
+};
+
+/// Two columns: a name and its value.
+using properties = std::vector<std::pair<std::string, std::string>>;
+
+void print_properties(const properties& xs) {
+  size_t width = 0;
+  for (const auto& x : xs)
+    width = std::max(width, x.first.size());
+  for (const auto& [k, v] : xs)
+    fmt::print("{:<{}}  {}\n", k, width, v);
+}
+
+// -- printers ----------------------------------------------------------------
+
+void print_firmware(const v1::Firmware& x) {
+  properties props{
+      {"product", x.product_key()},
+      {"version", x.version()},
+      {"status", name_of(x.status())},
+      {"url", x.url()},
+      {"size", std::to_string(x.size())},
+      {"sha256", x.sha256()},
+      {"signature", x.signature().empty()
+                        ? "-"
+                        : std::to_string(x.signature().size()) + " bytes"},
+      {"description", x.description().empty() ? "-" : x.description()},
+      {"created", iso8601(x.created_at_ms())},
+  };
+  if (x.verification_device_keys_size() > 0)
+    props.emplace_back("verified on", join(x.verification_device_keys()));
+  if (!x.verification_failure().empty())
+    props.emplace_back("verification failure", x.verification_failure());
+  print_properties(props);
+}
+
+void print_firmware_list(const v1::FirmwareList& x) {
+  table out{{"PRODUCT", "VERSION", "STATUS", "SIZE", "SHA256"}};
+  out.align_right(3);
+  for (const auto& fw : x.firmwares())
+    out.add({fw.product_key(), fw.version(), name_of(fw.status()),
+             std::to_string(fw.size()), fw.sha256().substr(0, 12)});
+  out.print();
+}
+
+uint64_t total_executions(const v1::ExecutionCounters& c) {
+  return c.queued() + c.notified() + c.in_progress() + c.succeeded() +
+         c.failed() + c.timed_out() + c.canceled();
+}
+
+std::string describe_scope(const v1::Scope& x) {
+  auto kind = name_of(x.kind());
+  if (x.device_keys().device_keys_size() > 0)
+    return kind + " devices " + join(x.device_keys().device_keys());
+  if (!x.tag().key().empty())
+    return kind + " tag " + x.tag().key() + "=" + x.tag().value();
+  if (!x.attribute().name().empty())
+    return kind + " attribute " + x.attribute().name() + "=" +
+           x.attribute().value();
+  if (x.asset_trees().trees_size() > 0) {
+    std::vector<std::string> trees;
+    for (const auto& t : x.asset_trees().trees())
+      trees.push_back(t.tree_id() + ":" + join(t.node_ids(), ","));
+    return kind + " asset trees " + join(trees, " ");
+  }
+  return kind;
+}
+
+void print_task(const v1::TaskSummary& x) {
+  const auto& spec = x.spec();
+  properties props{
+      {"task", std::to_string(x.task_id())},
+      {"name", spec.name().empty() ? "-" : spec.name()},
+      {"product", spec.product_key()},
+      {"target", spec.target_version()},
+      {"sources", join(spec.source_versions())},
+      {"strategy", name_of(spec.strategy())},
+      {"scope", describe_scope(spec.scope())},
+      {"method", name_of(spec.method())},
+      {"status",
+       name_of(x.status()) +
+           (x.status_reason().empty() ? "" : " (" + x.status_reason() + ")")},
+      {"created", iso8601(x.created_at_ms())},
+      {"finished", iso8601(x.finished_at_ms())},
+  };
+  if (spec.schedule().windows_size() > 0) {
+    std::vector<std::string> windows;
+    for (const auto& w : spec.schedule().windows())
+      windows.push_back(hhmm(w.start_minute()) + "-" + hhmm(w.end_minute()));
+    auto zone = spec.schedule().time_zone();
+    props.emplace_back("windows",
+                       join(windows) + " " + (zone.empty() ? "UTC" : zone));
+  }
+  if (spec.rate().max_per_minute() > 0)
+    props.emplace_back("rate",
+                       std::to_string(spec.rate().max_per_minute()) + "/min");
+  const auto& ramp = spec.rate().ramp_up();
+  if (ramp.base_per_minute() > 0)
+    props.emplace_back("ramp-up",
+                       fmt::format("{}/min x{} every {} successes",
+                                   ramp.base_per_minute(), ramp.factor(),
+                                   ramp.successes_per_step()));
+  if (spec.timeout_seconds() != 0)
+    props.emplace_back("timeout", fmt::format("{} s", spec.timeout_seconds()));
+  if (spec.retry().max_retries() != 0)
+    props.emplace_back("retries",
+                       fmt::format("{} every {} s", spec.retry().max_retries(),
+                                   spec.retry().interval_seconds()));
+  if (spec.abort().failure_percent() > 0)
+    props.emplace_back(
+        "abort",
+        fmt::format("{} at {}% failed after {} finished",
+                    spec.abort().action() == v1::ABORT_ACTION_CANCEL ? "cancel"
+                                                                     : "pause",
+                    spec.abort().failure_percent(),
+                    spec.abort().min_finished()));
+  if (spec.end_time_ms() != 0)
+    props.emplace_back("end time", iso8601(spec.end_time_ms()));
+  if (spec.priority() != 0)
+    props.emplace_back("priority", std::to_string(spec.priority()));
+  print_properties(props);
+  const auto& c = x.counters();
+  fmt::print("\n");
+  table counters{{"STATE", "COUNT"}};
+  counters.align_right(1);
+  counters.add({"queued", std::to_string(c.queued())});
+  counters.add({"notified", std::to_string(c.notified())});
+  counters.add({"in-progress", std::to_string(c.in_progress())});
+  counters.add({"succeeded", std::to_string(c.succeeded())});
+  counters.add({"failed", std::to_string(c.failed())});
+  counters.add({"timed-out", std::to_string(c.timed_out())});
+  counters.add({"canceled", std::to_string(c.canceled())});
+  counters.add({"skipped", std::to_string(c.skipped())});
+  counters.add({"total", std::to_string(total_executions(c))});
+  counters.print();
+}
+
+void print_task_list(const v1::TaskList& x) {
+  table out{{"ID", "NAME", "PRODUCT", "TARGET", "STATUS", "SUCCEEDED", "FAILED",
+             "TOTAL"}};
+  out.align_right(0).align_right(5).align_right(6).align_right(7);
+  for (const auto& t : x.tasks()) {
+    const auto& c = t.counters();
+    out.add({std::to_string(t.task_id()), t.spec().name(),
+             t.spec().product_key(), t.spec().target_version(),
+             name_of(t.status()), std::to_string(c.succeeded()),
+             std::to_string(c.failed() + c.timed_out()),
+             std::to_string(total_executions(c))});
+  }
+  out.print();
+}
+
+void print_task_details(const v1::TaskDetails& x) {
+  table out{{"DEVICE", "STATE", "ATTEMPT", "QUEUED", "NOTIFIED", "STARTED",
+             "FINISHED", "FAILURE"}};
+  out.align_right(2);
+  for (const auto& e : x.executions()) {
+    auto state = name_of(e.state());
+    if (e.waiting_for_device())
+      state += " (waiting)";
+    auto failure = e.failure_code();
+    if (!e.failure_text().empty())
+      failure += (failure.empty() ? "" : ": ") + e.failure_text();
+    out.add({e.device_key(), state, std::to_string(e.attempt()),
+             iso8601(e.queued_at_ms()), iso8601(e.notified_at_ms()),
+             iso8601(e.started_at_ms()), iso8601(e.finished_at_ms()),
+             failure.empty() ? "-" : failure});
+  }
+  out.print();
+  if (x.skipped_size() > 0) {
+    fmt::print("\n");
+    table skipped{{"SKIPPED DEVICE", "REASON"}};
+    for (const auto& s : x.skipped())
+      skipped.add({s.device_key(), s.reason()});
+    skipped.print();
+  }
+  if (x.next_page_token() != 0)
+    fmt::print("\nnext page: --page-token {}\n", x.next_page_token());
+}
+
+void print_device(const v1::Device& x) {
+  print_properties({
+      {"product", x.product_key()},
+      {"device", x.device_key()},
+      {"version", x.version()},
+      {"online", x.online() ? "yes" : "no"},
+      {"tags", x.tags().empty() ? "-" : join_map(x.tags())},
+      {"attributes", x.attributes().empty() ? "-" : join_map(x.attributes())},
+      {"active execution", x.active_execution_id() == 0
+                               ? "-"
+                               : std::to_string(x.active_execution_id())},
+      {"registered", iso8601(x.registered_at_ms())},
+  });
+}
+
+void print_device_list(const v1::DeviceList& x) {
+  table out{{"DEVICE", "VERSION", "ONLINE", "EXECUTION", "TAGS"}};
+  for (const auto& d : x.devices())
+    out.add({d.device_key(), d.version(), d.online() ? "yes" : "no",
+             d.active_execution_id() == 0
+                 ? "-"
+                 : std::to_string(d.active_execution_id()),
+             d.tags().empty() ? "-" : join_map(d.tags())});
+  out.print();
+  if (!x.next_page_token().empty())
+    fmt::print("\nnext page: --page-token {}\n", x.next_page_token());
+}
+
+void print_tree(const v1::AssetTree& x) {
+  fmt::print("tree {} ({}) of {}\n", x.tree_id(),
+             x.name().empty() ? "-" : x.name(), x.product_key());
+  table out{{"NODE", "PARENT", "NAME", "DEVICE"}};
+  for (const auto& n : x.nodes())
+    out.add({n.node_id(), n.parent_id().empty() ? "-" : n.parent_id(),
+             n.name().empty() ? "-" : n.name(),
+             n.device_key().empty() ? "-" : n.device_key()});
+  out.print();
+}
+
+void print_tree_list(const v1::AssetTreeList& x) {
+  table out{{"TREE", "NAME", "NODES", "DEVICES"}};
+  out.align_right(2).align_right(3);
+  for (const auto& t : x.trees()) {
+    size_t devices = 0;
+    for (const auto& n : t.nodes())
+      devices += n.device_key().empty() ? 0 : 1;
+    out.add({t.tree_id(), t.name().empty() ? "-" : t.name(),
+             std::to_string(t.nodes_size()), std::to_string(devices)});
+  }
+  out.print();
+}
+
+/// Prints the result a response carries, for responses without a printer of
+/// their own.
+void print_result(const v1::Response& x) {
+  switch (x.result_case()) {
+  case v1::Response::kFirmware:
+    print_firmware(x.firmware());
+    break;
+  case v1::Response::kFirmwareList:
+    print_firmware_list(x.firmware_list());
+    break;
+  case v1::Response::kTask:
+    print_task(x.task());
+    break;
+  case v1::Response::kTaskList:
+    print_task_list(x.task_list());
+    break;
+  case v1::Response::kTaskDetails:
+    print_task_details(x.task_details());
+    break;
+  case v1::Response::kDeviceList:
+    print_device_list(x.device_list());
+    break;
+  case v1::Response::kDevice:
+    print_device(x.device());
+    break;
+  case v1::Response::kAssetTree:
+    print_tree(x.asset_tree());
+    break;
+  case v1::Response::kAssetTreeList:
+    print_tree_list(x.asset_tree_list());
+    break;
+  default:
+    break;
+  }
+}
+
+/// Returns the result message of `x`, or nullptr when it carries none.
+const google::protobuf::Message* result_of(const v1::Response& x) {
+  static const auto* oneof =
+      v1::Response::descriptor()->FindOneofByName("result");
+  const auto* refl = x.GetReflection();
+  const auto* field = refl->GetOneofFieldDescriptor(x, oneof);
+  return field != nullptr ? &refl->GetMessage(x, field) : nullptr;
+}
+
+void print_json(const v1::Response& x) {
+  const auto* result = result_of(x);
+  if (result == nullptr) {
+    nlohmann::json out{{"status", to_string(x.status())},
+                       {"message", x.message()}};
+    fmt::print("{}\n", out.dump(2));
+    return;
+  }
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.add_whitespace = true;
+  opts.always_print_primitive_fields = true;
+  opts.preserve_proto_field_names = true;
+  std::string out;
+  auto st = google::protobuf::util::MessageToJsonString(*result, &out, opts);
+  if (!st.ok())
+    out = nlohmann::json{{"status", "INTERNAL"},
+                         {"message",
+                          "cannot print the result as JSON: " + st.ToString()}}
+              .dump(2);
+  fmt::print("{}", out);
+  if (out.empty() || out.back() != '\n')
+    fmt::print("\n");
+}
+
+/// Reports a non-OK status or a transport failure.
+void print_error(bool json, const std::string& status,
+                 const std::string& message) {
+  if (json)
+    fmt::print(
+        "{}\n",
+        nlohmann::json{{"status", status}, {"message", message}}.dump(2));
+  else
+    fmt::print(stderr, "error: {}: {}\n", status, message);
+}
+
+// -- commands ----------------------------------------------------------------
+
+/// One leaf subcommand: how to build its request and print its response.
+struct command {
+  CLI::App* app;
+  std::function<v1::ClientFrame()> build;
+  /// Prints an OK response for people; nullptr uses `print_result`.
+  std::function<void(const v1::Response&)> print;
+};
+
+/// The options of every subcommand, bound to CLI11.
+struct options {
+  // Global.
+  std::string host = "127.0.0.1";
+  uint16_t port = 7411;
+  std::string token;
+  bool json = false;
+  uint32_t call_timeout = 60;
+  // Shared by several subcommands.
+  std::string product;
+  std::string version;
+  std::string device;
+  std::vector<std::string> devices;
+  uint64_t task_id = 0;
+  uint32_t page_size = 0;
+  std::string page_token;
+  std::vector<std::string> pairs;
+  // firmware add
+  std::string url;
+  uint64_t size = 0;
+  std::string sha256;
+  std::string signature_file;
+  std::string description;
+  // firmware verify
+  std::string verify_timeout;
+  // task create
+  std::string name;
+  std::string target;
+  std::vector<std::string> sources;
+  std::string strategy = "snapshot";
+  std::string scope;
+  std::string tag;
+  std::string attribute;
+  std::vector<std::string> asset_trees;
+  std::string method = "cloud-push";
+  std::vector<std::string> windows;
+  std::string time_zone;
+  std::string rate;
+  std::string ramp_up;
+  std::string timeout;
+  std::string retries;
+  std::string retry_interval;
+  std::string abort_percent;
+  std::string abort_min;
+  std::string abort_action;
+  std::string end_time;
+  std::string priority;
+  // task details
+  std::vector<std::string> states;
+  bool skipped = false;
+  // tree create
+  std::string tree_id;
+  std::string file;
+  std::string tree_name;
+};
+
+v1::ExecutionState parse_state(const std::string& x) {
+  if (x == "queued")
+    return v1::EXECUTION_STATE_QUEUED;
+  if (x == "notified")
+    return v1::EXECUTION_STATE_NOTIFIED;
+  if (x == "in-progress")
+    return v1::EXECUTION_STATE_IN_PROGRESS;
+  if (x == "succeeded")
+    return v1::EXECUTION_STATE_SUCCEEDED;
+  if (x == "failed")
+    return v1::EXECUTION_STATE_FAILED;
+  if (x == "timed-out")
+    return v1::EXECUTION_STATE_TIMED_OUT;
+  if (x == "canceled")
+    return v1::EXECUTION_STATE_CANCELED;
+  throw usage_error("--state", "unknown state " + in_quotes(x));
+}
+
+v1::TaskSpec build_task_spec(const options& o) {
+  v1::TaskSpec spec;
+  spec.set_name(o.name);
+  spec.set_product_key(o.product);
+  spec.set_target_version(o.target);
+  for (const auto& s : o.sources)
+    spec.add_source_versions(s);
+  spec.set_strategy(o.strategy == "increment" ? v1::STRATEGY_INCREMENT
+                                              : v1::STRATEGY_SNAPSHOT);
+  // Scope: explicit, or TARGET as soon as a filter is given.
+  auto* scope = spec.mutable_scope();
+  auto has_filter = !o.devices.empty() || !o.tag.empty() ||
+                    !o.attribute.empty() || !o.asset_trees.empty();
+  if (o.scope.empty())
+    scope->set_kind(has_filter ? v1::SCOPE_KIND_TARGET : v1::SCOPE_KIND_ALL);
+  else
+    scope->set_kind(o.scope == "target" ? v1::SCOPE_KIND_TARGET
+                                        : v1::SCOPE_KIND_ALL);
+  for (const auto& d : o.devices)
+    scope->mutable_device_keys()->add_device_keys(d);
+  if (!o.tag.empty()) {
+    auto [k, v] = parse_pair("--tag", o.tag, "KEY=VALUE");
+    scope->mutable_tag()->set_key(k);
+    scope->mutable_tag()->set_value(v);
+  }
+  if (!o.attribute.empty()) {
+    auto [k, v] = parse_pair("--attribute", o.attribute, "NAME=VALUE");
+    scope->mutable_attribute()->set_name(k);
+    scope->mutable_attribute()->set_value(v);
+  }
+  for (const auto& t : o.asset_trees) {
+    auto colon = t.find(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == t.size())
+      throw usage_error("--asset-tree",
+                        "expected TREE:NODE[,NODE...], got " + in_quotes(t));
+    auto* sel = scope->mutable_asset_trees()->add_trees();
+    sel->set_tree_id(t.substr(0, colon));
+    std::string rest = t.substr(colon + 1);
+    size_t pos = 0;
+    for (;;) {
+      auto comma = rest.find(',', pos);
+      auto node = rest.substr(pos, comma - pos);
+      if (node.empty())
+        throw usage_error("--asset-tree", "empty node id in " + in_quotes(t));
+      sel->add_node_ids(node);
+      if (comma == std::string::npos)
+        break;
+      pos = comma + 1;
+    }
+  }
+  spec.set_method(o.method == "device-request" ? v1::METHOD_DEVICE_REQUEST
+                                               : v1::METHOD_CLOUD_PUSH);
+  auto* schedule = spec.mutable_schedule();
+  schedule->set_time_zone(o.time_zone);
+  for (const auto& w : o.windows)
+    *schedule->add_windows() = parse_window("--window", w);
+  if (!o.rate.empty())
+    spec.mutable_rate()->set_max_per_minute(
+        static_cast<uint32_t>(parse_uint("--rate", o.rate, UINT32_MAX)));
+  if (!o.ramp_up.empty()) {
+    static const std::regex re{R"(([^,]+),([^,]+),([^,]+))"};
+    std::smatch m;
+    if (!std::regex_match(o.ramp_up, m, re))
+      throw usage_error("--ramp-up", "expected BASE,FACTOR,STEP, got " +
+                                         in_quotes(o.ramp_up));
+    auto* ramp = spec.mutable_rate()->mutable_ramp_up();
+    ramp->set_base_per_minute(
+        static_cast<uint32_t>(parse_uint("--ramp-up", m[1], UINT32_MAX)));
+    ramp->set_factor(parse_double("--ramp-up", m[2]));
+    ramp->set_successes_per_step(
+        static_cast<uint32_t>(parse_uint("--ramp-up", m[3], UINT32_MAX)));
+  }
+  if (!o.timeout.empty())
+    spec.set_timeout_seconds(parse_duration("--timeout", o.timeout));
+  if (!o.retries.empty())
+    spec.mutable_retry()->set_max_retries(
+        static_cast<uint32_t>(parse_uint("--retries", o.retries, UINT32_MAX)));
+  if (!o.retry_interval.empty())
+    spec.mutable_retry()->set_interval_seconds(
+        parse_duration("--retry-interval", o.retry_interval));
+  if (!o.abort_percent.empty()) {
+    auto percent = parse_double("--abort-percent", o.abort_percent);
+    if (percent < 0 || percent > 100)
+      throw usage_error("--abort-percent", "expected a percentage from 0 to "
+                                           "100, got " +
+                                               in_quotes(o.abort_percent));
+    spec.mutable_abort()->set_failure_percent(percent);
+    spec.mutable_abort()->set_action(o.abort_action == "cancel"
+                                         ? v1::ABORT_ACTION_CANCEL
+                                         : v1::ABORT_ACTION_PAUSE);
+  } else if (!o.abort_min.empty() || !o.abort_action.empty()) {
+    throw usage_error(o.abort_min.empty() ? "--abort-action" : "--abort-min",
+                      "requires --abort-percent");
+  }
+  if (!o.abort_min.empty())
+    spec.mutable_abort()->set_min_finished(static_cast<uint32_t>(
+        parse_uint("--abort-min", o.abort_min, UINT32_MAX)));
+  if (!o.end_time.empty())
+    spec.set_end_time_ms(parse_time_ms("--end-time", o.end_time));
+  if (!o.priority.empty()) {
+    auto neg = o.priority[0] == '-';
+    auto magnitude = parse_uint(
+        "--priority", neg ? o.priority.substr(1) : o.priority, INT32_MAX);
+    spec.set_priority(static_cast<int32_t>(
+        neg ? -static_cast<int64_t>(magnitude) : magnitude));
+  }
+  return spec;
+}
+
+/// Reads an asset tree from JSON: either an object in the protobuf JSON
+/// mapping of `AssetTree` or a bare array of nodes.
+v1::AssetTree read_tree(const options& o) {
+  auto text = read_file("--file", o.file);
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    throw usage_error("--file",
+                      in_quotes(o.file) + " is not JSON: " + e.what());
+  }
+  if (doc.is_array())
+    doc = nlohmann::json{{"nodes", doc}};
+  if (!doc.is_object())
+    throw usage_error("--file",
+                      in_quotes(o.file) +
+                          " must hold an object or an array of nodes");
+  v1::AssetTree tree;
+  auto st = google::protobuf::util::JsonStringToMessage(doc.dump(), &tree);
+  if (!st.ok())
+    throw usage_error("--file", in_quotes(o.file) + " is not an asset tree: " +
+                                    std::string{st.message()});
+  tree.set_product_key(o.product);
+  tree.set_tree_id(o.tree_id);
+  if (!o.tree_name.empty())
+    tree.set_name(o.tree_name);
+  return tree;
+}
+
+/// Adds every subcommand to `app`, binding its options into `o`.
+std::vector<command> add_commands(CLI::App& app, options& o) {
+  std::vector<command> cmds;
+  auto add = [&](CLI::App* sub, std::function<v1::ClientFrame()> build,
+                 std::function<void(const v1::Response&)> print = nullptr) {
+    cmds.push_back(command{sub, std::move(build), std::move(print)});
+  };
+  auto product = [&](CLI::App* sub) {
+    sub->add_option("--product", o.product, "product key")->required();
+  };
+  auto task_id = [&](CLI::App* sub) {
+    sub->add_option("id", o.task_id, "task id")->required();
+  };
+
+  // -- firmware --------------------------------------------------------------
+
+  auto* fw = app.add_subcommand("firmware", "manage the firmware catalog");
+  fw->require_subcommand(1);
+
+  auto* fw_add = fw->add_subcommand("add", "register a firmware image");
+  product(fw_add);
+  fw_add->add_option("--version", o.version, "version string")->required();
+  fw_add->add_option("--url", o.url, "where devices download the image")
+      ->required();
+  fw_add->add_option("--size", o.size, "image size in bytes")->required();
+  fw_add->add_option("--sha256", o.sha256, "SHA-256 of the image, hex")
+      ->required();
+  fw_add->add_option("--signature-file", o.signature_file,
+                     "file holding the image signature");
+  fw_add->add_option("--description", o.description, "free text");
+  add(fw_add, [&] {
+    static const std::regex hex{"[0-9a-fA-F]{64}"};
+    if (!std::regex_match(o.sha256, hex))
+      throw usage_error("--sha256",
+                        "expected 64 hex digits, got " + in_quotes(o.sha256));
+    v1::ClientFrame f;
+    auto* x = f.mutable_create_firmware()->mutable_firmware();
+    x->set_product_key(o.product);
+    x->set_version(o.version);
+    x->set_url(o.url);
+    x->set_size(o.size);
+    std::string digest = o.sha256;
+    for (auto& c : digest)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    x->set_sha256(digest);
+    if (!o.signature_file.empty())
+      x->set_signature(read_file("--signature-file", o.signature_file));
+    x->set_description(o.description);
+    return f;
+  });
+
+  auto* fw_verify = fw->add_subcommand(
+      "verify", "verify firmware on up to 5 devices (none: attest directly)");
+  product(fw_verify);
+  fw_verify->add_option("--version", o.version, "version string")->required();
+  fw_verify->add_option("--device", o.devices, "device key (repeatable)");
+  fw_verify->add_option("--timeout", o.verify_timeout,
+                        "per-device timeout: SECONDS, 30m, 2h");
+  add(fw_verify, [&] {
+    v1::ClientFrame f;
+    auto* x = f.mutable_verify_firmware();
+    x->set_product_key(o.product);
+    x->set_version(o.version);
+    for (const auto& d : o.devices)
+      x->add_device_keys(d);
+    if (!o.verify_timeout.empty())
+      x->set_timeout_seconds(parse_duration("--timeout", o.verify_timeout));
+    return f;
+  });
+
+  auto* fw_show = fw->add_subcommand("show", "show one firmware");
+  product(fw_show);
+  fw_show->add_option("--version", o.version, "version string")->required();
+  add(fw_show, [&] {
+    v1::ClientFrame f;
+    f.mutable_get_firmware()->set_product_key(o.product);
+    f.mutable_get_firmware()->set_version(o.version);
+    return f;
+  });
+
+  auto* fw_list = fw->add_subcommand("list", "list firmware");
+  fw_list->add_option("--product", o.product, "only this product");
+  add(fw_list, [&] {
+    v1::ClientFrame f;
+    f.mutable_list_firmware()->set_product_key(o.product);
+    return f;
+  });
+
+  auto* fw_delete = fw->add_subcommand("delete", "delete a firmware");
+  product(fw_delete);
+  fw_delete->add_option("--version", o.version, "version string")->required();
+  add(
+      fw_delete,
+      [&] {
+        v1::ClientFrame f;
+        f.mutable_delete_firmware()->set_product_key(o.product);
+        f.mutable_delete_firmware()->set_version(o.version);
+        return f;
+      },
+      [&](const v1::Response&) {
+        fmt::print("deleted firmware {} {}\n", o.product, o.version);
+      });
+
+  // -- task ------------------------------------------------------------------
+
+  auto* task = app.add_subcommand("task", "manage batch upgrade tasks");
+  task->require_subcommand(1);
+
+  auto* t_create = task->add_subcommand("create", "create a batch upgrade");
+  product(t_create);
+  t_create->add_option("--target", o.target, "target firmware version")
+      ->required();
+  t_create->add_option("--source", o.sources, "source version (repeatable)")
+      ->required();
+  t_create->add_option("--strategy", o.strategy, "snapshot or increment")
+      ->check(CLI::IsMember({"snapshot", "increment"}));
+  t_create
+      ->add_option("--scope", o.scope,
+                   "all or target (default: target when a filter is "
+                   "given)")
+      ->check(CLI::IsMember({"all", "target"}));
+  t_create->add_option("--device", o.devices, "device key filter (repeatable)");
+  t_create->add_option("--tag", o.tag, "tag filter KEY=VALUE");
+  t_create->add_option("--attribute", o.attribute,
+                       "attribute filter NAME=VALUE");
+  t_create->add_option("--asset-tree", o.asset_trees,
+                       "asset tree filter TREE:NODE[,NODE] (repeatable)");
+  t_create->add_option("--method", o.method, "cloud-push or device-request")
+      ->check(CLI::IsMember({"cloud-push", "device-request"}));
+  t_create->add_option("--window", o.windows,
+                       "daily window HH:MM-HH:MM (repeatable)");
+  t_create->add_option("--time-zone", o.time_zone,
+                       "IANA time zone of the windows (default UTC)");
+  t_create->add_option("--rate", o.rate, "maximum pushes per minute");
+  t_create->add_option("--ramp-up", o.ramp_up,
+                       "exponential ramp-up BASE,FACTOR,STEP");
+  t_create->add_option("--timeout", o.timeout,
+                       "per-device timeout: SECONDS, 30m, 2h");
+  t_create->add_option("--retries", o.retries, "retries (0-10)");
+  t_create->add_option("--retry-interval", o.retry_interval,
+                       "pause before a retry: SECONDS, 30m, 2h");
+  t_create->add_option("--abort-percent", o.abort_percent,
+                       "abort when this percentage of finished executions "
+                       "failed");
+  t_create->add_option("--abort-min", o.abort_min,
+                       "finished executions before the abort rule applies");
+  t_create->add_option("--abort-action", o.abort_action, "pause or cancel")
+      ->check(CLI::IsMember({"pause", "cancel"}));
+  t_create->add_option("--end-time", o.end_time,
+                       "end of an increment task, ISO-8601");
+  t_create->add_option("--priority", o.priority, "priority between tasks");
+  t_create->add_option("--name", o.name, "task name");
+  add(t_create, [&] {
+    v1::ClientFrame f;
+    *f.mutable_create_task()->mutable_spec() = build_task_spec(o);
+    return f;
+  });
+
+  auto* t_show = task->add_subcommand("show", "show a task and its counters");
+  task_id(t_show);
+  add(t_show, [&] {
+    v1::ClientFrame f;
+    f.mutable_get_task()->set_task_id(o.task_id);
+    return f;
+  });
+
+  auto* t_list = task->add_subcommand("list", "list tasks");
+  add(t_list, [&] {
+    v1::ClientFrame f;
+    f.mutable_list_tasks();
+    return f;
+  });
+
+  auto* t_details =
+      task->add_subcommand("details", "list the executions of a task");
+  task_id(t_details);
+  t_details
+      ->add_option("--state", o.states,
+                   "only this state (repeatable): queued, notified, "
+                   "in-progress, succeeded, failed, timed-out, canceled")
+      ->check(CLI::IsMember({"queued", "notified", "in-progress", "succeeded",
+                             "failed", "timed-out", "canceled"}));
+  t_details->add_flag("--skipped", o.skipped, "also list skipped devices");
+  t_details->add_option("--page-size", o.page_size, "executions per page");
+  t_details->add_option("--page-token", o.page_token,
+                        "continue after this token");
+  add(t_details, [&] {
+    v1::ClientFrame f;
+    auto* x = f.mutable_get_task_details();
+    x->set_task_id(o.task_id);
+    for (const auto& s : o.states)
+      x->add_states(parse_state(s));
+    x->set_skipped(o.skipped);
+    x->set_page_size(o.page_size);
+    if (!o.page_token.empty())
+      x->set_page_token(parse_uint("--page-token", o.page_token));
+    return f;
+  });
+
+  auto control = [&](const char* name, const char* help, const char* done,
+                     void (*fill)(v1::ClientFrame&, uint64_t)) {
+    auto* sub = task->add_subcommand(name, help);
+    task_id(sub);
+    add(
+        sub,
+        [&o, fill] {
+          v1::ClientFrame f;
+          fill(f, o.task_id);
+          return f;
+        },
+        [&o, done](const v1::Response& r) {
+          if (r.has_task())
+            fmt::print("task {} {}: {}\n", o.task_id, done,
+                       name_of(r.task().status()));
+          else
+            fmt::print("task {} {}\n", o.task_id, done);
+        });
+  };
+  control("pause", "pause a task", "paused",
+          [](v1::ClientFrame& f, uint64_t id) {
+            f.mutable_pause_task()->set_task_id(id);
+          });
+  control("resume", "resume a paused task", "resumed",
+          [](v1::ClientFrame& f, uint64_t id) {
+            f.mutable_resume_task()->set_task_id(id);
+          });
+  control("cancel", "cancel a task", "canceled",
+          [](v1::ClientFrame& f, uint64_t id) {
+            f.mutable_cancel_task()->set_task_id(id);
+          });
+
+  // -- device ----------------------------------------------------------------
+
+  auto* dev = app.add_subcommand("device", "inspect and label devices");
+  dev->require_subcommand(1);
+
+  auto* d_list = dev->add_subcommand("list", "list the devices of a product");
+  product(d_list);
+  d_list->add_option("--version", o.version, "only devices on this version");
+  d_list->add_option("--page-size", o.page_size, "devices per page");
+  d_list->add_option("--page-token", o.page_token,
+                     "continue after this device key");
+  add(d_list, [&] {
+    v1::ClientFrame f;
+    auto* x = f.mutable_list_devices();
+    x->set_product_key(o.product);
+    x->set_version(o.version);
+    x->set_page_size(o.page_size);
+    x->set_page_token(o.page_token);
+    return f;
+  });
+
+  auto* d_show = dev->add_subcommand("show", "show one device");
+  product(d_show);
+  d_show->add_option("--device", o.device, "device key")->required();
+  add(d_show, [&] {
+    v1::ClientFrame f;
+    f.mutable_get_device()->set_product_key(o.product);
+    f.mutable_get_device()->set_device_key(o.device);
+    return f;
+  });
+
+  auto* d_tag =
+      dev->add_subcommand("tag", "set tags; an empty value removes one");
+  product(d_tag);
+  d_tag->add_option("--device", o.device, "device key")->required();
+  d_tag->add_option("tags", o.pairs, "KEY=VALUE ...")->required();
+  add(
+      d_tag,
+      [&] {
+        v1::ClientFrame f;
+        auto* x = f.mutable_set_device_tags();
+        x->set_product_key(o.product);
+        x->set_device_key(o.device);
+        for (const auto& p : o.pairs) {
+          auto [k, v] = parse_pair("tags", p, "KEY=VALUE");
+          (*x->mutable_tags())[k] = v;
+        }
+        return f;
+      },
+      [&](const v1::Response& r) {
+        if (r.has_device())
+          print_device(r.device());
+        else
+          fmt::print("tagged device {}\n", o.device);
+      });
+
+  auto* d_attr = dev->add_subcommand(
+      "attribute", "set attributes; an empty value removes one");
+  product(d_attr);
+  d_attr->add_option("--device", o.device, "device key")->required();
+  d_attr->add_option("attributes", o.pairs, "NAME=VALUE ...")->required();
+  add(
+      d_attr,
+      [&] {
+        v1::ClientFrame f;
+        auto* x = f.mutable_set_device_attributes();
+        x->set_product_key(o.product);
+        x->set_device_key(o.device);
+        for (const auto& p : o.pairs) {
+          auto [k, v] = parse_pair("attributes", p, "NAME=VALUE");
+          (*x->mutable_attributes())[k] = v;
+        }
+        return f;
+      },
+      [&](const v1::Response& r) {
+        if (r.has_device())
+          print_device(r.device());
+        else
+          fmt::print("set attributes of device {}\n", o.device);
+      });
+
+  // -- tree ------------------------------------------------------------------
+
+  auto* tree = app.add_subcommand("tree", "manage asset trees");
+  tree->require_subcommand(1);
+
+  auto* tr_create =
+      tree->add_subcommand("create", "create an asset tree from JSON");
+  product(tr_create);
+  tr_create->add_option("--id", o.tree_id, "tree id")->required();
+  tr_create
+      ->add_option("--file", o.file,
+                   "JSON: an AssetTree object or an array of nodes "
+                   "{node_id, parent_id, name, device_key}")
+      ->required();
+  tr_create->add_option("--name", o.tree_name, "tree name");
+  add(
+      tr_create,
+      [&] {
+        v1::ClientFrame f;
+        *f.mutable_create_asset_tree()->mutable_tree() = read_tree(o);
+        return f;
+      },
+      [&](const v1::Response& r) {
+        if (r.has_asset_tree())
+          print_tree(r.asset_tree());
+        else
+          fmt::print("created asset tree {}\n", o.tree_id);
+      });
+
+  auto* tr_list = tree->add_subcommand("list", "list asset trees");
+  product(tr_list);
+  add(tr_list, [&] {
+    v1::ClientFrame f;
+    f.mutable_list_asset_trees()->set_product_key(o.product);
+    return f;
+  });
+
+  auto* tr_delete = tree->add_subcommand("delete", "delete an asset tree");
+  product(tr_delete);
+  tr_delete->add_option("--id", o.tree_id, "tree id")->required();
+  add(
+      tr_delete,
+      [&] {
+        v1::ClientFrame f;
+        f.mutable_delete_asset_tree()->set_product_key(o.product);
+        f.mutable_delete_asset_tree()->set_tree_id(o.tree_id);
+        return f;
+      },
+      [&](const v1::Response&) {
+        fmt::print("deleted asset tree {}\n", o.tree_id);
+      });
+
+  return cmds;
+}
+
+/// Connects, says hello and sends the request; prints the outcome.
+int run(const options& o, const command& cmd, v1::ClientFrame request) {
+  auto fail_unreachable = [&](const failure& err) {
+    print_error(o.json, "UNAVAILABLE", err.message);
+    return exit_unreachable;
+  };
+  auto cl = client::connect(o.host, o.port, 5s);
+  if (!cl)
+    return fail_unreachable(cl.error());
+  auto hello = cl->hello(o.token, "fotactl");
+  if (!hello)
+    return fail_unreachable(hello.error());
+  if (hello->status() != v1::STATUS_CODE_OK) {
+    print_error(o.json, to_string(hello->status()), hello->message());
+    return exit_status;
+  }
+  auto res = cl->call(std::move(request), std::chrono::seconds{o.call_timeout});
+  if (!res)
+    return fail_unreachable(res.error());
+  if (res->status() != v1::STATUS_CODE_OK) {
+    print_error(o.json, to_string(res->status()), res->message());
+    return exit_status;
+  }
+  if (o.json)
+    print_json(*res);
+  else if (cmd.print)
+    cmd.print(*res);
+  else
+    print_result(*res);
+  return exit_ok;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  if (const auto* env = std::getenv("FOTA_TOKEN"); env != nullptr && *env)
+    o.token = env;
+  else
+    o.token = "operator-token";
+  CLI::App app{"fotactl: operate a fota node: firmware, tasks, devices and "
+               "asset trees"};
+  app.fallthrough();
+  app.require_subcommand(1);
+  app.add_option("--host", o.host, "node address")->capture_default_str();
+  app.add_option("--port", o.port, "node port")->capture_default_str();
+  app.add_option("--token", o.token,
+                 "operator token (default: $FOTA_TOKEN or operator-token)");
+  app.add_flag("--json", o.json, "print results as JSON");
+  app.add_option("--call-timeout", o.call_timeout,
+                 "seconds to wait for the node's answer")
+      ->capture_default_str();
+  auto cmds = add_commands(app, o);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "error: {}\nRun with --help for more information.\n",
+               e.what());
+    return exit_usage;
+  }
+  for (const auto& cmd : cmds) {
+    if (!cmd.app->parsed())
+      continue;
+    v1::ClientFrame request;
+    try {
+      request = cmd.build();
+    } catch (const usage_error& e) {
+      fmt::print(stderr, "error: {}\n", e.what());
+      return exit_usage;
+    }
+    return run(o, cmd, std::move(request));
+  }
+  fmt::print(stderr, "error: no command given\n");
+  return exit_usage;
+}

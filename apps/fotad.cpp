@@ -1,0 +1,152 @@
+/// fotad: a fota node with its embedded RocksDB, serving the protobuf API
+/// over TCP until SIGINT or SIGTERM.
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/io/middleman.hpp>
+#include <spdlog/spdlog.h>
+#include <toml++/toml.h>
+
+#include "actors/node.hpp"
+#include "api/session.hpp"
+
+namespace {
+
+struct settings {
+  std::string data_dir = "./fota-data";
+  std::string listen = "7411";
+  std::string config;
+  std::string operator_token = "operator-token";
+  std::string gateway_token = "gateway-token";
+  uint32_t max_pushes_per_minute = 0;
+  uint32_t max_pushes_in_flight = 4096;
+  bool no_sync = false;
+  size_t threads = 0;
+  std::string scheduler = "sharing";
+};
+
+/// Reads the TOML file; command-line flags given explicitly win.
+bool load_config(settings& s, const CLI::App& app) {
+  if (s.config.empty())
+    return true;
+  try {
+    auto t = toml::parse_file(s.config);
+    auto set = [&](const char* key, auto& field, const char* flag) {
+      using T = std::decay_t<decltype(field)>;
+      if (app.count(flag) > 0)
+        return;
+      if (auto v = t.at_path(key).value<T>())
+        field = *v;
+    };
+    set("node.data_dir", s.data_dir, "--data-dir");
+    set("node.listen", s.listen, "--listen");
+    set("node.operator_token", s.operator_token, "--operator-token");
+    set("node.gateway_token", s.gateway_token, "--gateway-token");
+    set("dispatch.max_pushes_per_minute", s.max_pushes_per_minute,
+        "--max-pushes-per-minute");
+    set("dispatch.max_pushes_in_flight", s.max_pushes_in_flight,
+        "--max-pushes-in-flight");
+    return true;
+  } catch (const toml::parse_error& e) {
+    std::fprintf(stderr, "fotad: config %s: %s\n", s.config.c_str(),
+                 std::string{e.description()}.c_str());
+    return false;
+  }
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  settings s;
+  CLI::App app{"fotad: firmware over-the-air batch-upgrade node"};
+  app.add_option("--data-dir", s.data_dir, "RocksDB data directory");
+  app.add_option("--listen", s.listen, "TCP port to listen on (0: any free)");
+  app.add_option("--config", s.config, "TOML configuration file");
+  app.add_option("--operator-token", s.operator_token,
+                 "token that grants the operator role")
+    ->envname("FOTA_TOKEN");
+  app.add_option("--gateway-token", s.gateway_token,
+                 "token that grants the gateway role")
+    ->envname("FOTA_GATEWAY_TOKEN");
+  app.add_option("--max-pushes-per-minute", s.max_pushes_per_minute,
+                 "node-wide push rate (0: unlimited)");
+  app.add_option("--max-pushes-in-flight", s.max_pushes_in_flight,
+                 "pushes awaiting a device's answer, node-wide")
+    ->check(CLI::Range(1u, 1u << 20));
+  app.add_flag("--no-sync", s.no_sync,
+               "do not fsync group commits (benchmarks only)");
+  app.add_option("--threads", s.threads, "scheduler threads (0: one per core)");
+  CLI11_PARSE(app, argc, argv);
+  if (!load_config(s, app))
+    return 2;
+  uint16_t port = 0;
+  try {
+    auto colon = s.listen.rfind(':');
+    auto p = std::stoul(colon == std::string::npos ? s.listen
+                                                   : s.listen.substr(colon + 1));
+    if (p > 65535)
+      throw std::out_of_range("port");
+    port = static_cast<uint16_t>(p);
+  } catch (const std::exception&) {
+    std::fprintf(stderr, "fotad: --listen: \"%s\" is not a port\n",
+                 s.listen.c_str());
+    return 2;
+  }
+
+  // Block the signals in every thread; the main thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  cfg.set("scheduler.policy", caf::atom("sharing"));
+  if (s.threads > 0)
+    cfg.set("scheduler.max-threads", s.threads);
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  fota::add_message_types(cfg);
+  caf::actor_system sys{cfg};
+
+  fota::node_config ncfg;
+  ncfg.data_dir = s.data_dir;
+  ncfg.sync = !s.no_sync;
+  ncfg.limits.max_pushes_per_minute = s.max_pushes_per_minute;
+  ncfg.limits.max_pushes_in_flight = s.max_pushes_in_flight;
+  auto node = fota::node::start(sys, ncfg);
+  if (!node) {
+    spdlog::error("cannot start: {}: {}", fota::to_string(node.error().code),
+                  node.error().message);
+    return 1;
+  }
+  const auto& rec = (*node)->recovery();
+  spdlog::info("recovered {} events ({} firmware, {} devices, {} tasks) in "
+               "{} ms from {}",
+               rec.events, rec.firmware, rec.devices, rec.tasks,
+               rec.duration.count(), s.data_dir);
+  fota::server_options sopts;
+  sopts.port = port;
+  sopts.operator_token = s.operator_token;
+  sopts.gateway_token = s.gateway_token;
+  auto listening = fota::start_server(sys, (*node)->context(), sopts);
+  if (!listening) {
+    spdlog::error("{}", listening.error().message);
+    (*node)->stop();
+    return 1;
+  }
+  spdlog::info("listening on port {}", *listening);
+  std::printf("fotad listening on port %u\n", *listening);
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("stopping on signal {}", sig);
+  (*node)->stop();
+  sys.middleman().stop(); // closes listeners and sessions
+  return 0;
+}

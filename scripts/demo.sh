@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The demo: a fotad node with its embedded RocksDB and a simulated fleet of
+# 10,000 devices going through one snapshot batch upgrade.
+# Usage: scripts/demo.sh [devices]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+devices="${1:-10000}"
+bash scripts/setup.sh release fotad fotactl fota-sim >/dev/null
+bin=build/release/apps
+work=$(mktemp -d /tmp/fota-demo.XXXXXX)
+product=demo-product
+
+cleanup() {
+  [ -n "${sim_pid:-}" ] && kill "$sim_pid" 2>/dev/null || true
+  [ -n "${node_pid:-}" ] && kill "$node_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+echo "== starting fotad (data in $work/data)"
+"$bin/fotad" --data-dir "$work/data" --listen 0 >"$work/fotad.out" 2>"$work/fotad.log" &
+node_pid=$!
+for _ in $(seq 100); do
+  port=$(sed -n 's/^fotad listening on port \([0-9]*\)$/\1/p' "$work/fotad.out")
+  [ -n "$port" ] && break
+  sleep 0.1
+done
+[ -n "$port" ] || { echo "fotad did not start:"; cat "$work/fotad.log"; exit 1; }
+ctl() { "$bin/fotactl" --port "$port" "$@"; }
+
+echo "== adding and verifying firmware $product/2.0.0"
+sha=$(printf 'fota demo image 2.0.0' | sha256sum | cut -c1-64)
+ctl firmware add --product "$product" --version 2.0.0 \
+  --url https://firmware.example/demo-2.0.0.bin --size 4194304 --sha256 "$sha" \
+  --description "demo release" >/dev/null
+ctl firmware verify --product "$product" --version 2.0.0 >/dev/null
+ctl firmware list --product "$product"
+
+echo "== starting fota-sim with $devices devices"
+"$bin/fota-sim" --port "$port" --product "$product" --devices "$devices" \
+  --versions 1.0.0:70,1.1.0:25,0.9.0:5 --duration-ms 300-3000 \
+  --failure-rate 0.03 --seed 42 --exit-when-idle 2 &
+sim_pid=$!
+# Wait until the whole fleet is registered.
+last=$(printf 'dev-%06d' $((devices - 1)))
+for _ in $(seq 600); do
+  ctl device show --product "$product" --device "$last" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+echo
+echo "== creating a snapshot task: 1.0.0 and 1.1.0 -> 2.0.0, all devices, cloud push"
+ctl task create --name demo-rollout --product "$product" --target 2.0.0 \
+  --source 1.0.0 --source 1.1.0 --strategy snapshot --scope all \
+  --method cloud-push >"$work/task.out"
+task=$(sed -n 's/^task *\([0-9]*\)$/\1/p' "$work/task.out" | head -1)
+
+while :; do
+  status=$(ctl --json task show "$task" | sed -n 's/.*"status": *"TASK_STATUS_\([A-Z]*\)".*/\1/p' | head -1)
+  [ "$status" = COMPLETED ] || [ "$status" = CANCELED ] && break
+  sleep 0.5
+done
+wait "$sim_pid" || true
+sim_pid=
+
+echo
+echo "== final counts of task $task"
+ctl task show "$task"
+echo
+echo "== failed devices and their reasons (first 20)"
+ctl task details "$task" --state failed --state timed-out --page-size 20

@@ -1,0 +1,97 @@
+/// The node's RocksDB database: the event log (`events` column family, keyed
+/// by 8-byte big-endian sequence), snapshots and metadata. Every
+/// `rocksdb::Status` is translated to `fota::failure` in this file's
+/// implementation and nowhere else.
+#pragma once
+
+#include "events/error.hpp"
+#include "events/ids.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fota::storage {
+
+/// How to open the database.
+struct options {
+  /// Directory of the RocksDB database; created when missing.
+  std::string path;
+  /// fsync every append (the default). Off only for benchmarks.
+  bool sync = true;
+};
+
+/// A snapshot of the whole node state, taken after `sequence`.
+struct snapshot {
+  sequence_number sequence;
+  std::string bytes;
+};
+
+/// Append-only event log plus snapshots. Not thread-safe for writers: the
+/// journal actor is the only writer. Reads may run before writers start.
+class event_log {
+public:
+  ~event_log();
+
+  event_log(const event_log&) = delete;
+  event_log& operator=(const event_log&) = delete;
+
+  /// Opens (or creates) the database at `opts.path`.
+  static expected<std::unique_ptr<event_log>> open(const options& opts);
+
+  /// Appends encoded `EventEnvelope`s as one atomic, durable batch. Stamps
+  /// each envelope with its sequence number (field 1), starting right after
+  /// `last_sequence()`. Returns the sequence of the last envelope. After a
+  /// failed write, every later write fails with `errc::unavailable`.
+  expected<sequence_number> append(const std::vector<std::string>& envelopes);
+
+  /// Calls `fn(sequence, envelope_bytes)` for every event with a sequence
+  /// >= `from`, in order, until `fn` returns false. The bytes are valid only
+  /// during the call.
+  status
+  read(sequence_number from,
+       const std::function<bool(sequence_number, std::string_view)>& fn) const;
+
+  /// The sequence of the newest event; 0 when the log is empty.
+  sequence_number last_sequence() const noexcept;
+
+  /// Stores a snapshot taken after `snap.sequence` and drops older ones.
+  status put_snapshot(const snapshot& snap);
+
+  /// The newest snapshot, if any.
+  expected<std::optional<snapshot>> latest_snapshot() const;
+
+  /// Stores a small value in the `meta` column family.
+  status put_meta(std::string_view key, std::string_view value);
+
+  /// Reads a value from the `meta` column family.
+  expected<std::optional<std::string>> get_meta(std::string_view key) const;
+
+  /// The number of appends written to RocksDB since open, one per batch.
+  /// Shows how well the journal's group commit batches.
+  uint64_t writes() const noexcept;
+
+  /// Checks that `envelope` can be stamped: it must not set field 1
+  /// (`sequence`) itself. `append` refuses a batch with such an envelope;
+  /// the journal checks each request so that one bad request does not fail
+  /// the others of its group.
+  static status check_envelope(std::string_view envelope);
+
+  // -- testing ----------------------------------------------------------------
+
+  /// Makes the file system under RocksDB fail every later write with "no
+  /// space left on device", as a full disk would, so that tests see RocksDB
+  /// report a real write failure. There is no way back: reopen the database.
+  void fail_writes_for_testing() noexcept;
+
+private:
+  struct impl;
+  explicit event_log(std::unique_ptr<impl> ptr);
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace fota::storage
