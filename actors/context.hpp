@@ -13,6 +13,7 @@
 #include <caf/result.hpp>
 
 #include "actors/fwd.hpp"
+#include "actors/metrics.hpp"
 #include "events/clock.hpp"
 #include "events/event.hpp"
 #include "fota/v1/api.pb.h"
@@ -36,6 +37,7 @@ struct node_context {
   caf::actor dispatcher;
   std::shared_ptr<fota::clock> clock;
   node_limits limits;
+  std::shared_ptr<node_metrics> metrics = std::make_shared<node_metrics>();
 
   timestamp now() const { return clock->now(); }
 };
@@ -72,10 +74,17 @@ void persist(caf::event_based_actor* self, const node_context& ctx,
     on_durable(rp);
     return;
   }
+  auto metrics = ctx.metrics;
+  auto n = events.size();
   self
     ->request(ctx.journal, caf::infinite, append_atom_v,
               event_batch{encode(events)})
-    .then([rp, f = std::move(on_durable)](sequence_number) mutable { f(rp); },
+    .then([rp, f = std::move(on_durable), metrics,
+           n](sequence_number) mutable {
+            node_metrics::add(metrics->events_persisted, n);
+            node_metrics::add(metrics->appends);
+            f(rp);
+          },
           [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
 }
 

@@ -164,6 +164,7 @@ caf::behavior device_actor(self_ptr self, context_ptr ctx,
           || !st.session)
         return false;
       self->send(st.session, push_atom_v, order.frame);
+      node_metrics::add(st.ctx->metrics->pushes);
       return true;
     },
     [=](get_atom) { return self->state.device.to_proto().SerializeAsString(); },

@@ -34,6 +34,7 @@ caf::result<std::string> register_device(self_ptr self, const command& cmd) {
   auto device = make_device(decided->front());
   auto actor = self->spawn<caf::linked>(device_actor, st.ctx, device);
   st.add(actor, device);
+  node_metrics::add(st.ctx->metrics->registrations);
   auto rp = self->make_response_promise();
   persist(self, *st.ctx, *decided, rp,
           [device](caf::response_promise& rp) {

@@ -40,20 +40,25 @@ void release_finished(self_ptr self, const event_list& events) {
     st.ready.erase(seq);
     st.waiting.erase(seq);
   };
+  auto& m = *st.ctx->metrics;
   for (const auto& e : events) {
     switch (e.payload_case()) {
       case event::kExecutionSucceeded:
         release(e.execution_succeeded().sequence());
+        node_metrics::add(m.succeeded);
         break;
       case event::kExecutionFailed:
         release(e.execution_failed().sequence());
+        node_metrics::add(m.failed);
         break;
       case event::kExecutionTimedOut:
         release(e.execution_timed_out().sequence());
+        node_metrics::add(m.timed_out);
         break;
       case event::kExecutionsCanceled:
         for (auto s : e.executions_canceled().sequences())
           release(s);
+        node_metrics::add(m.canceled, e.executions_canceled().sequences_size());
         break;
       default:
         break;

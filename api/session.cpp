@@ -1,6 +1,7 @@
 #include "api/session.hpp"
 
 #include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
 #include <google/protobuf/io/coded_stream.h>
 
 #include "actors/router.hpp"
@@ -23,6 +24,9 @@ void write_frame(session_broker* self, const std::string& payload) {
 
 void respond(session_broker* self, uint64_t request_id,
              const v1::Response& response) {
+  auto& m = *self->state.ctx->metrics;
+  node_metrics::add(response.status() == v1::STATUS_CODE_OK ? m.responses_ok
+                                                            : m.responses_error);
   v1::ServerFrame frame;
   frame.set_request_id(request_id);
   *frame.mutable_response() = response;
@@ -35,6 +39,7 @@ void fail_and_close(session_broker* self, const failure& err) {
   auto& st = self->state;
   if (st.closing)
     return;
+  node_metrics::add(st.ctx->metrics->frames_refused);
   respond(self, 0, error_response(err));
   st.closing = true;
   self->close(st.hdl);
@@ -153,22 +158,32 @@ caf::behavior acceptor(caf::io::broker* self, context_ptr ctx,
                        server_options opts) {
   return {
     [=](const caf::io::new_connection_msg& msg) {
-      self->fork(session, msg.handle, ctx, opts);
+      auto s = self->fork(session, msg.handle, ctx, opts);
+      self->link_to(s);
     },
   };
 }
 
 } // namespace
 
-expected<uint16_t> start_server(caf::actor_system& sys, context_ptr ctx,
-                                server_options opts) {
+expected<server> start_server(caf::actor_system& sys, context_ptr ctx,
+                              server_options opts) {
   uint16_t port = opts.port;
-  auto server = sys.middleman().spawn_server(acceptor, port, ctx, opts);
-  if (!server)
+  auto acc = sys.middleman().spawn_server(acceptor, port, ctx, opts);
+  if (!acc)
     return make_failure(errc::unavailable,
                         "cannot listen on port " + std::to_string(opts.port)
-                          + ": " + sys.render(server.error()));
-  return port;
+                          + ": " + sys.render(acc.error()));
+  return server{std::move(*acc), port};
+}
+
+void stop_server(caf::actor_system& sys, const server& srv) {
+  if (!srv.acceptor)
+    return;
+  caf::scoped_actor self{sys};
+  self->monitor(srv.acceptor);
+  self->send_exit(srv.acceptor, caf::exit_reason::user_shutdown);
+  self->receive([](const caf::down_msg&) {});
 }
 
 } // namespace fota

@@ -45,9 +45,19 @@ using session_broker = caf::stateful_actor<session_state, caf::io::broker>;
 caf::behavior session(session_broker* self, caf::io::connection_handle hdl,
                       context_ptr ctx, server_options opts);
 
-/// Listens on `opts.port` and forks a session per connection. Returns the
-/// port it listens on.
-expected<uint16_t> start_server(caf::actor_system& sys, context_ptr ctx,
-                                server_options opts);
+/// A listening server.
+struct server {
+  /// The acceptor; its sessions are linked to it, so an exit message to it
+  /// closes the listener and every connection.
+  caf::actor acceptor;
+  uint16_t port = 0;
+};
+
+/// Listens on `opts.port` and forks a session per connection.
+expected<server> start_server(caf::actor_system& sys, context_ptr ctx,
+                              server_options opts);
+
+/// Closes the listener and every session, and waits until they are gone.
+void stop_server(caf::actor_system& sys, const server& srv);
 
 } // namespace fota

@@ -5,6 +5,12 @@
 /// would: confirm, report progress, then report the new version or a
 /// failure. One thread, one connection in pipelined mode, a timer heap and
 /// poll(2); the state per device is a few dozen bytes, so 100k+ devices fit.
+///
+/// The devices outlive the connection: when it breaks, the simulator keeps
+/// every device's state, reconnects with backoff, registers every device
+/// again with the version it runs now, brings it online and re-sends the
+/// reports the node did not acknowledge. A redelivered push for an upgrade
+/// that already finished gets its final report again.
 #include "api/client.hpp"
 #include "fota/v1/api.pb.h"
 
@@ -81,6 +87,12 @@ struct sim_options {
   uint64_t seed = 0;
   uint32_t max_in_flight = 512;
   double exit_when_idle = 0;
+  /// Give up when the node stays unreachable this long.
+  double reconnect_seconds = 30;
+  /// Written once every device is registered and online.
+  std::string ready_file;
+  /// Gets one line per upgrade result the node acknowledged.
+  std::string results_file;
   // Parsed from the strings above.
   std::vector<version_weight> version_mix;
   ms_range duration_ms;
@@ -151,12 +163,8 @@ std::vector<version_weight> parse_versions(const std::string& text) {
 /// Milliseconds since the simulator started.
 using sim_time = int64_t;
 
-/// What a device is doing.
+/// How far a device's upgrade has come.
 enum class phase : uint8_t {
-  unregistered,
-  registering,
-  offline,
-  going_online,
   idle,
   /// Pushed; waiting out the start delay.
   starting,
@@ -164,7 +172,24 @@ enum class phase : uint8_t {
   installing,
 };
 
-/// The state of one simulated device, kept small on purpose.
+/// Where a device stands on the current connection.
+enum class link : uint8_t {
+  unregistered,
+  registering,
+  offline,
+  going_online,
+  online,
+};
+
+/// How the device's current or last upgrade ended on the device.
+enum class outcome : uint8_t {
+  none,
+  succeeded,
+  failed,
+};
+
+/// The state of one simulated device, kept small on purpose. It survives
+/// reconnects; only `conn` starts over on a new connection.
 struct device_state {
   /// The current or last execution pushed to the device.
   uint64_t execution_id = 0;
@@ -174,10 +199,18 @@ struct device_state {
   uint32_t generation = 0;
   /// When the current upgrade was pushed.
   uint32_t pushed_at = 0;
-  /// Indexes into `simulator::versions_`.
+  /// Indexes into `simulator::versions_`: what the device runs, and what the
+  /// current or last upgrade installs.
   uint16_t version = 0;
   uint16_t firmware = 0;
-  phase state = phase::unregistered;
+  /// The block a failed upgrade names, so that a re-sent failure says the
+  /// same.
+  uint16_t failed_block = 0;
+  phase state = phase::idle;
+  link conn = link::unregistered;
+  outcome result = outcome::none;
+  /// Whether `result` is in the summary's counters.
+  bool counted = false;
 };
 
 /// What a request or a timer does.
@@ -222,17 +255,22 @@ struct timer {
   }
 };
 
-/// A request waiting for a free slot.
+/// A report waiting for a free slot.
 struct job {
   uint32_t device;
   uint32_t generation;
   action what;
+  /// Sent before and not acknowledged, or asked for again by a redelivered
+  /// push: the node may have handled it already.
+  bool resent;
 };
 
 /// A request the node has not answered yet.
 struct pending {
   uint32_t device;
+  uint32_t generation;
   action what;
+  bool resent;
 };
 
 /// Counters for the progress line and the summary.
@@ -249,6 +287,10 @@ struct stats {
   uint64_t errors = 0;
   uint64_t finished = 0;
   uint64_t upgrade_ms_total = 0;
+  uint64_t reconnects = 0;
+  uint64_t resent = 0;
+  /// Re-sent reports the node had no use for any more.
+  uint64_t stale = 0;
 };
 
 class simulator {
@@ -269,24 +311,61 @@ public:
       target_ = intern(opts_.target);
   }
 
-  /// Runs until a signal, an idle period or a transport failure. Returns the
-  /// process exit code.
+  ~simulator() {
+    if (results_ != nullptr)
+      std::fclose(results_);
+  }
+
+  simulator(const simulator&) = delete;
+
+  simulator& operator=(const simulator&) = delete;
+
+  /// Runs until a signal, an idle period, or until the node stays
+  /// unreachable for longer than `--reconnect-seconds`. Returns the process
+  /// exit code.
   int run() {
+    if (!opts_.results_file.empty()) {
+      results_ = std::fopen(opts_.results_file.c_str(), "w");
+      if (results_ == nullptr) {
+        fmt::print(stderr, "error: --results-file: cannot open '{}'\n",
+                   opts_.results_file);
+        return 2;
+      }
+      std::setvbuf(results_, nullptr, _IOLBF, 0);
+    }
     int rc = 0;
     last_activity_ = now();
     while (stop_requested == 0) {
       auto t = now();
       fire_timers(t);
+      if (!connected_) {
+        if (t - lost_at_ >
+            static_cast<sim_time>(opts_.reconnect_seconds * 1000)) {
+          finish_display();
+          fmt::print(stderr,
+                     "fota-sim: node unreachable for {:.1f} s, giving up: "
+                     "{}\n",
+                     (t - lost_at_) / 1000.0, last_error_);
+          rc = 1;
+          break;
+        }
+        if (t >= next_attempt_ && !reconnect()) {
+          rc = 1;
+          break;
+        }
+        if (!connected_) {
+          wait_disconnected(t);
+          continue;
+        }
+      }
       send_ready();
       auto n = client_.poll(
           poll_timeout(t),
           [this](uint64_t id, const v1::Response& r) { on_response(id, r); },
           [this](const v1::Push& p) { on_push(p); });
       if (!n) {
-        finish_display();
-        fmt::print(stderr, "fota-sim: {}\n", n.error().message);
-        rc = 1;
-        break;
+        on_disconnect(n.error().message);
+        continue;
       }
       t = now();
       display(t);
@@ -343,9 +422,90 @@ private:
     return i < static_cast<int64_t>(devices_.size()) ? i : -1;
   }
 
-  static bool upgrading(phase x) {
-    return x == phase::starting || x == phase::downloading ||
-           x == phase::installing;
+  static bool upgrading(phase x) { return x != phase::idle; }
+
+  static bool is_report(action x) {
+    return x != action::register_device && x != action::device_online;
+  }
+
+  // -- connection ------------------------------------------------------------
+
+  /// Keeps every device's state and the reports the node did not answer,
+  /// and starts reconnecting.
+  void on_disconnect(const std::string& why) {
+    finish_display();
+    auto t = now();
+    fmt::print(stderr,
+               "fota-sim: connection lost: {}; reconnecting for up to {} s\n",
+               why, opts_.reconnect_seconds);
+    connected_ = false;
+    client_.close();
+    lost_at_ = t;
+    last_error_ = why;
+    backoff_ms_ = initial_backoff_ms;
+    next_attempt_ = t + backoff_ms_;
+    // Unanswered reports go out again first, in the order they were sent.
+    std::vector<std::pair<uint64_t, pending>> unanswered(pending_.begin(),
+                                                         pending_.end());
+    pending_.clear();
+    std::sort(unanswered.begin(), unanswered.end(),
+              [](const auto& x, const auto& y) { return x.first < y.first; });
+    for (auto i = unanswered.rbegin(); i != unanswered.rend(); ++i) {
+      const auto& p = i->second;
+      if (is_report(p.what))
+        ready_.push_front(job{p.device, p.generation, p.what, true});
+    }
+    // Registration and bring-up start over on the next connection.
+    online_queue_.clear();
+    next_register_ = 0;
+    for (auto& d : devices_)
+      d.conn = link::unregistered;
+    stats_.registered = 0;
+    stats_.online = 0;
+  }
+
+  /// Tries to connect and say hello once; on failure, schedules the next
+  /// attempt with a doubled backoff. Returns false when the node refused the
+  /// token, which retrying does not change.
+  bool reconnect() {
+    auto fail = [&](const failure& err) {
+      last_error_ = err.message;
+      next_attempt_ = now() + backoff_ms_;
+      backoff_ms_ = std::min(backoff_ms_ * 2, max_backoff_ms);
+      return true;
+    };
+    auto cl = client::connect(opts_.host, opts_.port, 1s);
+    if (!cl)
+      return fail(cl.error());
+    v1::ClientFrame hello;
+    hello.mutable_hello()->set_token(opts_.token);
+    hello.mutable_hello()->set_client_name("fota-sim");
+    auto r = cl->call(std::move(hello), 5s);
+    if (!r)
+      return fail(r.error());
+    if (r->status() != v1::STATUS_CODE_OK) {
+      fmt::print(stderr, "fota-sim: reconnect refused: {}: {}\n",
+                 to_string(r->status()), r->message());
+      return false;
+    }
+    client_ = std::move(*cl);
+    connected_ = true;
+    ++stats_.reconnects;
+    last_activity_ = now();
+    fmt::print(stderr, "fota-sim: reconnected after {} ms\n",
+               last_activity_ - lost_at_);
+    return true;
+  }
+
+  /// Waits for the next reconnect attempt or upgrade step, whichever comes
+  /// first.
+  void wait_disconnected(sim_time t) {
+    auto until = next_attempt_;
+    if (!timers_.empty())
+      until = std::min(until, timers_.top().due);
+    auto ms = std::clamp<sim_time>(until - t, 0, 100);
+    if (ms > 0)
+      ::usleep(static_cast<useconds_t>(ms * 1000));
   }
 
   // -- outgoing requests -----------------------------------------------------
@@ -365,28 +525,30 @@ private:
         auto j = ready_.front();
         ready_.pop_front();
         if (devices_[j.device].generation == j.generation)
-          send(j.device, j.what);
+          send(j.device, j.what, j.resent);
       } else if (!online_queue_.empty()) {
         auto d = online_queue_.front();
         online_queue_.pop_front();
-        devices_[d].state = phase::going_online;
-        send(d, action::device_online);
+        devices_[d].conn = link::going_online;
+        send(d, action::device_online, false);
       } else if (next_register_ < devices_.size()) {
         auto d = next_register_++;
-        devices_[d].state = phase::registering;
-        send(d, action::register_device);
+        devices_[d].conn = link::registering;
+        send(d, action::register_device, false);
       } else {
         break;
       }
     }
   }
 
-  void send(uint32_t device, action what) {
+  void send(uint32_t device, action what, bool resent) {
     auto& d = devices_[device];
     v1::ClientFrame f;
     auto key = key_of(device);
     switch (what) {
     case action::register_device: {
+      // The version the device runs now, which after an upgrade during a
+      // broken connection tells the node about its success.
       auto* x = f.mutable_register_device();
       x->set_product_key(opts_.product);
       x->set_device_key(key);
@@ -425,13 +587,15 @@ private:
       x->set_device_key(key);
       x->set_execution_id(d.execution_id);
       x->set_code("E_FLASH");
-      auto block = std::uniform_int_distribution<uint32_t>{0, 4095}(rng_);
-      x->set_text(fmt::format("flash write failed at block {}", block));
+      x->set_text(
+          fmt::format("flash write failed at block {}", d.failed_block));
       break;
     }
     }
+    if (resent)
+      ++stats_.resent;
     auto id = client_.queue(std::move(f));
-    pending_.emplace(id, pending{device, what});
+    pending_.emplace(id, pending{device, d.generation, what, resent});
   }
 
   // -- timers ----------------------------------------------------------------
@@ -441,6 +605,8 @@ private:
   }
 
   /// Moves due upgrade steps to the ready queue and advances the devices.
+  /// Devices go on upgrading while the connection is down; their reports
+  /// wait for the next one.
   void fire_timers(sim_time t) {
     while (!timers_.empty() && timers_.top().due <= t) {
       auto tm = timers_.top();
@@ -448,7 +614,7 @@ private:
       auto& d = devices_[tm.device];
       if (d.generation != tm.generation)
         continue;
-      ready_.push_back(job{tm.device, tm.generation, tm.what});
+      ready_.push_back(job{tm.device, tm.generation, tm.what, false});
       switch (tm.what) {
       case action::confirm: {
         d.state = phase::downloading;
@@ -466,6 +632,14 @@ private:
       }
       case action::report_version:
       case action::report_failure:
+        if (tm.what == action::report_version) {
+          d.result = outcome::succeeded;
+          d.version = d.firmware;
+        } else {
+          d.result = outcome::failed;
+          d.failed_block = static_cast<uint16_t>(
+              std::uniform_int_distribution<uint32_t>{0, 4095}(rng_));
+        }
         d.state = phase::idle;
         --active_;
         ++stats_.finished;
@@ -488,6 +662,25 @@ private:
 
   // -- incoming frames -------------------------------------------------------
 
+  /// Counts the result of `device`'s current upgrade once, however often the
+  /// node acknowledges it.
+  void count_result(uint32_t device, uint32_t generation, outcome result) {
+    auto& d = devices_[device];
+    if (d.generation == generation) {
+      if (d.counted)
+        return;
+      d.counted = true;
+    }
+    if (result == outcome::succeeded)
+      ++stats_.succeeded;
+    else
+      ++stats_.failed;
+    if (results_ != nullptr)
+      fmt::print(results_, "{} {} {}\n", key_of(device),
+                 result == outcome::succeeded ? "succeeded" : "failed",
+                 d.execution_id);
+  }
+
   void on_response(uint64_t id, const v1::Response& r) {
     last_activity_ = now();
     auto i = pending_.find(id);
@@ -497,50 +690,59 @@ private:
             fmt::format("session: {}: {}", to_string(r.status()), r.message()));
       return;
     }
-    auto [device, what] = i->second;
+    auto p = i->second;
     pending_.erase(i);
-    auto& d = devices_[device];
+    auto& d = devices_[p.device];
     auto ok = r.status() == v1::STATUS_CODE_OK;
-    switch (what) {
+    switch (p.what) {
     case action::register_device:
       if (ok || r.status() == v1::STATUS_CODE_ALREADY_EXISTS) {
         ++stats_.registered;
-        d.state = phase::offline;
-        online_queue_.push_back(device);
+        d.conn = link::offline;
+        online_queue_.push_back(p.device);
         return;
       }
-      d.state = phase::unregistered;
+      d.conn = link::unregistered;
       break;
     case action::device_online:
       if (ok) {
-        ++stats_.online;
-        // A push may have arrived before this response.
-        if (d.state == phase::going_online)
-          d.state = phase::idle;
+        d.conn = link::online;
+        if (++stats_.online == devices_.size())
+          write_ready_file();
         return;
       }
-      if (d.state == phase::going_online)
-        d.state = phase::offline;
+      d.conn = link::offline;
       break;
     case action::report_version:
       if (ok) {
-        ++stats_.succeeded;
-        d.version = d.firmware;
+        count_result(p.device, p.generation, outcome::succeeded);
         return;
       }
       break;
     case action::report_failure:
       if (ok) {
-        ++stats_.failed;
+        count_result(p.device, p.generation, outcome::failed);
+        return;
+      }
+      // The node ended this execution before the connection broke and
+      // the acknowledgement was lost; a redelivered push re-sends it should
+      // the node still wait for it.
+      if (p.resent && r.status() == v1::STATUS_CODE_FAILED_PRECONDITION) {
+        ++stats_.stale;
+        count_result(p.device, p.generation, outcome::failed);
         return;
       }
       break;
     default:
       if (ok)
         return;
+      if (p.resent) {
+        ++stats_.stale;
+        return;
+      }
       break;
     }
-    report_error(fmt::format("{} {}: {}: {}", name_of(what), key_of(device),
+    report_error(fmt::format("{} {}: {}: {}", name_of(p.what), key_of(p.device),
                              to_string(r.status()), r.message()));
   }
 
@@ -563,9 +765,18 @@ private:
                                p.product_key(), p.device_key()));
       return;
     }
-    auto& d = devices_[static_cast<size_t>(device)];
+    auto index = static_cast<uint32_t>(device);
+    auto& d = devices_[index];
     if (d.execution_id == p.execution_id() && d.attempt >= p.attempt()) {
+      // Seen before. Still upgrading: the reports follow. Finished: the node
+      // missed the final report, so it goes out again.
       ++stats_.duplicates;
+      if (!upgrading(d.state) && d.result != outcome::none)
+        ready_.push_back(job{index, d.generation,
+                             d.result == outcome::succeeded
+                                 ? action::report_version
+                                 : action::report_failure,
+                             true});
       return;
     }
     if (!upgrading(d.state))
@@ -576,8 +787,9 @@ private:
     d.pushed_at = static_cast<uint32_t>(t);
     d.firmware = target_ ? *target_ : intern(p.firmware().version());
     d.state = phase::starting;
-    schedule(t + random_in(opts_.start_delay_ms), static_cast<uint32_t>(device),
-             action::confirm);
+    d.result = outcome::none;
+    d.counted = false;
+    schedule(t + random_in(opts_.start_delay_ms), index, action::confirm);
   }
 
   void on_cancel(const v1::CancelPush& p) {
@@ -606,11 +818,31 @@ private:
     }
   }
 
+  /// Tells scripts waiting on `--ready-file` that the fleet is up; written
+  /// under a temporary name and renamed, so a reader never sees half of it.
+  void write_ready_file() {
+    if (opts_.ready_file.empty() || ready_written_)
+      return;
+    ready_written_ = true;
+    auto tmp = opts_.ready_file + ".tmp";
+    auto* f = std::fopen(tmp.c_str(), "w");
+    if (f == nullptr) {
+      report_error("cannot write " + tmp);
+      return;
+    }
+    fmt::print(f, "{}\n", devices_.size());
+    std::fclose(f);
+    if (std::rename(tmp.c_str(), opts_.ready_file.c_str()) != 0)
+      report_error("cannot rename " + tmp + " to " + opts_.ready_file);
+  }
+
   // -- progress and summary --------------------------------------------------
 
+  /// Idle: connected, at least one upgrade seen, all of them finished and
+  /// acknowledged, and nothing received for `--exit-when-idle` seconds.
   bool idle_for(sim_time t) const {
-    if (opts_.exit_when_idle <= 0 || active_ > 0 || !pending_.empty() ||
-        has_work() || !timers_.empty())
+    if (opts_.exit_when_idle <= 0 || !connected_ || stats_.pushes == 0 ||
+        active_ > 0 || !pending_.empty() || has_work() || !timers_.empty())
       return false;
     return static_cast<double>(t - last_activity_) >=
            opts_.exit_when_idle * 1000;
@@ -669,24 +901,38 @@ private:
                "  registered               {}\n"
                "  online                   {}\n"
                "  pushes received          {}\n"
-               "  duplicate pushes ignored {}\n"
+               "  duplicate pushes         {}\n"
                "  cancel pushes            {}\n"
                "  upgrades canceled        {}\n"
                "  succeeded                {}\n"
                "  failed                   {}\n"
                "  error responses          {}\n"
+               "  reconnects               {}\n"
+               "  reports re-sent          {}\n"
+               "  stale re-sent reports    {}\n"
                "  mean upgrade time        {}\n"
                "  elapsed                  {:.1f} s\n",
                opts_.seed, devices_.size(), stats_.registered, stats_.online,
                stats_.pushes, stats_.duplicates, stats_.cancel_pushes,
                stats_.canceled, stats_.succeeded, stats_.failed, stats_.errors,
-               mean, now() / 1000.0);
+               stats_.reconnects, stats_.resent, stats_.stale, mean,
+               now() / 1000.0);
+    std::fflush(stdout);
   }
 
   static constexpr uint64_t max_printed_errors = 10;
+  static constexpr sim_time initial_backoff_ms = 100;
+  static constexpr sim_time max_backoff_ms = 2000;
 
   sim_options opts_;
   client client_;
+  bool connected_ = true;
+  /// When the connection broke, and when to try again.
+  sim_time lost_at_ = 0;
+  sim_time next_attempt_ = 0;
+  sim_time backoff_ms_ = initial_backoff_ms;
+  /// Why the last reconnect attempt failed.
+  std::string last_error_;
   std::mt19937_64 rng_;
   std::vector<device_state> devices_;
   std::vector<std::string> versions_;
@@ -705,6 +951,8 @@ private:
   sim_time last_display_ = 0;
   bool tty_;
   bool line_open_ = false;
+  bool ready_written_ = false;
+  std::FILE* results_ = nullptr;
 };
 
 } // namespace
@@ -755,6 +1003,16 @@ int main(int argc, char** argv) {
                  "upgrades finished (0: run until SIGINT/SIGTERM)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--reconnect-seconds", opts.reconnect_seconds,
+                 "give up when the node stays unreachable this long")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--ready-file", opts.ready_file,
+                 "write the number of devices to this file once every "
+                 "device is registered and online");
+  app.add_option("--results-file", opts.results_file,
+                 "append 'DEVICE succeeded|failed EXECUTION' for every "
+                 "upgrade result the node acknowledged");
   try {
     app.parse(argc, argv);
     opts.version_mix = parse_versions(opts.versions);

@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 
 #include "actors/node.hpp"
+#include "api/metrics.hpp"
 #include "api/session.hpp"
 
 namespace {
@@ -20,6 +21,7 @@ struct settings {
   std::string data_dir = "./fota-data";
   std::string listen = "7411";
   std::string config;
+  std::string metrics;
   std::string operator_token = "operator-token";
   std::string gateway_token = "gateway-token";
   uint32_t max_pushes_per_minute = 0;
@@ -44,6 +46,7 @@ bool load_config(settings& s, const CLI::App& app) {
     };
     set("node.data_dir", s.data_dir, "--data-dir");
     set("node.listen", s.listen, "--listen");
+    set("node.metrics", s.metrics, "--metrics");
     set("node.operator_token", s.operator_token, "--operator-token");
     set("node.gateway_token", s.gateway_token, "--gateway-token");
     set("dispatch.max_pushes_per_minute", s.max_pushes_per_minute,
@@ -66,6 +69,8 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", s.data_dir, "RocksDB data directory");
   app.add_option("--listen", s.listen, "TCP port to listen on (0: any free)");
   app.add_option("--config", s.config, "TOML configuration file");
+  app.add_option("--metrics", s.metrics,
+                 "serve Prometheus metrics at ADDRESS:PORT/metrics");
   app.add_option("--operator-token", s.operator_token,
                  "token that grants the operator role")
     ->envname("FOTA_TOKEN");
@@ -139,14 +144,27 @@ int main(int argc, char** argv) {
     (*node)->stop();
     return 1;
   }
-  spdlog::info("listening on port {}", *listening);
-  std::printf("fotad listening on port %u\n", *listening);
+  spdlog::info("listening on port {}", listening->port);
+  std::unique_ptr<fota::metrics_endpoint> metrics;
+  if (!s.metrics.empty()) {
+    auto ep = fota::metrics_endpoint::start(s.metrics,
+                                            (*node)->context()->metrics);
+    if (!ep) {
+      spdlog::error("{}", ep.error().message);
+      (*node)->stop();
+      return 1;
+    }
+    metrics = std::move(*ep);
+    spdlog::info("metrics at http://{}/metrics", s.metrics);
+  }
+  std::printf("fotad listening on port %u\n", listening->port);
   std::fflush(stdout);
 
   int sig = 0;
   sigwait(&signals, &sig);
   spdlog::info("stopping on signal {}", sig);
+  fota::stop_server(sys, *listening);
   (*node)->stop();
-  sys.middleman().stop(); // closes listeners and sessions
+  spdlog::info("stopped");
   return 0;
 }
