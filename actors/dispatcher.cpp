@@ -38,6 +38,26 @@ void rate_limiter::give_back(uint64_t n) noexcept {
     tokens_ = std::min(capacity_, tokens_ + static_cast<double>(n));
 }
 
+void rate_limiter::set_rate(uint32_t per_minute, timestamp now) {
+  if (per_minute == per_minute_)
+    return;
+  available(now);
+  per_minute_ = per_minute;
+  capacity_ = std::max(1.0, per_minute / 60.0);
+  tokens_ = std::min(tokens_, capacity_);
+  last_ = now;
+}
+
+uint32_t ramp_rate(const v1::RateLimit& rate, uint64_t successes) {
+  if (!rate.has_ramp_up())
+    return rate.max_per_minute();
+  const auto& r = rate.ramp_up();
+  auto steps = r.successes_per_step() == 0 ? 0 : successes / r.successes_per_step();
+  double x = r.base_per_minute() * std::pow(r.factor(), static_cast<double>(steps));
+  double cap = rate.max_per_minute() == 0 ? 1e9 : rate.max_per_minute();
+  return static_cast<uint32_t>(std::min(x, cap));
+}
+
 timestamp rate_limiter::next_token(timestamp now) const {
   if (unlimited() || tokens_ >= 1.0)
     return now;
@@ -66,47 +86,62 @@ void schedule_wake(self_ptr self, timestamp at) {
   self->delayed_send(self, delay, tick_atom_v);
 }
 
-/// Picks the next task with demand: highest priority first, round robin
-/// among equals.
-dispatcher_state::demand* pick(dispatcher_state& st) {
-  int32_t best = INT32_MIN;
-  for (const auto& d : st.tasks)
-    if (d.pending > 0)
-      best = std::max(best, d.priority);
-  if (best == INT32_MIN)
-    return nullptr;
-  for (size_t i = 0; i < st.tasks.size(); ++i) {
-    auto idx = (st.next + i) % st.tasks.size();
-    auto& d = st.tasks[idx];
-    if (d.pending > 0 && d.priority == best) {
-      st.next = idx + 1;
-      return &d;
-    }
-  }
-  return nullptr;
-}
-
+/// Grants credit to tasks until nothing more can be granted now, and sets a
+/// timer for the earliest moment a blocked task can go on.
 void dispatch(self_ptr self) {
   auto& st = self->state;
   auto now = st.ctx->now();
-  for (;;) {
+  std::optional<timestamp> wake;
+  auto wake_at = [&](timestamp t) {
+    if (!wake || t < *wake)
+      wake = t;
+  };
+  bool granted = true;
+  while (granted) {
+    granted = false;
     if (st.in_flight >= st.ctx->limits.max_pushes_in_flight)
       return; // Resumes on settled.
-    auto* d = pick(st);
-    if (d == nullptr)
-      return;
-    auto tokens = st.global.available(now);
-    if (tokens == 0) {
-      schedule_wake(self, st.global.next_token(now));
-      return;
+    auto global = st.global.available(now);
+    if (global == 0) {
+      wake_at(st.global.next_token(now));
+      break;
     }
-    auto room = st.ctx->limits.max_pushes_in_flight - st.in_flight;
-    auto grant = std::min({d->pending, tokens, room, max_grant});
-    d->pending = 0; // The task announces again after using the credit.
-    st.global.take(grant);
-    st.in_flight += grant;
-    self->send(d->task, credit_atom_v, grant);
+    // Highest priority with demand first; round robin among equals.
+    int32_t best = INT32_MIN;
+    for (const auto& d : st.tasks)
+      if (d.pending > 0)
+        best = std::max(best, d.priority);
+    if (best == INT32_MIN)
+      break;
+    for (size_t i = 0; i < st.tasks.size(); ++i) {
+      auto idx = (st.next + i) % st.tasks.size();
+      auto& d = st.tasks[idx];
+      if (d.pending == 0 || d.priority != best)
+        continue;
+      if (!d.windows.is_open(now)) {
+        if (auto edge = d.windows.next_edge(now))
+          wake_at(*edge);
+        continue;
+      }
+      auto own = d.limiter.available(now);
+      if (own == 0) {
+        wake_at(d.limiter.next_token(now));
+        continue;
+      }
+      auto room = st.ctx->limits.max_pushes_in_flight - st.in_flight;
+      auto grant = std::min({d.pending, own, global, room, max_grant});
+      d.pending = 0; // The task announces again after using the credit.
+      d.limiter.take(grant);
+      st.global.take(grant);
+      st.in_flight += grant;
+      st.next = idx + 1;
+      self->send(d.task, credit_atom_v, grant);
+      granted = true;
+      break;
+    }
   }
+  if (wake)
+    schedule_wake(self, *wake);
 }
 
 } // namespace
@@ -126,18 +161,34 @@ caf::behavior dispatcher_actor(self_ptr self, context_ptr ctx) {
   });
   return {
     [=](demand_atom, const caf::actor& task, uint64_t pending,
-        int32_t priority) {
+        const std::string& spec_bytes) {
       auto& st = self->state;
       auto i = std::find_if(st.tasks.begin(), st.tasks.end(),
                             [&](const auto& d) { return d.task == task; });
       if (i == st.tasks.end()) {
-        st.tasks.push_back(dispatcher_state::demand{task, pending, priority});
+        v1::TaskSpec spec;
+        spec.ParseFromString(spec_bytes);
+        dispatcher_state::demand d;
+        d.task = task;
+        d.priority = spec.priority();
+        d.rate = spec.rate();
+        if (spec.has_schedule())
+          d.windows = schedule{spec.schedule()};
+        d.limiter = rate_limiter{ramp_rate(d.rate, 0), st.ctx->now()};
+        st.tasks.push_back(std::move(d));
         self->monitor(task);
-      } else {
-        i->pending = pending;
-        i->priority = priority;
+        i = st.tasks.end() - 1;
       }
+      i->pending = pending;
       dispatch(self);
+    },
+    [=](success_atom, const caf::actor& task) {
+      auto& st = self->state;
+      for (auto& d : st.tasks)
+        if (d.task == task) {
+          ++d.successes;
+          d.limiter.set_rate(ramp_rate(d.rate, d.successes), st.ctx->now());
+        }
     },
     [=](settled_atom, uint32_t delivered, uint32_t returned) {
       auto& st = self->state;
@@ -147,7 +198,10 @@ caf::behavior dispatcher_actor(self_ptr self, context_ptr ctx) {
       dispatch(self);
     },
     [=](tick_atom) {
-      self->state.wake_at.reset();
+      auto& st = self->state;
+      if (st.wake_at && *st.wake_at > st.ctx->now())
+        return; // A stale timer; the pending one is later.
+      st.wake_at.reset();
       dispatch(self);
     },
   };

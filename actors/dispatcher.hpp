@@ -1,7 +1,8 @@
 /// The dispatcher: grants push credit to tasks with queued executions, in
 /// priority order and round robin between tasks of equal priority, under the
-/// node's rate limit and a bound on pushes in flight. It wakes on timers
-/// when the rate holds it back, and never polls.
+/// node's rate limit, each task's own rate (with its ramp-up) and schedule
+/// windows, and a bound on pushes in flight. It wakes on timers at window
+/// edges and token refills, and never polls.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/context.hpp"
+#include "events/schedule.hpp"
 
 namespace fota {
 
@@ -31,6 +33,11 @@ public:
 
   bool unlimited() const noexcept { return per_minute_ == 0; }
 
+  uint32_t per_minute() const noexcept { return per_minute_; }
+
+  /// Changes the rate from `now` on, keeping the tokens already earned.
+  void set_rate(uint32_t per_minute, timestamp now);
+
 private:
   uint32_t per_minute_;
   double tokens_;
@@ -38,11 +45,20 @@ private:
   timestamp last_;
 };
 
+/// The push rate of a task after `successes` successes: the ramp-up's base
+/// times its factor for every completed step, capped by the task's maximum
+/// (0 = unlimited).
+uint32_t ramp_rate(const v1::RateLimit& rate, uint64_t successes);
+
 struct dispatcher_state {
   struct demand {
     caf::actor task;
     uint64_t pending = 0;
     int32_t priority = 0;
+    v1::RateLimit rate;
+    schedule windows;
+    rate_limiter limiter;
+    uint64_t successes = 0;
   };
 
   context_ptr ctx;
@@ -57,9 +73,14 @@ struct dispatcher_state {
   static inline constexpr const char* name = "fota.dispatcher";
 };
 
-/// Messages: `(demand_atom, task, pending, priority)` from tasks,
-/// `(settled_atom, delivered, returned)` when pushes are answered or credit
-/// is returned, `(tick_atom)` from its own timer. Sends `(credit_atom, n)`.
+/// Messages:
+/// - `(demand_atom, task, pending, spec bytes)` from tasks with executions
+///   to push;
+/// - `(settled_atom, delivered, returned)` when pushes are answered or credit
+///   is returned;
+/// - `(success_atom, task)` for the ramp-up;
+/// - `(tick_atom)` from its own timer.
+/// Sends `(credit_atom, n)` to tasks.
 caf::behavior dispatcher_actor(caf::stateful_actor<dispatcher_state>* self,
                                context_ptr ctx);
 

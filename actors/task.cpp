@@ -27,44 +27,127 @@ void announce(self_ptr self) {
   st.demand_pending = true;
   self->send(st.ctx->dispatcher, demand_atom_v,
              caf::actor_cast<caf::actor>(self),
-             static_cast<uint64_t>(st.ready.size()), st.task.spec.priority());
+             static_cast<uint64_t>(st.ready.size()),
+             st.task.spec.SerializeAsString());
 }
 
-/// Releases the device of every execution that `events` made terminal.
-void release_finished(self_ptr self, const event_list& events) {
+/// Arms the deadline timer for `due_ms` unless an earlier one is pending.
+void arm(self_ptr self, int64_t due_ms) {
   auto& st = self->state;
+  if (st.wake_at_ms != 0 && st.wake_at_ms <= due_ms)
+    return;
+  st.wake_at_ms = due_ms;
+  auto delay = std::chrono::milliseconds{
+    std::max<int64_t>(0, due_ms - to_millis(st.ctx->now()))};
+  self->delayed_send(self, delay, deadline_atom_v);
+}
+
+/// Keeps the timeout or retry of `seq` in the deadline set.
+void track(self_ptr self, uint64_t seq) {
+  auto& st = self->state;
+  const auto* x = st.task.find(seq);
+  int64_t due = 0;
+  if (x != nullptr && !is_finished(st.task.status)) {
+    due = st.task.deadline_ms(*x);
+    if (due == 0)
+      due = st.task.retry_at_ms(*x);
+  }
+  auto i = st.due_of.find(seq);
+  if (i != st.due_of.end()) {
+    if (i->second == due)
+      return;
+    st.deadlines.erase({i->second, seq});
+    st.due_of.erase(i);
+  }
+  if (due == 0)
+    return;
+  st.deadlines.emplace(due, seq);
+  st.due_of.emplace(seq, due);
+  arm(self, due);
+}
+
+/// Runs the effects of applied events: releases devices of executions that
+/// ended for good, tracks timeouts and retries, queues requeued executions,
+/// and counts outcomes. Returns whether an execution finished.
+bool after_apply(self_ptr self, const event_list& events) {
+  auto& st = self->state;
+  auto& m = *st.ctx->metrics;
+  bool finished = false;
   auto release = [&](uint64_t seq) {
     if (seq >= 1 && seq <= st.devices.size() && st.devices[seq - 1])
       self->send(st.devices[seq - 1], release_atom_v,
                  execution_of(st.task, seq));
     st.ready.erase(seq);
     st.waiting.erase(seq);
+    track(self, seq);
   };
-  auto& m = *st.ctx->metrics;
+  auto ended = [&](uint64_t seq) {
+    finished = true;
+    const auto* x = st.task.find(seq);
+    if (x != nullptr && st.task.holds_device(*x))
+      track(self, seq); // A retry follows.
+    else
+      release(seq);
+  };
   for (const auto& e : events) {
     switch (e.payload_case()) {
+      case event::kExecutionNotified:
+        track(self, e.execution_notified().sequence());
+        break;
+      case event::kExecutionStarted:
+        track(self, e.execution_started().sequence());
+        break;
+      case event::kExecutionProgressed:
+        track(self, e.execution_progressed().sequence());
+        break;
       case event::kExecutionSucceeded:
+        finished = true;
         release(e.execution_succeeded().sequence());
         node_metrics::add(m.succeeded);
+        self->send(st.ctx->dispatcher, success_atom_v,
+                   caf::actor_cast<caf::actor>(self));
         break;
       case event::kExecutionFailed:
-        release(e.execution_failed().sequence());
+        ended(e.execution_failed().sequence());
         node_metrics::add(m.failed);
         break;
       case event::kExecutionTimedOut:
-        release(e.execution_timed_out().sequence());
+        ended(e.execution_timed_out().sequence());
         node_metrics::add(m.timed_out);
         break;
+      case event::kExecutionRequeued: {
+        auto seq = e.execution_requeued().sequence();
+        track(self, seq);
+        st.ready.insert(seq);
+        break;
+      }
       case event::kExecutionsCanceled:
         for (auto s : e.executions_canceled().sequences())
           release(s);
         node_metrics::add(m.canceled, e.executions_canceled().sequences_size());
         break;
+      case event::kTaskCanceled:
+      case event::kTaskCompleted:
+        // Retries are abandoned: release the devices that waited for one.
+        for (uint64_t s = 1; s <= st.task.executions.size(); ++s) {
+          auto state = st.task.executions[s - 1].state;
+          if (state == v1::EXECUTION_STATE_FAILED
+              || state == v1::EXECUTION_STATE_TIMED_OUT)
+            release(s);
+        }
+        st.ready.clear();
+        st.waiting.clear();
+        st.deadlines.clear();
+        st.due_of.clear();
+        break;
       default:
         break;
     }
   }
+  return finished;
 }
+
+void commit_quietly(self_ptr self, const event_list& events);
 
 /// Applies `events` to the task at once, persists them, releases devices of
 /// finished executions, and calls `done` once durable.
@@ -74,8 +157,45 @@ void commit(self_ptr self, const event_list& events, caf::response_promise rp,
   auto& st = self->state;
   for (const auto& e : events)
     apply(st.task, e);
-  release_finished(self, events);
+  bool finished = after_apply(self, events);
   persist(self, *st.ctx, events, std::move(rp), std::move(done));
+  if (finished) {
+    // The abort rule looks at every finished execution.
+    commit_quietly(self, decide_abort(st.task, st.ctx->now()));
+  }
+  announce(self);
+}
+
+/// Commits events that no client waits for.
+void commit_quietly(self_ptr self, const event_list& events) {
+  if (!events.empty())
+    commit(self, events, caf::response_promise{}, [](caf::response_promise&) {});
+}
+
+/// Handles every timeout and retry that is due, then re-arms the timer.
+void on_deadline(self_ptr self) {
+  auto& st = self->state;
+  auto now = st.ctx->now();
+  auto now_ms = to_millis(now);
+  if (st.wake_at_ms > now_ms)
+    return; // A stale timer; a later one is armed.
+  st.wake_at_ms = 0;
+  commit_quietly(self, decide_end(st.task, now));
+  while (!st.deadlines.empty() && st.deadlines.begin()->first <= now_ms) {
+    auto seq = st.deadlines.begin()->second;
+    st.deadlines.erase(st.deadlines.begin());
+    st.due_of.erase(seq);
+    auto events = decide_timeout(st.task, seq, now);
+    if (events.empty())
+      events = decide_retry(st.task, seq, now);
+    commit_quietly(self, events);
+    if (events.empty())
+      track(self, seq); // Not due after all, e.g. paused: look again later.
+  }
+  if (!st.deadlines.empty())
+    arm(self, st.deadlines.begin()->first);
+  if (st.task.spec.end_time_ms() != 0 && !is_finished(st.task.status))
+    arm(self, st.task.spec.end_time_ms());
 }
 
 caf::result<std::string> commit_reply(self_ptr self,
@@ -126,8 +246,7 @@ void push(self_ptr self, uint64_t sequence, bool redelivery) {
         }
         auto decided = decide_notified(st.task, sequence, st.ctx->now());
         if (decided)
-          commit(self, *decided, caf::response_promise{},
-                 [](caf::response_promise&) {});
+          commit_quietly(self, *decided);
       },
       [=](caf::error&) {
         if (!redelivery)
@@ -140,7 +259,10 @@ void on_credit(self_ptr self, uint64_t credit) {
   auto& st = self->state;
   st.demand_pending = false;
   uint64_t used = 0;
-  if (st.task.status == v1::TASK_STATUS_RUNNING) {
+  // The dispatcher granted inside a window; re-check, so that no push leaves
+  // after the window closed meanwhile.
+  if (st.task.status == v1::TASK_STATUS_RUNNING
+      && st.windows.is_open(st.ctx->now())) {
     while (used < credit && !st.ready.empty()) {
       auto seq = *st.ready.begin();
       st.ready.erase(st.ready.begin());
@@ -261,6 +383,10 @@ void create(self_ptr self, std::shared_ptr<task_start> start) {
           return;
         }
         st.task = make_task(decided->front());
+        if (spec.has_schedule())
+          st.windows = schedule{spec.schedule()};
+        if (spec.end_time_ms() != 0)
+          arm(self, spec.end_time_ms());
         std::vector<std::string> versions(spec.source_versions().begin(),
                                           spec.source_versions().end());
         self
@@ -287,15 +413,20 @@ void recover(self_ptr self, std::shared_ptr<task_start> start) {
   st.devices = std::move(start->devices);
   if (is_finished(st.task.status))
     return;
+  if (st.task.spec.has_schedule())
+    st.windows = schedule{st.task.spec.schedule()};
   auto me = caf::actor_cast<caf::actor>(self);
   for (uint64_t s = 1; s <= st.task.executions.size(); ++s) {
     const auto& x = st.task.executions[s - 1];
-    if (is_terminal(x.state) || !st.devices[s - 1])
+    if (!st.task.holds_device(x) || !st.devices[s - 1])
       continue;
     self->send(st.devices[s - 1], claim_atom_v, execution_of(st.task, s), me);
     if (x.state == v1::EXECUTION_STATE_QUEUED)
       st.ready.insert(s);
+    track(self, s);
   }
+  if (st.task.spec.end_time_ms() != 0)
+    arm(self, st.task.spec.end_time_ms());
   announce(self);
 }
 
@@ -418,6 +549,7 @@ caf::behavior task_actor(self_ptr self, context_ptr ctx,
                                    "request body does not parse"));
     },
     [=](credit_atom, uint64_t credit) { on_credit(self, credit); },
+    [=](deadline_atom) { on_deadline(self); },
     [=](online_atom, uint64_t execution) {
       auto& st = self->state;
       auto seq = execution & 0xFFFFFFFFu;
@@ -438,9 +570,8 @@ caf::behavior task_actor(self_ptr self, context_ptr ctx,
       auto& st = self->state;
       auto decided = decide_version(st.task, execution & 0xFFFFFFFFu, version,
                                     st.ctx->now());
-      if (decided && !decided->empty())
-        commit(self, *decided, caf::response_promise{},
-               [](caf::response_promise&) {});
+      if (decided)
+        commit_quietly(self, *decided);
     },
     [=](get_atom) { return self->state.task.summary().SerializeAsString(); },
   };

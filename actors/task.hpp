@@ -13,6 +13,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/context.hpp"
+#include "events/schedule.hpp"
 #include "events/task.hpp"
 
 namespace fota {
@@ -28,6 +29,14 @@ struct task_actor_state {
   std::unordered_set<uint64_t> waiting;
   /// Demand announced to the dispatcher and not yet answered by credit.
   bool demand_pending = false;
+  /// The task's schedule windows; no push leaves outside them.
+  schedule windows;
+  /// Timeouts and retries due, as (due ms, sequence), and the due time of
+  /// each tracked sequence.
+  std::set<std::pair<int64_t, uint64_t>> deadlines;
+  std::unordered_map<uint64_t, int64_t> due_of;
+  /// When the pending deadline timer fires.
+  int64_t wake_at_ms = 0;
 
   static inline constexpr const char* name = "fota.task";
 };

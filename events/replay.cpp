@@ -141,7 +141,7 @@ void finish_replay(world& w) {
       continue;
     for (uint64_t s = 1; s <= t.executions.size(); ++s) {
       const auto& x = t.executions[s - 1];
-      if (is_terminal(x.state))
+      if (!t.holds_device(x))
         continue;
       if (auto* d = w.find_device(t.spec.product_key(), x.device_key))
         d->active_execution = (id << 32) | s;

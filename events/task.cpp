@@ -1,6 +1,7 @@
 #include "events/task.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <set>
 
 #include "events/schedule.hpp"
@@ -40,31 +41,42 @@ failure not_active(const task_state& t, uint64_t sequence,
                         + v1::ExecutionState_Name(x.state));
 }
 
-/// Appends TaskCompleted when `after` applied on `t` leaves a snapshot task
-/// with nothing active.
+/// Appends TaskCompleted when `out`, applied on `t`, leaves a snapshot task
+/// with no execution that holds its device.
 void complete_if_done(const task_state& t, event_list& out, timestamp now) {
   if (t.spec.strategy() != v1::STRATEGY_SNAPSHOT || is_finished(t.status))
     return;
-  // Count the effect of `out` on the active executions.
-  int64_t active = static_cast<int64_t>(t.active());
+  auto retries = t.spec.retry().max_retries();
+  auto final_attempt = [&](uint64_t seq) {
+    const auto* x = t.find(seq);
+    return x == nullptr || x->attempt > retries;
+  };
+  int64_t holding = static_cast<int64_t>(t.active() + t.retries_pending);
   for (const auto& e : out) {
     switch (e.payload_case()) {
       case event::kDevicesEnrolled:
-        active += e.devices_enrolled().device_keys_size();
+        holding += e.devices_enrolled().device_keys_size();
         break;
       case event::kExecutionSucceeded:
+        --holding;
+        break;
       case event::kExecutionFailed:
+        holding -= final_attempt(e.execution_failed().sequence()) ? 1 : 0;
+        break;
       case event::kExecutionTimedOut:
-        --active;
+        holding -= final_attempt(e.execution_timed_out().sequence()) ? 1 : 0;
         break;
       case event::kExecutionsCanceled:
-        active -= e.executions_canceled().sequences_size();
+        holding -= e.executions_canceled().sequences_size();
         break;
+      case event::kTaskCanceled:
+      case event::kTaskCompleted:
+        return;
       default:
         break;
     }
   }
-  if (active > 0)
+  if (holding > 0)
     return;
   auto e = task_event(t, now);
   e.mutable_task_completed()->set_task_id(t.id);
@@ -135,6 +147,37 @@ bool is_terminal(v1::ExecutionState x) noexcept {
 
 bool is_finished(v1::TaskStatus x) noexcept {
   return x == v1::TASK_STATUS_CANCELED || x == v1::TASK_STATUS_COMPLETED;
+}
+
+bool task_state::will_retry(const execution& x) const noexcept {
+  return (x.state == v1::EXECUTION_STATE_FAILED
+          || x.state == v1::EXECUTION_STATE_TIMED_OUT)
+         && x.attempt <= spec.retry().max_retries() && !is_finished(status);
+}
+
+bool task_state::holds_device(const execution& x) const noexcept {
+  if (is_finished(status))
+    return false;
+  return !is_terminal(x.state) || will_retry(x);
+}
+
+int64_t task_state::timeout_ms() const noexcept {
+  auto s = spec.timeout_seconds() == 0 ? default_timeout_seconds
+                                       : spec.timeout_seconds();
+  return int64_t{s} * 1000;
+}
+
+int64_t task_state::deadline_ms(const execution& x) const noexcept {
+  if (x.state != v1::EXECUTION_STATE_NOTIFIED
+      && x.state != v1::EXECUTION_STATE_IN_PROGRESS)
+    return 0;
+  return x.updated_at_ms + timeout_ms();
+}
+
+int64_t task_state::retry_at_ms(const execution& x) const noexcept {
+  if (!will_retry(x))
+    return 0;
+  return x.finished_at_ms + int64_t{spec.retry().interval_seconds()} * 1000;
 }
 
 const execution* task_state::find(uint64_t sequence) const {
@@ -423,6 +466,105 @@ expected<event_list> decide_failure(const task_state& state,
   return out;
 }
 
+event_list decide_timeout(const task_state& state, uint64_t sequence,
+                          timestamp now) {
+  event_list out;
+  const auto* x = state.find(sequence);
+  if (x == nullptr || is_finished(state.status))
+    return out;
+  auto deadline = state.deadline_ms(*x);
+  if (deadline == 0 || deadline > to_millis(now))
+    return out;
+  auto e = task_event(state, now);
+  e.mutable_execution_timed_out()->set_task_id(state.id);
+  e.mutable_execution_timed_out()->set_sequence(sequence);
+  out.push_back(std::move(e));
+  complete_if_done(state, out, now);
+  return out;
+}
+
+event_list decide_retry(const task_state& state, uint64_t sequence,
+                        timestamp now) {
+  event_list out;
+  const auto* x = state.find(sequence);
+  if (x == nullptr || state.status != v1::TASK_STATUS_RUNNING)
+    return out;
+  auto due = state.retry_at_ms(*x);
+  if (due == 0 || due > to_millis(now))
+    return out;
+  auto e = task_event(state, now);
+  auto* r = e.mutable_execution_requeued();
+  r->set_task_id(state.id);
+  r->set_sequence(sequence);
+  r->set_attempt(x->attempt + 1u);
+  out.push_back(std::move(e));
+  return out;
+}
+
+event_list decide_abort(const task_state& state, timestamp now) {
+  event_list out;
+  const auto& rule = state.spec.abort();
+  if (rule.failure_percent() <= 0.0 || state.status != v1::TASK_STATUS_RUNNING)
+    return out;
+  auto failures = state.counts[v1::EXECUTION_STATE_FAILED]
+                  + state.counts[v1::EXECUTION_STATE_TIMED_OUT]
+                  - state.retries_pending;
+  auto finished = failures + state.counts[v1::EXECUTION_STATE_SUCCEEDED];
+  if (finished == 0 || finished < rule.min_finished())
+    return out;
+  auto percent = 100.0 * static_cast<double>(failures)
+                 / static_cast<double>(finished);
+  if (percent < rule.failure_percent())
+    return out;
+  char buf[160];
+  std::snprintf(buf, sizeof(buf),
+                "abort rule: %llu of %llu finished executions failed "
+                "(%.1f%% >= %.1f%%)",
+                static_cast<unsigned long long>(failures),
+                static_cast<unsigned long long>(finished), percent,
+                rule.failure_percent());
+  if (rule.action() == v1::ABORT_ACTION_PAUSE) {
+    auto e = task_event(state, now);
+    e.mutable_task_paused()->set_task_id(state.id);
+    e.mutable_task_paused()->set_reason(buf);
+    out.push_back(std::move(e));
+    return out;
+  }
+  auto c = task_event(state, now);
+  auto* canceled = c.mutable_executions_canceled();
+  canceled->set_task_id(state.id);
+  for (uint64_t s = 1; s <= state.executions.size(); ++s)
+    if (state.executions[s - 1].state == v1::EXECUTION_STATE_QUEUED)
+      canceled->add_sequences(s);
+  if (canceled->sequences_size() > 0)
+    out.push_back(std::move(c));
+  auto e = task_event(state, now);
+  e.mutable_task_canceled()->set_task_id(state.id);
+  e.mutable_task_canceled()->set_reason(buf);
+  out.push_back(std::move(e));
+  return out;
+}
+
+event_list decide_end(const task_state& state, timestamp now) {
+  event_list out;
+  if (state.spec.strategy() != v1::STRATEGY_INCREMENT
+      || state.spec.end_time_ms() == 0 || is_finished(state.status)
+      || state.spec.end_time_ms() > to_millis(now))
+    return out;
+  auto c = task_event(state, now);
+  auto* canceled = c.mutable_executions_canceled();
+  canceled->set_task_id(state.id);
+  for (uint64_t s = 1; s <= state.executions.size(); ++s)
+    if (state.executions[s - 1].state == v1::EXECUTION_STATE_QUEUED)
+      canceled->add_sequences(s);
+  if (canceled->sequences_size() > 0)
+    out.push_back(std::move(c));
+  auto e = task_event(state, now);
+  e.mutable_task_completed()->set_task_id(state.id);
+  out.push_back(std::move(e));
+  return out;
+}
+
 expected<event_list> decide_pause(const task_state& state,
                                   const std::string& reason, timestamp now) {
   if (state.status != v1::TASK_STATUS_RUNNING)
@@ -522,18 +664,21 @@ void apply(task_state& t, const event& e) {
         move_to(t, *x, v1::EXECUTION_STATE_NOTIFIED);
         x->attempt = static_cast<uint16_t>(e.execution_notified().attempt());
         x->notified_at_ms = at;
+        x->updated_at_ms = at;
       }
       break;
     case event::kExecutionStarted:
       if (auto* x = mutable_find(t, e.execution_started().sequence())) {
         move_to(t, *x, v1::EXECUTION_STATE_IN_PROGRESS);
         x->started_at_ms = at;
+        x->updated_at_ms = at;
       }
       break;
     case event::kExecutionProgressed: {
       const auto& p = e.execution_progressed();
       if (auto* x = mutable_find(t, p.sequence())) {
         x->progress_step = static_cast<uint8_t>(p.step());
+        x->updated_at_ms = at;
         if (p.text().empty())
           t.progress_texts.erase(p.sequence());
         else
@@ -557,6 +702,8 @@ void apply(task_state& t, const event& e) {
         move_to(t, *x, v1::EXECUTION_STATE_FAILED);
         x->finished_at_ms = at;
         t.failures[f.sequence()] = failure_info{f.code(), f.text()};
+        if (t.will_retry(*x))
+          ++t.retries_pending;
       }
       break;
     }
@@ -564,15 +711,20 @@ void apply(task_state& t, const event& e) {
       if (auto* x = mutable_find(t, e.execution_timed_out().sequence())) {
         move_to(t, *x, v1::EXECUTION_STATE_TIMED_OUT);
         x->finished_at_ms = at;
+        if (t.will_retry(*x))
+          ++t.retries_pending;
       }
       break;
     case event::kExecutionRequeued: {
       const auto& r = e.execution_requeued();
       if (auto* x = mutable_find(t, r.sequence())) {
+        if (t.will_retry(*x) && t.retries_pending > 0)
+          --t.retries_pending;
         move_to(t, *x, v1::EXECUTION_STATE_QUEUED);
         x->attempt = static_cast<uint16_t>(r.attempt());
         x->queued_at_ms = at;
         x->notified_at_ms = x->started_at_ms = x->finished_at_ms = 0;
+        x->updated_at_ms = 0;
         x->progress_step = 0;
         t.progress_texts.erase(r.sequence());
       }
@@ -597,10 +749,12 @@ void apply(task_state& t, const event& e) {
       t.status = v1::TASK_STATUS_CANCELED;
       t.status_reason = e.task_canceled().reason();
       t.finished_at_ms = at;
+      t.retries_pending = 0;
       break;
     case event::kTaskCompleted:
       t.status = v1::TASK_STATUS_COMPLETED;
       t.finished_at_ms = at;
+      t.retries_pending = 0;
       break;
     default:
       break;

@@ -35,6 +35,9 @@ struct execution {
   int64_t notified_at_ms = 0;
   int64_t started_at_ms = 0;
   int64_t finished_at_ms = 0;
+  /// Last sign of life: notified, started or progressed. The timeout runs
+  /// from here.
+  int64_t updated_at_ms = 0;
 };
 
 /// Why an execution failed, as the device said.
@@ -65,12 +68,30 @@ struct task_state {
   std::unordered_map<uint64_t, std::string> progress_texts;
   /// Executions by state, indexed by v1::ExecutionState.
   std::array<uint64_t, 8> counts{};
+  /// FAILED or TIMED_OUT executions that will be retried.
+  uint64_t retries_pending = 0;
 
   /// Returns the execution with this sequence, or nullptr.
   const execution* find(uint64_t sequence) const;
 
   /// Number of executions not yet terminal.
   uint64_t active() const noexcept;
+
+  /// Whether a FAILED or TIMED_OUT execution gets another attempt.
+  bool will_retry(const execution& x) const noexcept;
+
+  /// Whether the execution still holds its device: not terminal, or
+  /// waiting for a retry.
+  bool holds_device(const execution& x) const noexcept;
+
+  /// The per-device timeout in milliseconds.
+  int64_t timeout_ms() const noexcept;
+
+  /// When the execution times out, or 0 when it cannot.
+  int64_t deadline_ms(const execution& x) const noexcept;
+
+  /// When a retry of the execution is due, or 0 when none will come.
+  int64_t retry_at_ms(const execution& x) const noexcept;
 
   v1::ExecutionCounters counters() const;
   v1::TaskSummary summary() const;
@@ -121,6 +142,24 @@ expected<event_list> decide_version(const task_state& state,
 expected<event_list> decide_failure(const task_state& state,
                                     uint64_t sequence, const std::string& code,
                                     const std::string& text, timestamp now);
+
+/// The execution made no progress within the timeout: TIMED_OUT. Empty
+/// when it is not due (or not NOTIFIED / IN_PROGRESS).
+event_list decide_timeout(const task_state& state, uint64_t sequence,
+                          timestamp now);
+
+/// A FAILED or TIMED_OUT execution with retries left is queued again once
+/// the retry interval has passed. Empty when it is not due.
+event_list decide_retry(const task_state& state, uint64_t sequence,
+                        timestamp now);
+
+/// The abort rule: once `min_finished` executions have finished for good,
+/// a failure share at or above `failure_percent` pauses the task or cancels
+/// its queued executions and the task. Empty when it does not trip.
+event_list decide_abort(const task_state& state, timestamp now);
+
+/// An INCREMENT task completes at its end time. Empty before.
+event_list decide_end(const task_state& state, timestamp now);
 
 expected<event_list> decide_pause(const task_state& state,
                                   const std::string& reason, timestamp now);
