@@ -118,6 +118,25 @@ caf::behavior device_actor(self_ptr self, context_ptr ctx,
             return not_active(st.device, req.execution_id());
           return forward(self, st.task, std::move(cmd));
         }
+        case v1::ClientFrame::kRequestUpgrade: {
+          if (st.device.active_execution == 0 || !st.task) {
+            v1::Response r;
+            r.mutable_offer()->set_available(false);
+            r.mutable_offer()->set_reason(
+              "no upgrade available: no active device-request task covers "
+              "device " + st.device.key);
+            return ok_response(r);
+          }
+          return forward(self, st.task, std::move(cmd));
+        }
+        case v1::ClientFrame::kConfirmUpgrade: {
+          v1::ConfirmUpgrade req;
+          if (!parse_body(cmd, req))
+            break;
+          if (req.execution_id() != st.device.active_execution || !st.task)
+            return not_active(st.device, req.execution_id());
+          return forward(self, st.task, std::move(cmd));
+        }
         case v1::ClientFrame::kReportFailure: {
           v1::ReportFailure req;
           if (!parse_body(cmd, req))

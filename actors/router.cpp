@@ -86,8 +86,6 @@ make_command(const node_context& ctx, v1::Role role,
     case f::kCreateAssetTree:
     case f::kDeleteAssetTree:
     case f::kListAssetTrees:
-    case f::kRequestUpgrade:
-    case f::kConfirmUpgrade:
       return make_failure(errc::failed_precondition,
                           field->name() + " is not available on this node yet");
     default:

@@ -22,7 +22,8 @@ uint64_t execution_of(const task_state& t, uint64_t sequence) {
 void announce(self_ptr self) {
   auto& st = self->state;
   if (st.demand_pending || st.ready.empty()
-      || st.task.status != v1::TASK_STATUS_RUNNING)
+      || st.task.status != v1::TASK_STATUS_RUNNING
+      || st.task.spec.method() != v1::METHOD_CLOUD_PUSH)
     return;
   st.demand_pending = true;
   self->send(st.ctx->dispatcher, demand_atom_v,
@@ -430,6 +431,61 @@ void recover(self_ptr self, std::shared_ptr<task_start> start) {
   announce(self);
 }
 
+/// A device asks for its upgrade. Only a RUNNING device-request task offers
+/// it; anything else holding the device makes it busy.
+caf::result<std::string> offer(self_ptr self, const command& cmd) {
+  auto& st = self->state;
+  v1::DeviceRef ref;
+  ref.ParseFromString(cmd.body);
+  const auto& t = st.task;
+  uint64_t seq = 0;
+  for (uint64_t s = 1; s <= t.executions.size(); ++s)
+    if (t.executions[s - 1].device_key == ref.device_key()
+        && t.holds_device(t.executions[s - 1]))
+      seq = s;
+  v1::Response r;
+  auto* o = r.mutable_offer();
+  const auto* x = t.find(seq);
+  auto busy = [&](const std::string& why) {
+    o->set_available(false);
+    o->set_reason("busy: device " + ref.device_key() + " is in execution "
+                  + std::to_string(t.id) + "/" + std::to_string(seq) + " ("
+                  + why + ")");
+    return ok_response(r);
+  };
+  if (x == nullptr) {
+    o->set_available(false);
+    o->set_reason("no upgrade available for device " + ref.device_key());
+    return ok_response(r);
+  }
+  if (t.spec.method() != v1::METHOD_DEVICE_REQUEST)
+    return busy("a cloud-push task");
+  if (t.status != v1::TASK_STATUS_RUNNING)
+    return busy("task is " + v1::TaskStatus_Name(t.status));
+  if (x->state == v1::EXECUTION_STATE_IN_PROGRESS)
+    return busy("upgrade in progress");
+  if (x->state != v1::EXECUTION_STATE_QUEUED
+      && x->state != v1::EXECUTION_STATE_NOTIFIED)
+    return busy("waiting for a retry");
+  o->set_available(true);
+  o->set_execution_id(execution_of(t, seq));
+  o->set_attempt(x->attempt);
+  *o->mutable_firmware() = t.firmware;
+  if (x->state == v1::EXECUTION_STATE_NOTIFIED)
+    return ok_response(r); // The same offer again.
+  auto decided = decide_notified(t, seq, st.ctx->now());
+  if (!decided)
+    return to_error(decided.error());
+  auto rp = self->make_response_promise();
+  auto reply = r.SerializeAsString();
+  commit(self, *decided, rp, [reply](caf::response_promise& rp) {
+    v1::Response r;
+    r.ParseFromString(reply);
+    rp.deliver(ok_response(r));
+  });
+  return rp;
+}
+
 caf::result<std::string> details(self_ptr self, const command& cmd) {
   auto& t = self->state.task;
   v1::GetTaskDetails req;
@@ -530,6 +586,17 @@ caf::behavior task_actor(self_ptr self, context_ptr ctx,
                               decide_progress(st.task,
                                               req.execution_id() & 0xFFFFFFFFu,
                                               req.step(), req.text(), now));
+        }
+        case v1::ClientFrame::kRequestUpgrade:
+          return offer(self, cmd);
+        case v1::ClientFrame::kConfirmUpgrade: {
+          v1::ConfirmUpgrade req;
+          if (!parse_body(cmd, req))
+            break;
+          return commit_reply(self,
+                              decide_confirm(st.task,
+                                             req.execution_id() & 0xFFFFFFFFu,
+                                             now));
         }
         case v1::ClientFrame::kReportFailure: {
           v1::ReportFailure req;

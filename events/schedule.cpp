@@ -48,7 +48,7 @@ status validate_schedule(const v1::Schedule& x) {
     if (w.end_minute() > minutes_per_day)
       return invalid(field + ".end_minute", "must be at most 1440");
     auto end = w.end_minute() % minutes_per_day;
-    if (end == w.start_minute())
+    if (w.end_minute() == w.start_minute())
       return invalid(field, "is empty; the whole day is the default");
     auto d = duration_of(w.start_minute(), end);
     if (d < min_window_minutes)

@@ -315,7 +315,7 @@ status validate(const v1::TaskSpec& spec, const spec_context& ctx,
   if (spec.retry().max_retries() > 0 && spec.retry().interval_seconds() == 0)
     return invalid("retry.interval_seconds", "must be at least 1 with retries");
   const auto& abort = spec.abort();
-  if (abort.failure_percent() < 0.0 || abort.failure_percent() > 100.0)
+  if (!(abort.failure_percent() >= 0.0 && abort.failure_percent() <= 100.0))
     return invalid("abort.failure_percent", "must be between 0 and 100");
   if (abort.failure_percent() > 0.0
       && abort.action() != v1::ABORT_ACTION_PAUSE
@@ -421,6 +421,23 @@ expected<event_list> decide_progress(const task_state& state,
   return out;
 }
 
+expected<event_list> decide_confirm(const task_state& state, uint64_t sequence,
+                                    timestamp now) {
+  auto x = lookup(state, sequence);
+  if (!x)
+    return std::move(x).error();
+  event_list out;
+  if ((*x)->state == v1::EXECUTION_STATE_IN_PROGRESS)
+    return out;
+  if ((*x)->state != v1::EXECUTION_STATE_NOTIFIED)
+    return not_active(state, sequence, **x);
+  auto e = task_event(state, now);
+  e.mutable_execution_started()->set_task_id(state.id);
+  e.mutable_execution_started()->set_sequence(sequence);
+  out.push_back(std::move(e));
+  return out;
+}
+
 expected<event_list> decide_version(const task_state& state,
                                     uint64_t sequence,
                                     const std::string& version,
@@ -504,7 +521,7 @@ event_list decide_retry(const task_state& state, uint64_t sequence,
 event_list decide_abort(const task_state& state, timestamp now) {
   event_list out;
   const auto& rule = state.spec.abort();
-  if (rule.failure_percent() <= 0.0 || state.status != v1::TASK_STATUS_RUNNING)
+  if (!(rule.failure_percent() > 0.0) || state.status != v1::TASK_STATUS_RUNNING)
     return out;
   auto failures = state.counts[v1::EXECUTION_STATE_FAILED]
                   + state.counts[v1::EXECUTION_STATE_TIMED_OUT]
@@ -727,6 +744,7 @@ void apply(task_state& t, const event& e) {
         x->updated_at_ms = 0;
         x->progress_step = 0;
         t.progress_texts.erase(r.sequence());
+        t.failures.erase(r.sequence());
       }
       break;
     }

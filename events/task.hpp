@@ -133,6 +133,11 @@ expected<event_list> decide_progress(const task_state& state,
                                      uint64_t sequence, uint32_t step,
                                      const std::string& text, timestamp now);
 
+/// The device confirms an offered upgrade: NOTIFIED → IN_PROGRESS. A
+/// confirmation of an execution already IN_PROGRESS changes nothing.
+expected<event_list> decide_confirm(const task_state& state, uint64_t sequence,
+                                    timestamp now);
+
 /// The device reports `version`. Only the target version counts as success.
 expected<event_list> decide_version(const task_state& state,
                                     uint64_t sequence,

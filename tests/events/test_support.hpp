@@ -1,0 +1,133 @@
+/// Helpers shared by the tests of the pure domain: fixed instants, unwrapping
+/// `expected` results, applying event lists and typical firmware and task
+/// specs, so each test states only what it is about.
+#pragma once
+
+#include "events/error.hpp"
+#include "events/event.hpp"
+#include "events/firmware.hpp"
+#include "events/task.hpp"
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <date/date.h>
+#include <gtest/gtest.h>
+
+namespace fota::test {
+
+/// 2026-01-01T00:00:00Z, the start of every test's timeline.
+constexpr int64_t t0_ms = 1'767'225'600'000;
+
+/// `ms` milliseconds after t0.
+inline timestamp at(int64_t ms = 0) {
+  return from_millis(t0_ms + ms);
+}
+
+/// The UTC instant `y-m-d hh:mm:ss`.
+inline timestamp utc(int y, unsigned m, unsigned d, int hh = 0, int mm = 0,
+                     int ss = 0) {
+  auto day = date::sys_days{date::year{y} / m / d};
+  return std::chrono::time_point_cast<std::chrono::milliseconds>(
+      day + std::chrono::hours{hh} + std::chrono::minutes{mm} +
+      std::chrono::seconds{ss});
+}
+
+/// Returns the events of `x`, or records a test failure and returns none.
+inline event_list events_of(expected<event_list> x) {
+  if (!x) {
+    ADD_FAILURE() << "unexpected failure: " << to_string(x.error().code) << ": "
+                  << x.error().message;
+    return {};
+  }
+  return std::move(x).value();
+}
+
+/// Returns the failure of `x`, or records a test failure.
+inline failure failure_of(const expected<event_list>& x) {
+  if (x) {
+    ADD_FAILURE() << "expected a failure, got " << x->size() << " events";
+    return {};
+  }
+  return x.error();
+}
+
+/// Applies `xs` in order to `state`.
+template <class State>
+void apply_all(State& state, const event_list& xs) {
+  for (const auto& x : xs)
+    apply(state, x);
+}
+
+/// The payload cases of `xs`, in order.
+inline std::vector<event::PayloadCase> cases_of(const event_list& xs) {
+  std::vector<event::PayloadCase> out;
+  for (const auto& x : xs)
+    out.push_back(x.payload_case());
+  return out;
+}
+
+/// A lower-case hex SHA-256 that passes validation.
+inline std::string good_sha256() {
+  return "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+}
+
+/// A firmware that passes CreateFirmware validation.
+inline v1::Firmware make_firmware(const std::string& product,
+                                  const std::string& version) {
+  v1::Firmware fw;
+  fw.set_product_key(product);
+  fw.set_version(version);
+  fw.set_url("https://fw.example/" + product + "/" + version + ".bin");
+  fw.set_size(4096);
+  fw.set_sha256(good_sha256());
+  fw.set_description("test image");
+  return fw;
+}
+
+/// A catalog holding VERIFIED firmware `p1/2.0` and UNVERIFIED `p1/3.0`.
+inline firmware_catalog make_catalog() {
+  firmware_catalog c;
+  auto verified = make_firmware("p1", "2.0");
+  verified.set_status(v1::FIRMWARE_STATUS_VERIFIED);
+  c.entries[{"p1", "2.0"}] = verified;
+  auto unverified = make_firmware("p1", "3.0");
+  unverified.set_status(v1::FIRMWARE_STATUS_UNVERIFIED);
+  c.entries[{"p1", "3.0"}] = unverified;
+  return c;
+}
+
+/// A context that looks firmware up in `c`, which must outlive it.
+inline spec_context context_for(const firmware_catalog& c) {
+  spec_context ctx;
+  ctx.find_firmware = [&c](const std::string& product,
+                           const std::string& version) {
+    return c.find(product, version);
+  };
+  return ctx;
+}
+
+/// A valid spec: snapshot, scope ALL, cloud push, from 1.0 to p1/2.0.
+inline v1::TaskSpec make_spec() {
+  v1::TaskSpec s;
+  s.set_name("roll out 2.0");
+  s.set_product_key("p1");
+  s.set_target_version("2.0");
+  s.add_source_versions("1.0");
+  s.set_strategy(v1::STRATEGY_SNAPSHOT);
+  s.mutable_scope()->set_kind(v1::SCOPE_KIND_ALL);
+  s.set_method(v1::METHOD_CLOUD_PUSH);
+  return s;
+}
+
+/// The keys "d1" … "d<n>".
+inline std::vector<std::string> device_keys(size_t n) {
+  std::vector<std::string> out;
+  for (size_t i = 1; i <= n; ++i)
+    out.push_back("d" + std::to_string(i));
+  return out;
+}
+
+} // namespace fota::test
