@@ -22,20 +22,26 @@ caf::result<std::string> commit(self_ptr self, expected<event_list> decided) {
     return to_error(decided.error());
   auto& st = self->state;
   auto old_version = st.device.version;
-  for (const auto& e : *decided)
+  bool indexed_change = false;
+  for (const auto& e : *decided) {
     apply(st.device, e);
+    indexed_change = indexed_change || e.has_device_version_reported()
+                     || e.has_device_tags_changed()
+                     || e.has_device_attributes_changed();
+  }
   auto rp = self->make_response_promise();
   auto new_version = st.device.version;
   persist(self, *st.ctx, *decided, rp,
-          [self, old_version, new_version](caf::response_promise& rp) {
+          [self, old_version, new_version,
+           indexed_change](caf::response_promise& rp) {
             auto& st = self->state;
-            if (old_version != new_version) {
-              self->send(st.ctx->fleet, version_atom_v, st.device.product,
-                         st.device.key, old_version, new_version);
-              if (st.device.active_execution != 0 && st.task)
-                self->send(st.task, version_atom_v,
-                           st.device.active_execution, new_version);
-            }
+            if (indexed_change)
+              self->send(st.ctx->fleet, changed_atom_v,
+                         st.device.to_proto().SerializeAsString());
+            if (old_version != new_version && st.device.active_execution != 0
+                && st.task)
+              self->send(st.task, version_atom_v, st.device.active_execution,
+                         new_version);
             v1::Response r;
             *r.mutable_device() = st.device.to_proto();
             rp.deliver(ok_response(r));

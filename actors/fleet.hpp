@@ -1,17 +1,20 @@
-/// The fleet actor: the device directory (key → device actor), the index by
-/// (product, version), registration of new devices, and scope queries.
+/// The fleet actor: the device directory (key → device actor), the indexes
+/// by (product, version), tag and attribute, the asset trees, registration
+/// of new devices, scope queries, and the subscriptions of increment tasks
+/// to devices that register or report a source version.
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <caf/stateful_actor.hpp>
 
 #include "actors/context.hpp"
+#include "events/asset_tree.hpp"
 #include "events/device.hpp"
 
 namespace fota {
@@ -22,34 +25,56 @@ struct fleet_state {
     std::string product;
     std::string key;
     std::string version;
+    label_map tags;
+    label_map attributes;
     caf::actor actor;
   };
+
+  /// An increment task and the scope it enrols from.
+  struct subscription {
+    caf::actor task;
+    v1::TaskSpec spec;
+    /// Devices named by a device-key filter or selected in asset trees.
+    std::unordered_set<std::string> keys;
+  };
+
+  using ordinals = std::set<uint32_t>;
 
   context_ptr ctx;
   /// Devices in registration order; the index is the ordinal.
   std::vector<entry> devices;
   /// product + '\0' + device key → ordinal.
   std::unordered_map<std::string, uint32_t> directory;
-  /// (product, version) → ordinals.
-  std::map<std::pair<std::string, std::string>, std::set<uint32_t>>
-    by_version;
+  /// product + '\0' + version → ordinals.
+  std::unordered_map<std::string, ordinals> by_version;
+  /// product + '\0' + key + '\0' + value → ordinals.
+  std::unordered_map<std::string, ordinals> by_tag;
+  std::unordered_map<std::string, ordinals> by_attribute;
+  tree_catalog trees;
+  std::vector<subscription> subscriptions;
 
   /// Adds a device actor to the directory and the indexes.
-  void add(caf::actor actor, const device_state& d);
+  uint32_t add(caf::actor actor, const device_state& d);
+
+  /// Moves a device to its new version, tags and attributes in the indexes.
+  void update(uint32_t ordinal, const v1::Device& d);
 
   const entry* find(const std::string& product, const std::string& key) const;
 
   static inline constexpr const char* name = "fota.fleet";
 };
 
-/// Routes device commands to device actors (registering unknown devices) and
-/// answers:
-/// - `(scope_atom, product, versions) -> device_handles`: devices of the
-///   product on one of the versions, in registration order;
-/// - `(version_atom, product, key, old, new)`: keeps the index current.
+/// Routes device commands to device actors (registering unknown devices),
+/// manages asset trees, and answers:
+/// - `(scope_atom, spec bytes, subscribe) -> device_handles`: the devices in
+///   a task's scope, in registration order; with `subscribe`, the sender
+///   also gets `(join_atom, device_handle)` for every device that later
+///   registers or reports a source version and matches, until it sends
+///   `(forget_atom)`;
+/// - `(changed_atom, device bytes)` from device actors: keeps indexes current.
 /// The fleet links to every device actor, so they stop with it.
 caf::behavior fleet_actor(
   caf::stateful_actor<fleet_state>* self, context_ptr ctx,
-  std::vector<std::pair<device_state, caf::actor>> devices);
+  std::vector<std::pair<device_state, caf::actor>> devices, tree_catalog trees);
 
 } // namespace fota

@@ -109,6 +109,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(fota, caf::first_custom_type_id)
   CAF_ADD_ATOM(fota, fota, cancel_atom, "cancel")
   CAF_ADD_ATOM(fota, fota, success_atom, "success")
   CAF_ADD_ATOM(fota, fota, deadline_atom, "deadline")
+  CAF_ADD_ATOM(fota, fota, changed_atom, "changed")
+  CAF_ADD_ATOM(fota, fota, join_atom, "join")
 
 CAF_END_TYPE_ID_BLOCK(fota)
 

@@ -110,7 +110,8 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   fleet_devices.reserve(w.devices.size());
   for (size_t i = 0; i < w.devices.size(); ++i)
     fleet_devices.emplace_back(std::move(w.devices[i]), device_actors[i]);
-  ctx.fleet = sys.spawn(fleet_actor, n->ctx_, std::move(fleet_devices));
+  ctx.fleet = sys.spawn(fleet_actor, n->ctx_, std::move(fleet_devices),
+                        std::move(w.trees));
   ctx.tasks = sys.spawn(task_registry, n->ctx_, std::move(tasks));
   n->router_ = sys.spawn(router_actor, n->ctx_);
   n->actors_ = {caf::actor_cast<caf::actor>(ctx.journal), ctx.firmware,

@@ -83,11 +83,6 @@ make_command(const node_context& ctx, v1::Role role,
     case f::kResumeTask:
     case f::kCancelTask:
       return std::make_pair(ctx.tasks, std::move(cmd));
-    case f::kCreateAssetTree:
-    case f::kDeleteAssetTree:
-    case f::kListAssetTrees:
-      return make_failure(errc::failed_precondition,
-                          field->name() + " is not available on this node yet");
     default:
       return std::make_pair(ctx.fleet, std::move(cmd));
   }

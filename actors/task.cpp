@@ -140,6 +140,8 @@ bool after_apply(self_ptr self, const event_list& events) {
         st.waiting.clear();
         st.deadlines.clear();
         st.due_of.clear();
+        if (st.task.spec.strategy() == v1::STRATEGY_INCREMENT)
+          self->send(st.ctx->fleet, forget_atom_v);
         break;
       default:
         break;
@@ -280,8 +282,47 @@ void on_credit(self_ptr self, uint64_t credit) {
 /// A claim id that no execution has (sequences stay below 2^31), used while
 /// the devices in scope are claimed; replaced by the final execution id once
 /// the skipped devices are known.
-uint64_t provisional(const task_state& t, size_t index) {
-  return execution_of(t, 0x80000000u | static_cast<uint32_t>(index));
+uint64_t provisional(self_ptr self) {
+  auto& st = self->state;
+  auto index = st.next_provisional++ & 0x7FFFFFFFu;
+  return execution_of(st.task, 0x80000000u | index);
+}
+
+/// A device entered an INCREMENT task's scope: claim it, then enrol it or
+/// record why it was skipped.
+void join(self_ptr self, const device_handle& dev) {
+  auto& st = self->state;
+  if (is_finished(st.task.status) || !st.members.insert(dev.key).second)
+    return;
+  auto claim = provisional(self);
+  auto me = caf::actor_cast<caf::actor>(self);
+  self->request(dev.actor, caf::infinite, claim_atom_v, claim, me)
+    .then(
+      [self, dev, claim, me](std::string& reason) {
+        auto& st = self->state;
+        auto now = st.ctx->now();
+        if (is_finished(st.task.status)) {
+          if (reason.empty())
+            self->send(dev.actor, release_atom_v, claim);
+          return;
+        }
+        if (!reason.empty()) {
+          v1::SkippedDevice skipped;
+          skipped.set_device_key(dev.key);
+          skipped.set_reason(std::move(reason));
+          commit_quietly(self, decide_enroll(st.task, {}, {skipped}, now));
+          return;
+        }
+        auto seq = st.task.executions.size() + 1;
+        self->send(dev.actor, claim_atom_v, claim, execution_of(st.task, seq),
+                   me);
+        st.devices.resize(seq);
+        st.devices[seq - 1] = dev.actor;
+        commit_quietly(self, decide_enroll(st.task, {dev.key}, {}, now));
+        st.ready.insert(seq);
+        announce(self);
+      },
+      [](caf::error&) {});
 }
 
 /// Claims the devices in scope in order, then persists creation and
@@ -290,11 +331,14 @@ void enrol(self_ptr self, std::shared_ptr<task_start> start,
            device_handles scope, event_list created) {
   struct claims {
     device_handles scope;
+    std::vector<uint64_t> claims;
     std::vector<std::string> reasons;
     size_t pending;
   };
   auto acc = std::make_shared<claims>();
   acc->reasons.resize(scope.size());
+  for (size_t i = 0; i < scope.size(); ++i)
+    acc->claims.push_back(provisional(self));
   acc->pending = scope.size();
   acc->scope = std::move(scope);
   auto finish = [self, start, acc, created]() {
@@ -320,9 +364,12 @@ void enrol(self_ptr self, std::shared_ptr<task_start> start,
     for (size_t i = 0, k = 0; i < acc->scope.size(); ++i) {
       if (!acc->reasons[i].empty())
         continue;
-      self->send(acc->scope[i].actor, claim_atom_v, provisional(st.task, i),
+      self->send(acc->scope[i].actor, claim_atom_v, acc->claims[i],
                  execution_of(st.task, next + k++), me);
     }
+    if (st.task.spec.strategy() == v1::STRATEGY_INCREMENT)
+      for (const auto& d : acc->scope)
+        st.members.insert(d.key);
     auto events = created;
     auto enrolled = decide_enroll(st.task, keys, skipped, st.ctx->now());
     events.insert(events.end(), enrolled.begin(), enrolled.end());
@@ -346,7 +393,7 @@ void enrol(self_ptr self, std::shared_ptr<task_start> start,
   auto me = caf::actor_cast<caf::actor>(self);
   for (size_t i = 0; i < acc->scope.size(); ++i) {
     self->request(acc->scope[i].actor, caf::infinite, claim_atom_v,
-                  provisional(self->state.task, i), me)
+                  acc->claims[i], me)
       .then(
         [acc, i, finish](std::string& reason) {
           acc->reasons[i] = std::move(reason);
@@ -388,11 +435,10 @@ void create(self_ptr self, std::shared_ptr<task_start> start) {
           st.windows = schedule{spec.schedule()};
         if (spec.end_time_ms() != 0)
           arm(self, spec.end_time_ms());
-        std::vector<std::string> versions(spec.source_versions().begin(),
-                                          spec.source_versions().end());
         self
           ->request(st.ctx->fleet, caf::infinite, scope_atom_v,
-                    spec.product_key(), versions)
+                    spec.SerializeAsString(),
+                    spec.strategy() == v1::STRATEGY_INCREMENT)
           .then(
             [=](device_handles& scope) {
               enrol(self, start, std::move(scope), *decided);
@@ -416,6 +462,21 @@ void recover(self_ptr self, std::shared_ptr<task_start> start) {
     return;
   if (st.task.spec.has_schedule())
     st.windows = schedule{st.task.spec.schedule()};
+  if (st.task.spec.strategy() == v1::STRATEGY_INCREMENT) {
+    for (const auto& x : st.task.executions)
+      st.members.insert(x.device_key);
+    for (const auto& x : st.task.skipped)
+      st.members.insert(x.device_key());
+    // Devices that arrived while the node was down join now.
+    self->request(st.ctx->fleet, caf::infinite, scope_atom_v,
+                  st.task.spec.SerializeAsString(), true)
+      .then(
+        [self](device_handles& scope) {
+          for (const auto& d : scope)
+            join(self, d);
+        },
+        [](caf::error&) {});
+  }
   auto me = caf::actor_cast<caf::actor>(self);
   for (uint64_t s = 1; s <= st.task.executions.size(); ++s) {
     const auto& x = st.task.executions[s - 1];
@@ -616,6 +677,7 @@ caf::behavior task_actor(self_ptr self, context_ptr ctx,
                                    "request body does not parse"));
     },
     [=](credit_atom, uint64_t credit) { on_credit(self, credit); },
+    [=](join_atom, const device_handle& dev) { join(self, dev); },
     [=](deadline_atom) { on_deadline(self); },
     [=](online_atom, uint64_t execution) {
       auto& st = self->state;

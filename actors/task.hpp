@@ -37,6 +37,11 @@ struct task_actor_state {
   std::unordered_map<uint64_t, int64_t> due_of;
   /// When the pending deadline timer fires.
   int64_t wake_at_ms = 0;
+  /// INCREMENT tasks: devices enrolled or skipped, so that a device joins
+  /// at most once.
+  std::unordered_set<std::string> members;
+  /// Next provisional claim id (see task.cpp).
+  uint32_t next_provisional = 0;
 
   static inline constexpr const char* name = "fota.task";
 };
@@ -56,7 +61,8 @@ struct task_start {
 
 /// Handles task commands (GetTask, GetTaskDetails, PauseTask, ResumeTask,
 /// CancelTask, and device reports delegated by device actors), credit from
-/// the dispatcher, and device notifications (`online_atom`, `version_atom`).
+/// the dispatcher, device notifications (`online_atom`, `version_atom`), and
+/// for INCREMENT tasks `(join_atom, device_handle)` from the fleet.
 caf::behavior task_actor(caf::stateful_actor<task_actor_state>* self,
                          context_ptr ctx, std::shared_ptr<task_start> start);
 

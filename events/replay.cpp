@@ -106,14 +106,9 @@ void apply(world& w, const event& e) {
       apply_device(w, e.device_attributes_changed().product_key(),
                    e.device_attributes_changed().device_key(), e);
       return;
-    case event::kAssetTreeCreated: {
-      const auto& t = e.asset_tree_created().tree();
-      w.trees[{t.product_key(), t.tree_id()}] = t;
-      return;
-    }
+    case event::kAssetTreeCreated:
     case event::kAssetTreeDeleted:
-      w.trees.erase({e.asset_tree_deleted().product_key(),
-                     e.asset_tree_deleted().tree_id()});
+      apply(w.trees, e);
       return;
     case event::kTaskCreated: {
       auto t = make_task(e);

@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "events/asset_tree.hpp"
 #include "events/device.hpp"
 #include "events/firmware.hpp"
 #include "events/task.hpp"
@@ -23,7 +24,7 @@ struct world {
   /// Devices in registration order.
   std::vector<device_state> devices;
   std::unordered_map<std::string, size_t> device_index;
-  std::map<std::pair<std::string, std::string>, v1::AssetTree> trees;
+  tree_catalog trees;
   std::map<uint64_t, task_state> tasks;
   uint64_t last_sequence = 0;
 
