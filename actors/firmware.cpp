@@ -35,6 +35,45 @@ caf::result<std::string> commit(self_ptr self, expected<event_list> decided,
   return rp;
 }
 
+/// Records the outcome of a verification run.
+void conclude(self_ptr self, const std::string& product,
+              const std::string& version, bool ok, const std::string& reason) {
+  auto& st = self->state;
+  auto events = decide_verification_result(st.catalog, product, version, ok,
+                                           reason, st.ctx->now());
+  for (const auto& e : events)
+    apply(st.catalog, e);
+  persist(self, *st.ctx, events, caf::response_promise{},
+          [](caf::response_promise&) {});
+}
+
+/// Starts the verification task: a snapshot cloud push of the firmware to
+/// the named devices, on whatever version they run.
+void start_run(self_ptr self, const v1::VerifyFirmware& req) {
+  auto& st = self->state;
+  v1::TaskSpec spec;
+  spec.set_name("verification of " + req.product_key() + "/" + req.version());
+  spec.set_product_key(req.product_key());
+  spec.set_target_version(req.version());
+  spec.set_strategy(v1::STRATEGY_SNAPSHOT);
+  spec.set_method(v1::METHOD_CLOUD_PUSH);
+  spec.mutable_scope()->set_kind(v1::SCOPE_KIND_TARGET);
+  *spec.mutable_scope()->mutable_device_keys()->mutable_device_keys()
+    = req.device_keys();
+  spec.set_timeout_seconds(req.timeout_seconds());
+  spec.set_verification(true);
+  auto product = req.product_key();
+  auto version = req.version();
+  self->request(st.ctx->tasks, caf::infinite, spawn_atom_v,
+                spec.SerializeAsString())
+    .then([](const std::string&) {},
+          [=](caf::error& err) {
+            conclude(self, product, version, false,
+                     "verification run could not start: "
+                       + from_error(err).message);
+          });
+}
+
 } // namespace
 
 caf::behavior firmware_actor(self_ptr self, context_ptr ctx,
@@ -57,8 +96,12 @@ caf::behavior firmware_actor(self_ptr self, context_ptr ctx,
           v1::VerifyFirmware req;
           if (!parse_body(cmd, req))
             break;
-          return commit(self, decide(st.catalog, req, now), req.product_key(),
-                        req.version());
+          auto result = commit(self, decide(st.catalog, req, now),
+                               req.product_key(), req.version());
+          const auto* fw = st.catalog.find(req.product_key(), req.version());
+          if (fw != nullptr && fw->status() == v1::FIRMWARE_STATUS_VERIFYING)
+            start_run(self, req);
+          return result;
         }
         case v1::ClientFrame::kGetFirmware: {
           v1::GetFirmware req;
@@ -116,6 +159,31 @@ caf::behavior firmware_actor(self_ptr self, context_ptr ctx,
       }
       return to_error(make_failure(errc::invalid_argument,
                                    "request body does not parse"));
+    },
+    [=](verified_atom, const std::string& product, const std::string& version,
+        bool ok, const std::string& reason) {
+      conclude(self, product, version, ok, reason);
+    },
+    [=](tick_atom) {
+      // After recovery: a run that never got its task (the node stopped in
+      // between) is over.
+      for (const auto& [key, fw] : self->state.catalog.entries) {
+        if (fw.status() != v1::FIRMWARE_STATUS_VERIFYING)
+          continue;
+        auto product = key.first;
+        auto version = key.second;
+        self
+          ->request(self->state.ctx->tasks, caf::infinite, lookup_atom_v,
+                    product, version)
+          .then(
+            [=](bool running) {
+              if (!running)
+                conclude(self, product, version, false,
+                         "verification run was interrupted by a restart "
+                         "before it started; verify again");
+            },
+            [](caf::error&) {});
+      }
     },
     [=](get_atom, const std::string& product,
         const std::string& version) -> caf::result<std::string> {

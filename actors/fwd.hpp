@@ -111,6 +111,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(fota, caf::first_custom_type_id)
   CAF_ADD_ATOM(fota, fota, deadline_atom, "deadline")
   CAF_ADD_ATOM(fota, fota, changed_atom, "changed")
   CAF_ADD_ATOM(fota, fota, join_atom, "join")
+  CAF_ADD_ATOM(fota, fota, verified_atom, "verified")
 
 CAF_END_TYPE_ID_BLOCK(fota)
 

@@ -114,6 +114,7 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
                         std::move(w.trees));
   ctx.tasks = sys.spawn(task_registry, n->ctx_, std::move(tasks));
   n->router_ = sys.spawn(router_actor, n->ctx_);
+  anon_send(ctx.firmware, tick_atom_v); // Wiring done: check verifications.
   n->actors_ = {caf::actor_cast<caf::actor>(ctx.journal), ctx.firmware,
                 ctx.dispatcher, ctx.fleet, ctx.tasks, n->router_};
   n->recovery_.events = replayed;

@@ -11,6 +11,8 @@ namespace {
 
 using self_ptr = caf::stateful_actor<task_actor_state>*;
 
+void commit_quietly(self_ptr self, const event_list& events);
+
 constexpr uint32_t default_page_size = 100;
 constexpr uint32_t max_page_size = 1000;
 
@@ -65,6 +67,59 @@ void track(self_ptr self, uint64_t seq) {
   st.deadlines.emplace(due, seq);
   st.due_of.emplace(seq, due);
   arm(self, due);
+}
+
+/// A verification run ends at the first failure; its outcome goes to the
+/// firmware actor when the task ends.
+void verification_effects(self_ptr self, const event_list& events) {
+  auto& st = self->state;
+  const auto& t = st.task;
+  if (!t.spec.verification())
+    return;
+  std::string failed;
+  const event* ended = nullptr;
+  for (const auto& e : events) {
+    if (!failed.empty()) {
+      // Keep the first failure.
+    } else if (e.has_devices_skipped()
+               && !e.devices_skipped().devices().empty()) {
+      const auto& d = e.devices_skipped().devices(0);
+      failed = "device " + d.device_key() + " skipped: " + d.reason();
+    } else if (e.has_execution_failed()) {
+      const auto& f = e.execution_failed();
+      failed = "device " + t.executions[f.sequence() - 1].device_key
+               + " failed: " + f.code() + " " + f.text();
+    } else if (e.has_execution_timed_out()) {
+      failed = "device "
+               + t.executions[e.execution_timed_out().sequence() - 1].device_key
+               + " timed out";
+    }
+    if (e.has_task_completed() || e.has_task_canceled())
+      ended = &e;
+  }
+  if (ended == nullptr) {
+    if (!failed.empty() && !is_finished(t.status)) {
+      auto cancel = decide_cancel(t, failed, st.ctx->now());
+      if (cancel)
+        commit_quietly(self, *cancel);
+    }
+    return;
+  }
+  bool ok = ended->has_task_completed() && failed.empty();
+  std::string reason = ended->has_task_canceled()
+                         ? ended->task_canceled().reason()
+                         : failed;
+  auto named = t.spec.scope().device_keys().device_keys_size();
+  if (ok && t.counts[v1::EXECUTION_STATE_SUCCEEDED]
+              != static_cast<uint64_t>(named)) {
+    ok = false;
+    reason = std::to_string(t.counts[v1::EXECUTION_STATE_SUCCEEDED]) + " of "
+             + std::to_string(named)
+             + " devices upgraded; a device already on the target version "
+               "cannot verify it";
+  }
+  self->send(st.ctx->firmware, verified_atom_v, t.spec.product_key(),
+             t.spec.target_version(), ok, reason);
 }
 
 /// Runs the effects of applied events: releases devices of executions that
@@ -162,6 +217,7 @@ void commit(self_ptr self, const event_list& events, caf::response_promise rp,
     apply(st.task, e);
   bool finished = after_apply(self, events);
   persist(self, *st.ctx, events, std::move(rp), std::move(done));
+  verification_effects(self, events);
   if (finished) {
     // The abort rule looks at every finished execution.
     commit_quietly(self, decide_abort(st.task, st.ctx->now()));
@@ -385,6 +441,7 @@ void enrol(self_ptr self, std::shared_ptr<task_start> start,
               rp.deliver(ok_response(r));
               announce(self);
             });
+    verification_effects(self, enrolled);
   };
   if (acc->scope.empty()) {
     finish();

@@ -20,6 +20,20 @@ std::vector<caf::actor> all_tasks(const task_registry_state& st) {
   return out;
 }
 
+caf::result<std::string> create_task(self_ptr self, const v1::TaskSpec& spec) {
+  auto& st = self->state;
+  auto start = std::make_shared<task_start>();
+  start->is_new = true;
+  start->id = st.next_id++;
+  start->spec = spec;
+  auto rp = self->make_response_promise<std::string>();
+  start->created = rp;
+  auto task = self->spawn<caf::linked>(task_actor, st.ctx, start);
+  st.tasks.emplace(start->id, task);
+  self->monitor(task);
+  return rp;
+}
+
 } // namespace
 
 caf::behavior task_registry(self_ptr self, context_ptr ctx,
@@ -49,16 +63,12 @@ caf::behavior task_registry(self_ptr self, context_ptr ctx,
           v1::CreateTask req;
           if (!parse_body(cmd, req))
             break;
-          auto start = std::make_shared<task_start>();
-          start->is_new = true;
-          start->id = st.next_id++;
-          start->spec = req.spec();
-          auto rp = self->make_response_promise<std::string>();
-          start->created = rp;
-          auto task = self->spawn<caf::linked>(task_actor, st.ctx, start);
-          st.tasks.emplace(start->id, task);
-          self->monitor(task);
-          return rp;
+          if (req.spec().verification())
+            return to_error(make_failure(
+              errc::invalid_argument,
+              "spec.verification: only VerifyFirmware starts verification "
+              "runs"));
+          return create_task(self, req.spec());
         }
         case v1::ClientFrame::kListTasks: {
           auto rp = self->make_response_promise<std::string>();
@@ -98,6 +108,12 @@ caf::behavior task_registry(self_ptr self, context_ptr ctx,
       }
       return to_error(make_failure(errc::invalid_argument,
                                    "request body does not parse"));
+    },
+    [=](spawn_atom, const std::string& spec_bytes) -> caf::result<std::string> {
+      v1::TaskSpec spec;
+      if (!spec.ParseFromString(spec_bytes))
+        return to_error(make_failure(errc::internal, "spec does not parse"));
+      return create_task(self, spec);
     },
     [=](lookup_atom, const std::string& product, const std::string& version) {
       auto rp = self->make_response_promise<bool>();

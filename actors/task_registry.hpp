@@ -19,8 +19,9 @@ struct task_registry_state {
   static inline constexpr const char* name = "fota.tasks";
 };
 
-/// Handles CreateTask, ListTasks and the commands that name a task id, and
-/// `(lookup_atom, product, version) -> bool`: whether an unfinished task
+/// Handles CreateTask, ListTasks and the commands that name a task id,
+/// `(spawn_atom, spec bytes) -> response bytes` to start a verification run,
+/// and `(lookup_atom, product, version) -> bool`: whether an unfinished task
 /// targets that firmware.
 caf::behavior task_registry(caf::stateful_actor<task_registry_state>* self,
                             context_ptr ctx, std::map<uint64_t, caf::actor> tasks);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <set>
 
 namespace fota {
 
@@ -74,10 +75,32 @@ expected<event_list> decide(const firmware_catalog& state,
     return make_failure(errc::failed_precondition,
                         name_of(cmd.product_key(), cmd.version())
                           + " is being verified");
-  if (cmd.device_keys_size() > 0)
-    return make_failure(errc::failed_precondition,
-                        "verification on devices is not available yet; "
-                        "verify without devices to attest the firmware");
+  if (cmd.device_keys_size() > max_verification_devices)
+    return invalid("device_keys", "names "
+                                    + std::to_string(cmd.device_keys_size())
+                                    + " devices, at most 5 are allowed");
+  if (cmd.device_keys_size() > 0) {
+    std::set<std::string> seen;
+    for (const auto& k : cmd.device_keys()) {
+      if (k.empty())
+        return invalid("device_keys", "must not contain an empty key");
+      if (!seen.insert(k).second)
+        return invalid("device_keys", "names " + k + " twice");
+    }
+    if (cmd.timeout_seconds() != 0
+        && (cmd.timeout_seconds() < 300 || cmd.timeout_seconds() > 172800))
+      return invalid("timeout_seconds",
+                     "must be between 300 (5 min) and 172800 (48 h), got "
+                       + std::to_string(cmd.timeout_seconds()));
+    auto e = make_event(firmware_stream(cmd.product_key(), cmd.version()),
+                        now);
+    auto* started = e.mutable_firmware_verification_started();
+    started->set_product_key(cmd.product_key());
+    started->set_version(cmd.version());
+    *started->mutable_device_keys() = cmd.device_keys();
+    started->set_timeout_seconds(cmd.timeout_seconds());
+    return event_list{std::move(e)};
+  }
   auto e = make_event(firmware_stream(cmd.product_key(), cmd.version()), now);
   auto* verified = e.mutable_firmware_verified();
   verified->set_product_key(cmd.product_key());
@@ -102,6 +125,29 @@ expected<event_list> decide(const firmware_catalog& state,
   deleted->set_product_key(cmd.product_key());
   deleted->set_version(cmd.version());
   return event_list{std::move(e)};
+}
+
+event_list decide_verification_result(const firmware_catalog& state,
+                                      const std::string& product,
+                                      const std::string& version,
+                                      bool succeeded, const std::string& reason,
+                                      timestamp now) {
+  event_list out;
+  const auto* fw = state.find(product, version);
+  if (fw == nullptr || fw->status() != v1::FIRMWARE_STATUS_VERIFYING)
+    return out;
+  auto e = make_event(firmware_stream(product, version), now);
+  if (succeeded) {
+    e.mutable_firmware_verified()->set_product_key(product);
+    e.mutable_firmware_verified()->set_version(version);
+  } else {
+    auto* f = e.mutable_firmware_verification_failed();
+    f->set_product_key(product);
+    f->set_version(version);
+    f->set_reason(reason);
+  }
+  out.push_back(std::move(e));
+  return out;
 }
 
 void apply(firmware_catalog& state, const event& e) {

@@ -28,9 +28,23 @@ struct firmware_catalog {
 expected<event_list> decide(const firmware_catalog& state,
                             const v1::CreateFirmware& cmd, timestamp now);
 
-/// With no devices the operator attests the firmware: it becomes VERIFIED.
+/// Most devices of one verification run.
+constexpr int max_verification_devices = 5;
+
+/// With devices, starts a verification run on them (VERIFYING). With no
+/// devices the operator attests the firmware: it becomes VERIFIED.
+/// Verification can run again after it failed.
 expected<event_list> decide(const firmware_catalog& state,
                             const v1::VerifyFirmware& cmd, timestamp now);
+
+/// The outcome of a verification run: VERIFIED when every device succeeded,
+/// VERIFICATION_FAILED with `reason` otherwise. Empty when the firmware is
+/// not VERIFYING (any more).
+event_list decide_verification_result(const firmware_catalog& state,
+                                      const std::string& product,
+                                      const std::string& version,
+                                      bool succeeded, const std::string& reason,
+                                      timestamp now);
 
 /// `in_use` says whether an active task or verification targets it.
 expected<event_list> decide(const firmware_catalog& state,

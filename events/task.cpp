@@ -255,13 +255,29 @@ status validate(const v1::TaskSpec& spec, const spec_context& ctx,
     return make_failure(errc::invalid_argument,
                         "target_version: firmware " + spec.product_key() + "/"
                           + spec.target_version() + " does not exist");
-  if (fw->status() != v1::FIRMWARE_STATUS_VERIFIED)
+  if (spec.verification()) {
+    if (fw->status() != v1::FIRMWARE_STATUS_VERIFYING)
+      return make_failure(errc::failed_precondition,
+                          "target_version: firmware " + spec.product_key()
+                            + "/" + spec.target_version() + " is "
+                            + v1::FirmwareStatus_Name(fw->status())
+                            + ", not VERIFYING");
+    if (spec.strategy() != v1::STRATEGY_SNAPSHOT
+        || spec.method() != v1::METHOD_CLOUD_PUSH
+        || spec.scope().kind() != v1::SCOPE_KIND_TARGET
+        || !spec.scope().has_device_keys()
+        || spec.scope().device_keys().device_keys_size() > 5)
+      return invalid("verification",
+                     "a verification run is a snapshot cloud push to at most "
+                     "5 named devices");
+  } else if (fw->status() != v1::FIRMWARE_STATUS_VERIFIED) {
     return make_failure(errc::failed_precondition,
                         "target_version: firmware " + spec.product_key() + "/"
                           + spec.target_version() + " is "
                           + v1::FirmwareStatus_Name(fw->status())
                           + ", only VERIFIED firmware can be a target");
-  if (spec.source_versions().empty())
+  }
+  if (spec.source_versions().empty() && !spec.verification())
     return invalid("source_versions", "must name at least one version");
   std::set<std::string> sources;
   for (const auto& v : spec.source_versions()) {
