@@ -50,7 +50,7 @@ void track(self_ptr self, uint64_t seq) {
   auto& st = self->state;
   const auto* x = st.task.find(seq);
   int64_t due = 0;
-  if (x != nullptr && !is_finished(st.task.status)) {
+  if (x != nullptr) {
     due = st.task.deadline_ms(*x);
     if (due == 0)
       due = st.task.retry_at_ms(*x);
@@ -124,11 +124,13 @@ void verification_effects(self_ptr self, const event_list& events) {
 
 /// Runs the effects of applied events: releases devices of executions that
 /// ended for good, tracks timeouts and retries, queues requeued executions,
-/// and counts outcomes. Returns whether an execution finished.
+/// and counts outcomes. Returns whether an execution failed or timed out,
+/// the only events that can trip the abort rule (after an operator resumes
+/// a task the rule paused, successes alone do not pause it again).
 bool after_apply(self_ptr self, const event_list& events) {
   auto& st = self->state;
   auto& m = *st.ctx->metrics;
-  bool finished = false;
+  bool failed = false;
   auto release = [&](uint64_t seq) {
     if (seq >= 1 && seq <= st.devices.size() && st.devices[seq - 1])
       self->send(st.devices[seq - 1], release_atom_v,
@@ -138,7 +140,7 @@ bool after_apply(self_ptr self, const event_list& events) {
     track(self, seq);
   };
   auto ended = [&](uint64_t seq) {
-    finished = true;
+    failed = true;
     const auto* x = st.task.find(seq);
     if (x != nullptr && st.task.holds_device(*x))
       track(self, seq); // A retry follows.
@@ -157,7 +159,6 @@ bool after_apply(self_ptr self, const event_list& events) {
         track(self, e.execution_progressed().sequence());
         break;
       case event::kExecutionSucceeded:
-        finished = true;
         release(e.execution_succeeded().sequence());
         node_metrics::add(m.succeeded);
         self->send(st.ctx->dispatcher, success_atom_v,
@@ -193,8 +194,6 @@ bool after_apply(self_ptr self, const event_list& events) {
         }
         st.ready.clear();
         st.waiting.clear();
-        st.deadlines.clear();
-        st.due_of.clear();
         if (st.task.spec.strategy() == v1::STRATEGY_INCREMENT)
           self->send(st.ctx->fleet, forget_atom_v);
         break;
@@ -202,7 +201,7 @@ bool after_apply(self_ptr self, const event_list& events) {
         break;
     }
   }
-  return finished;
+  return failed;
 }
 
 void commit_quietly(self_ptr self, const event_list& events);
@@ -215,10 +214,10 @@ void commit(self_ptr self, const event_list& events, caf::response_promise rp,
   auto& st = self->state;
   for (const auto& e : events)
     apply(st.task, e);
-  bool finished = after_apply(self, events);
+  bool failed = after_apply(self, events);
   persist(self, *st.ctx, events, std::move(rp), std::move(done));
   verification_effects(self, events);
-  if (finished) {
+  if (failed) {
     // The abort rule looks at every finished execution.
     commit_quietly(self, decide_abort(st.task, st.ctx->now()));
   }
@@ -515,11 +514,10 @@ void recover(self_ptr self, std::shared_ptr<task_start> start) {
   auto& st = self->state;
   st.task = std::move(start->recovered);
   st.devices = std::move(start->devices);
-  if (is_finished(st.task.status))
-    return;
+  bool finished = is_finished(st.task.status);
   if (st.task.spec.has_schedule())
     st.windows = schedule{st.task.spec.schedule()};
-  if (st.task.spec.strategy() == v1::STRATEGY_INCREMENT) {
+  if (!finished && st.task.spec.strategy() == v1::STRATEGY_INCREMENT) {
     for (const auto& x : st.task.executions)
       st.members.insert(x.device_key);
     for (const auto& x : st.task.skipped)
@@ -539,12 +537,15 @@ void recover(self_ptr self, std::shared_ptr<task_start> start) {
     const auto& x = st.task.executions[s - 1];
     if (!st.task.holds_device(x) || !st.devices[s - 1])
       continue;
-    self->send(st.devices[s - 1], claim_atom_v, execution_of(st.task, s), me);
-    if (x.state == v1::EXECUTION_STATE_QUEUED)
+    // Binds the device back to this task; it already holds the execution.
+    self->request(st.devices[s - 1], caf::infinite, claim_atom_v,
+                  execution_of(st.task, s), me)
+      .then([](const std::string&) {}, [](caf::error&) {});
+    if (x.state == v1::EXECUTION_STATE_QUEUED && !finished)
       st.ready.insert(s);
     track(self, s);
   }
-  if (st.task.spec.end_time_ms() != 0)
+  if (st.task.spec.end_time_ms() != 0 && !finished)
     arm(self, st.task.spec.end_time_ms());
   announce(self);
 }
@@ -688,9 +689,11 @@ caf::behavior task_actor(self_ptr self, context_ptr ctx,
                 c->set_product_key(st.task.spec.product_key());
                 c->set_device_key(x.device_key);
                 c->set_execution_id(execution_of(st.task, s));
-                self->send(st.devices[s - 1],
-                           push_order{execution_of(st.task, s), x.attempt,
-                                      frame.SerializeAsString()});
+                self
+                  ->request(st.devices[s - 1], caf::infinite,
+                            push_order{execution_of(st.task, s), x.attempt,
+                                       frame.SerializeAsString()})
+                  .then([](bool) {}, [](caf::error&) {});
               }
             }
           }

@@ -132,8 +132,6 @@ void finish_replay(world& w) {
     d.active_execution = 0;
   }
   for (auto& [id, t] : w.tasks) {
-    if (is_finished(t.status))
-      continue;
     for (uint64_t s = 1; s <= t.executions.size(); ++s) {
       const auto& x = t.executions[s - 1];
       if (!t.holds_device(x))

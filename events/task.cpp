@@ -156,8 +156,8 @@ bool task_state::will_retry(const execution& x) const noexcept {
 }
 
 bool task_state::holds_device(const execution& x) const noexcept {
-  if (is_finished(status))
-    return false;
+  // A finished task retries nothing, but an upgrade under way keeps its
+  // device until it ends or times out.
   return !is_terminal(x.state) || will_retry(x);
 }
 
@@ -503,7 +503,7 @@ event_list decide_timeout(const task_state& state, uint64_t sequence,
                           timestamp now) {
   event_list out;
   const auto* x = state.find(sequence);
-  if (x == nullptr || is_finished(state.status))
+  if (x == nullptr)
     return out;
   auto deadline = state.deadline_ms(*x);
   if (deadline == 0 || deadline > to_millis(now))

@@ -171,13 +171,61 @@ TEST(FirmwareRules, VerificationCanRunAgainAfterItFails) {
   EXPECT_TRUE(xs[0].has_firmware_verified());
 }
 
-TEST(FirmwareRules, VerifyOnDevicesIsRefusedForNow) {
+TEST(FirmwareRules, VerificationRunsOnAtMostFiveNamedDevices) {
+  auto c = with_created();
+  auto cmd = verify_cmd("p1", "1.0");
+  for (auto k : {"d1", "d2", "d3", "d4", "d5", "d6"})
+    cmd.add_device_keys(k);
+  auto err = failure_of(decide(c, cmd, at(1)));
+  EXPECT_EQ(err.code, errc::invalid_argument);
+  EXPECT_EQ(err.message.rfind("device_keys", 0), 0u) << err.message;
+  cmd.mutable_device_keys()->RemoveLast();
+  cmd.set_timeout_seconds(600);
+  auto xs = events_of(decide(c, cmd, at(1)));
+  ASSERT_EQ(xs.size(), 1u);
+  ASSERT_TRUE(xs[0].has_firmware_verification_started());
+  EXPECT_EQ(xs[0].firmware_verification_started().device_keys_size(), 5);
+  EXPECT_EQ(xs[0].firmware_verification_started().timeout_seconds(), 600u);
+  apply(c, xs[0]);
+  EXPECT_EQ(c.find("p1", "1.0")->status(), v1::FIRMWARE_STATUS_VERIFYING);
+  // A run in progress cannot be started again.
+  EXPECT_EQ(failure_of(decide(c, cmd, at(2))).code,
+            errc::failed_precondition);
+}
+
+TEST(FirmwareRules, VerificationNamesEachDeviceOnceWithinTimeoutRange) {
   auto c = with_created();
   auto cmd = verify_cmd("p1", "1.0");
   cmd.add_device_keys("d1");
-  auto err = failure_of(decide(c, cmd, at(1)));
-  EXPECT_EQ(err.code, errc::failed_precondition);
-  EXPECT_EQ(c.find("p1", "1.0")->status(), v1::FIRMWARE_STATUS_UNVERIFIED);
+  cmd.add_device_keys("d1");
+  EXPECT_EQ(failure_of(decide(c, cmd, at(1))).code, errc::invalid_argument);
+  cmd.mutable_device_keys()->RemoveLast();
+  cmd.set_timeout_seconds(299);
+  EXPECT_EQ(failure_of(decide(c, cmd, at(1))).code, errc::invalid_argument);
+}
+
+TEST(FirmwareRules, VerifiedWhenEveryDeviceSucceededFailedOtherwise) {
+  auto c = with_created();
+  auto cmd = verify_cmd("p1", "1.0");
+  cmd.add_device_keys("d1");
+  apply(c, events_of(decide(c, cmd, at(1)))[0]);
+  auto failed = decide_verification_result(c, "p1", "1.0", false,
+                                           "device d1 failed: E1 boom", at(2));
+  ASSERT_EQ(failed.size(), 1u);
+  apply(c, failed[0]);
+  EXPECT_EQ(c.find("p1", "1.0")->status(),
+            v1::FIRMWARE_STATUS_VERIFICATION_FAILED);
+  EXPECT_EQ(c.find("p1", "1.0")->verification_failure(),
+            "device d1 failed: E1 boom");
+  // Not VERIFYING any more: a late result changes nothing.
+  EXPECT_TRUE(
+    decide_verification_result(c, "p1", "1.0", true, "", at(3)).empty());
+  // Verification can run again after it failed, and then succeed.
+  apply(c, events_of(decide(c, cmd, at(4)))[0]);
+  auto ok = decide_verification_result(c, "p1", "1.0", true, "", at(5));
+  ASSERT_EQ(ok.size(), 1u);
+  apply(c, ok[0]);
+  EXPECT_EQ(c.find("p1", "1.0")->status(), v1::FIRMWARE_STATUS_VERIFIED);
 }
 
 TEST(FirmwareRules, VerifyUnknownFirmwareIsNotFound) {

@@ -317,7 +317,7 @@ TEST(Replay, ReRegisteredDeviceKeepsItsPlace) {
   EXPECT_EQ(s.w.devices[0].key, "d1");
 }
 
-TEST(Replay, FinishReplayTakesActiveExecutionsFromUnfinishedTasks) {
+TEST(Replay, FinishReplayTakesActiveExecutionsFromTasks) {
   auto s = build();
   // Live, the device actors set these; replay must rebuild them.
   s.device("d2").active_execution = 12345;
@@ -328,8 +328,9 @@ TEST(Replay, FinishReplayTakesActiveExecutionsFromUnfinishedTasks) {
   EXPECT_EQ(s.device("d1").active_execution, execution_of(1, 1));
   EXPECT_EQ(s.device("d2").active_execution, 0u);
   EXPECT_EQ(s.device("d3").active_execution, execution_of(1, 3));
-  // Task 2 is completed: its NOTIFIED execution holds nothing.
-  EXPECT_EQ(s.device("d4").active_execution, 0u);
+  // Task 2 is completed, but its NOTIFIED execution is an upgrade under way:
+  // it holds d4 until it ends or times out.
+  EXPECT_EQ(s.device("d4").active_execution, execution_of(2, 1));
   // Task 3 is canceled.
   EXPECT_EQ(s.device("d5").active_execution, 0u);
   // Task 4 is paused, not finished: its QUEUED execution holds d6.
