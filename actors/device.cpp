@@ -10,9 +10,12 @@ namespace {
 using self_ptr = caf::stateful_actor<device_actor_state>*;
 
 std::string busy_reason(const device_state& d) {
-  return "device " + d.key + " is busy in execution "
-         + std::to_string(d.active_execution >> 32) + "/"
-         + std::to_string(d.active_execution & 0xFFFFFFFFu);
+  auto task = std::to_string(d.active_execution >> 32);
+  auto seq = d.active_execution & 0xFFFFFFFFu;
+  if (seq & 0x80000000u) // A provisional claim: the task is enrolling it.
+    return "device " + d.key + " is busy: being enrolled in task " + task;
+  return "device " + d.key + " is busy in execution " + task + "/"
+         + std::to_string(seq);
 }
 
 /// Applies `events`, tells fleet and task about a new version, and replies

@@ -640,7 +640,9 @@ caf::result<std::string> details(self_ptr self, const command& cmd) {
       d->set_next_page_token(s - 1);
       break;
     }
-    *d->add_executions() = t.execution_proto(s);
+    auto* x = d->add_executions();
+    *x = t.execution_proto(s);
+    x->set_waiting_for_device(self->state.waiting.count(s) > 0);
   }
   return ok_response(r);
 }
