@@ -8,6 +8,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
 #include <caf/delegated.hpp>
 #include <caf/response_promise.hpp>
 #include <caf/result.hpp>
@@ -86,6 +87,21 @@ void persist(caf::event_based_actor* self, const node_context& ctx,
             f(rp);
           },
           [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+}
+
+/// Makes a supervisor keep running when a linked child fails: only an exit
+/// that stops the node (user_shutdown, kill) stops it.
+inline void survive_children(caf::event_based_actor* self) {
+  self->set_exit_handler([self](const caf::exit_msg& msg) {
+    if (msg.reason == caf::exit_reason::user_shutdown
+        || msg.reason == caf::exit_reason::kill)
+      self->quit(msg.reason);
+  });
+}
+
+/// Makes an actor ignore error messages nobody waits for, instead of quitting.
+inline void ignore_stray_errors(caf::event_based_actor* self) {
+  self->set_error_handler([](caf::error&) {});
 }
 
 /// Hands `cmd` to `dest`, which answers the original requester.

@@ -66,6 +66,7 @@ caf::behavior device_actor(self_ptr self, context_ptr ctx,
                            device_state initial) {
   self->state.ctx = std::move(ctx);
   self->state.device = std::move(initial);
+  ignore_stray_errors(self);
   return {
     [=](command& cmd) -> caf::result<std::string> {
       auto& st = self->state;

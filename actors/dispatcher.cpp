@@ -101,18 +101,18 @@ void dispatch(self_ptr self) {
     granted = false;
     if (st.in_flight >= st.ctx->limits.max_pushes_in_flight)
       return; // Resumes on settled.
-    auto global = st.global.available(now);
-    if (global == 0) {
-      wake_at(st.global.next_token(now));
-      break;
-    }
     // Highest priority with demand first; round robin among equals.
     int32_t best = INT32_MIN;
     for (const auto& d : st.tasks)
       if (d.pending > 0)
         best = std::max(best, d.priority);
     if (best == INT32_MIN)
+      break; // Nobody waits: no timer either.
+    auto global = st.global.available(now);
+    if (global == 0) {
+      wake_at(st.global.next_token(now));
       break;
+    }
     for (size_t i = 0; i < st.tasks.size(); ++i) {
       auto idx = (st.next + i) % st.tasks.size();
       auto& d = st.tasks[idx];

@@ -368,6 +368,8 @@ caf::behavior fleet_actor(
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.trees = std::move(trees);
+  survive_children(self);
+  ignore_stray_errors(self);
   st.devices.reserve(devices.size());
   for (auto& [d, actor] : devices) {
     self->link_to(actor);

@@ -81,6 +81,7 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   ctx.clock = cfg.clock ? cfg.clock : std::make_shared<system_clock>();
   ctx.limits = cfg.limits;
   auto* log_ptr = n->log_.get();
+  n->detached_journal_ = cfg.detach_journal;
   if (cfg.detach_journal)
     ctx.journal = caf::actor_cast<journal_actor>(
       sys.spawn<caf::detached>(journal, log_ptr));
@@ -150,10 +151,16 @@ void node::stop() {
     if (a != journal)
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   if (journal) {
-    caf::scoped_actor self{sys_};
-    self->monitor(journal);
-    self->send_exit(journal, caf::exit_reason::user_shutdown);
-    self->receive([](const caf::down_msg&) {});
+    if (detached_journal_) {
+      caf::scoped_actor self{sys_};
+      self->monitor(journal);
+      self->send_exit(journal, caf::exit_reason::user_shutdown);
+      self->receive([](const caf::down_msg&) {});
+    } else {
+      // On the deterministic test scheduler nothing runs while we block:
+      // the caller runs the scheduler before destroying the node.
+      caf::anon_send_exit(journal, caf::exit_reason::user_shutdown);
+    }
   }
   *ctx_ = node_context{};
   actors_.clear();

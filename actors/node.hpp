@@ -64,7 +64,10 @@ public:
   v1::Response call(const v1::ClientFrame& frame,
                     v1::Role role = v1::ROLE_OPERATOR);
 
-  /// Stops the actors; the journal writes what it holds first.
+  /// Stops the actors; the journal writes what it holds first. Blocks until
+  /// the journal is gone, unless the journal is not detached (the
+  /// deterministic test scheduler): then the caller runs the scheduler
+  /// before destroying the node.
   void stop();
 
 private:
@@ -77,6 +80,7 @@ private:
   std::vector<caf::actor> actors_;
   recovery_stats recovery_;
   bool stopped_ = false;
+  bool detached_journal_ = true;
 };
 
 /// Registers fota's message types with a CAF configuration.

@@ -652,6 +652,7 @@ caf::result<std::string> details(self_ptr self, const command& cmd) {
 caf::behavior task_actor(self_ptr self, context_ptr ctx,
                          std::shared_ptr<task_start> start) {
   self->state.ctx = std::move(ctx);
+  ignore_stray_errors(self);
   if (start->is_new)
     create(self, start);
   else

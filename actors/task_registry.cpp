@@ -41,6 +41,8 @@ caf::behavior task_registry(self_ptr self, context_ptr ctx,
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.tasks = std::move(tasks);
+  survive_children(self);
+  ignore_stray_errors(self);
   if (!st.tasks.empty())
     st.next_id = st.tasks.rbegin()->first + 1;
   for (const auto& [id, t] : st.tasks) {

@@ -1,0 +1,530 @@
+/// A whole fota node on CAF's deterministic test coordinator, driven the way
+/// a gateway session and an operator drive it. Time moves only when a test
+/// advances CAF's test clock, and the node's wall clock follows it, so rate
+/// limits and timers are stepped without sleeping.
+#pragma once
+
+#include "actors/context.hpp"
+#include "actors/fwd.hpp"
+#include "actors/node.hpp"
+#include "events/clock.hpp"
+#include "events/status.hpp"
+#include "fota/v1/api.pb.h"
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+#include <caf/send.hpp>
+#include <gtest/gtest.h>
+
+namespace fota::test {
+
+// -- constants ----------------------------------------------------------------
+
+/// The product of every device and firmware in these tests.
+inline constexpr const char* product = "p";
+
+/// 2026-03-01T08:00:00Z: the node's wall-clock time when a test starts.
+inline constexpr int64_t wall_clock_base_ms = 1'772'352'000'000;
+
+// -- clock --------------------------------------------------------------------
+
+/// Wall-clock time that follows CAF's test clock: a fixed base plus the time
+/// the test clock has advanced since the fixture started, so that
+/// `advance_time` moves the node's timers and its wall time together.
+class test_clock final : public fota::clock {
+public:
+  test_clock(const caf::detail::test_actor_clock& source, timestamp base)
+    : source_(source), start_(source.now()), base_(base) {
+    // nop
+  }
+
+  timestamp now() const noexcept override {
+    return base_ + std::chrono::duration_cast<std::chrono::milliseconds>(
+                       source_.now() - start_);
+  }
+
+private:
+  const caf::detail::test_actor_clock& source_;
+  caf::actor_clock::time_point start_;
+  timestamp base_;
+};
+
+// -- gateway session stand-in -------------------------------------------------
+
+/// What a gateway session received: every pushed `ServerFrame`, in order.
+struct recording {
+  std::vector<v1::ServerFrame> frames;
+
+  /// The upgrade pushes, in order.
+  std::vector<v1::UpgradePush> upgrades() const {
+    std::vector<v1::UpgradePush> out;
+    for (const auto& f : frames)
+      if (f.push().has_upgrade())
+        out.push_back(f.push().upgrade());
+    return out;
+  }
+
+  /// The cancel pushes, in order.
+  std::vector<v1::CancelPush> cancels() const {
+    std::vector<v1::CancelPush> out;
+    for (const auto& f : frames)
+      if (f.push().has_cancel())
+        out.push_back(f.push().cancel());
+    return out;
+  }
+};
+
+/// Records each `(push_atom, frame)` it receives, as a session would forward
+/// it to its gateway.
+inline caf::behavior recorder(caf::event_based_actor*,
+                              std::shared_ptr<recording> out) {
+  return {
+      [out](push_atom, const std::string& bytes) {
+        v1::ServerFrame frame;
+        EXPECT_TRUE(frame.ParseFromString(bytes)) << "push does not parse";
+        out->frames.push_back(std::move(frame));
+      },
+  };
+}
+
+/// A spawned recorder and what it received.
+struct session {
+  caf::actor actor;
+  std::shared_ptr<recording> pushes;
+};
+
+// -- fixture ------------------------------------------------------------------
+
+/// An actor system on the test coordinator with one fota node in a fresh
+/// data directory, and the requests of an operator and a gateway as
+/// one-line helpers. Every helper runs the coordinator until idle.
+class node_fixture : public ::testing::Test {
+protected:
+  // -- member types -----------------------------------------------------------
+
+  /// An actor system configuration with the testing scheduler.
+  struct test_config : caf::actor_system_config {
+    test_config() {
+      set("scheduler.policy", caf::atom("testing"));
+      set("logger.file-verbosity", caf::atom("quiet"));
+      set("logger.console-verbosity", caf::atom("quiet"));
+      fota::add_message_types(*this);
+    }
+  };
+
+  /// The answer to one request; empty until it arrives.
+  using reply = std::shared_ptr<std::optional<v1::Response>>;
+
+  // -- constructors and destructors -------------------------------------------
+
+  node_fixture()
+    : sys(cfg),
+      sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())),
+      clock(std::make_shared<test_clock>(sched.clock(),
+                                         from_millis(wall_clock_base_ms))) {
+    auto pattern =
+        (std::filesystem::temp_directory_path() / "fota-node-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr)
+      ADD_FAILURE() << "mkdtemp failed for " << pattern;
+    dir = pattern;
+    gateway = new_session();
+  }
+
+  ~node_fixture() override {
+    stop_node();
+    for (auto& s : sessions)
+      caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+    sched.run();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+
+  // -- node lifecycle ---------------------------------------------------------
+
+  /// Starts a node on `dir` (replaying whatever it holds) and lets its
+  /// actors initialize.
+  void start_node() {
+    node_config nc;
+    nc.data_dir = (dir / "db").string();
+    nc.sync = false;
+    nc.detach_journal = false;
+    nc.clock = clock;
+    nc.limits = limits;
+    auto started = node::start(sys, nc);
+    ASSERT_TRUE(started) << started.error().message;
+    the_node = std::move(*started);
+    sched.run();
+  }
+
+  /// Stops the node without blocking the test coordinator.
+  ///
+  /// `node::stop()` waits for the journal's down message in a
+  /// `scoped_actor::receive`, which nothing can deliver while this thread
+  /// blocks: the exit message sits in the coordinator's queue until someone
+  /// runs it. So the fixture terminates the actors itself, writers first and
+  /// the journal last, and runs the coordinator. Then `node::stop()` finds
+  /// the journal already down (monitoring a terminated actor delivers the
+  /// down message at once) and only closes the log.
+  void stop_node() {
+    if (!the_node)
+      return;
+    const auto& ctx = *the_node->context();
+    for (const auto& a : {the_node->router(), ctx.fleet, ctx.tasks,
+                          ctx.firmware, ctx.dispatcher})
+      if (a)
+        caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    sched.run();
+    if (ctx.journal)
+      caf::anon_send_exit(ctx.journal, caf::exit_reason::user_shutdown);
+    sched.run();
+    the_node->stop();
+    sched.run();
+    the_node.reset();
+  }
+
+  // -- sessions ---------------------------------------------------------------
+
+  /// Spawns a new gateway session stand-in.
+  session new_session() {
+    auto pushes = std::make_shared<recording>();
+    auto actor = sys.spawn(recorder, pushes);
+    sessions.push_back(actor);
+    sched.run();
+    return session{actor, pushes};
+  }
+
+  // -- requests ---------------------------------------------------------------
+
+  /// Sends `(xs...)` to `dest` as a request from a fresh actor, without
+  /// running the coordinator. The reply, a serialized `Response` or an
+  /// error, lands in the result.
+  template <class... Ts>
+  reply send_request(const caf::actor& dest, Ts... xs) {
+    auto out = std::make_shared<std::optional<v1::Response>>();
+    // Arguments, not lambda captures: CAF 0.17.6 dereferences a null
+    // argument tuple when spawning a function without arguments (UBSan).
+    sys.spawn(requester<Ts...>, dest, out, std::move(xs)...);
+    return out;
+  }
+
+  /// The body of the actor that `send_request` spawns.
+  template <class... Ts>
+  static caf::behavior requester(caf::event_based_actor* self, caf::actor dest,
+                                 reply out, Ts... xs) {
+    self->request(dest, caf::infinite, std::move(xs)...)
+        .then(
+            [out](const std::string& bytes) {
+              v1::Response r;
+              if (!r.ParseFromString(bytes))
+                ADD_FAILURE() << "reply does not parse as fota.v1.Response";
+              *out = std::move(r);
+            },
+            [out](caf::error& err) { *out = error_response(from_error(err)); });
+    return {};
+  }
+
+  /// Sends a request, runs the coordinator until idle, and returns the
+  /// reply; INTERNAL when none arrived.
+  template <class... Ts>
+  v1::Response call(const caf::actor& dest, Ts... xs) {
+    auto out = send_request(dest, std::move(xs)...);
+    sched.run();
+    if (!*out) {
+      ADD_FAILURE() << "no reply";
+      return error_response(make_failure(errc::internal, "no reply"));
+    }
+    return **out;
+  }
+
+  /// A command for an owning actor, as the router builds it.
+  template <class Message>
+  static command make_command(v1::ClientFrame::BodyCase kind,
+                              const Message& body, caf::actor origin = {}) {
+    return command{static_cast<int32_t>(kind), body.SerializeAsString(),
+                   std::move(origin)};
+  }
+
+  /// Sends `frame` through the node's router with `role`.
+  v1::Response route(v1::Role role, const v1::ClientFrame& frame) {
+    return call(the_node->router(), request_atom_v, static_cast<int32_t>(role),
+                frame.SerializeAsString());
+  }
+
+  const node_context& ctx() const { return *the_node->context(); }
+
+  // -- gateway helpers --------------------------------------------------------
+
+  v1::Response register_device(const std::string& key,
+                               const std::string& version) {
+    v1::RegisterDevice req;
+    req.set_product_key(product);
+    req.set_device_key(key);
+    req.set_version(version);
+    return call(ctx().fleet,
+                make_command(v1::ClientFrame::kRegisterDevice, req));
+  }
+
+  /// Brings `key` online on session `s` (the default gateway).
+  v1::Response online(const std::string& key,
+                      const std::optional<session>& s = std::nullopt) {
+    v1::DeviceOnline req;
+    req.set_product_key(product);
+    req.set_device_key(key);
+    return call(ctx().fleet, make_command(v1::ClientFrame::kDeviceOnline, req,
+                                          (s ? *s : gateway).actor));
+  }
+
+  /// Registers `key` on `version` and brings it online.
+  void register_online(const std::string& key, const std::string& version) {
+    auto r = register_device(key, version);
+    ASSERT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+    r = online(key);
+    ASSERT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+  }
+
+  v1::Response report_progress(const std::string& key, uint64_t execution,
+                               uint32_t step, const std::string& text = {}) {
+    v1::ReportProgress req;
+    req.set_product_key(product);
+    req.set_device_key(key);
+    req.set_execution_id(execution);
+    req.set_step(step);
+    req.set_text(text);
+    return call(ctx().fleet,
+                make_command(v1::ClientFrame::kReportProgress, req));
+  }
+
+  v1::Response report_version(const std::string& key,
+                              const std::string& version) {
+    v1::ReportVersion req;
+    req.set_product_key(product);
+    req.set_device_key(key);
+    req.set_version(version);
+    return call(ctx().fleet,
+                make_command(v1::ClientFrame::kReportVersion, req));
+  }
+
+  v1::Response report_failure(const std::string& key, uint64_t execution,
+                              const std::string& code,
+                              const std::string& text) {
+    v1::ReportFailure req;
+    req.set_product_key(product);
+    req.set_device_key(key);
+    req.set_execution_id(execution);
+    req.set_code(code);
+    req.set_text(text);
+    return call(ctx().fleet,
+                make_command(v1::ClientFrame::kReportFailure, req));
+  }
+
+  /// Runs an upgrade on `key` to success: progress 50, then the version.
+  void upgrade(const std::string& key, uint64_t execution,
+               const std::string& version) {
+    auto r = report_progress(key, execution, 50, "flashing");
+    ASSERT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+    r = report_version(key, version);
+    ASSERT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+  }
+
+  // -- operator helpers -------------------------------------------------------
+
+  v1::Device get_device(const std::string& key) {
+    v1::GetDevice req;
+    req.set_product_key(product);
+    req.set_device_key(key);
+    auto r = call(ctx().fleet, make_command(v1::ClientFrame::kGetDevice, req));
+    EXPECT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+    return r.device();
+  }
+
+  v1::Firmware get_firmware(const std::string& version) {
+    v1::GetFirmware req;
+    req.set_product_key(product);
+    req.set_version(version);
+    auto r =
+        call(ctx().firmware, make_command(v1::ClientFrame::kGetFirmware, req));
+    EXPECT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+    return r.firmware();
+  }
+
+  /// The firmware that a test creates for `version`.
+  static v1::Firmware firmware_of(const std::string& version) {
+    v1::Firmware fw;
+    fw.set_product_key(product);
+    fw.set_version(version);
+    fw.set_url("https://firmware.example/p/" + version + ".bin");
+    fw.set_size(1 << 20);
+    fw.set_sha256(std::string(64, 'a'));
+    fw.set_description("release " + version);
+    return fw;
+  }
+
+  /// Creates firmware `version` and verifies it without devices.
+  void create_firmware_verified(const std::string& version) {
+    v1::CreateFirmware create;
+    *create.mutable_firmware() = firmware_of(version);
+    auto r = call(ctx().firmware,
+                  make_command(v1::ClientFrame::kCreateFirmware, create));
+    ASSERT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+    v1::VerifyFirmware verify;
+    verify.set_product_key(product);
+    verify.set_version(version);
+    r = call(ctx().firmware,
+             make_command(v1::ClientFrame::kVerifyFirmware, verify));
+    ASSERT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+    ASSERT_EQ(r.firmware().status(), v1::FIRMWARE_STATUS_VERIFIED);
+  }
+
+  /// A snapshot cloud-push task over ALL devices on `source`.
+  static v1::TaskSpec snapshot_spec(const std::string& source,
+                                    const std::string& target) {
+    v1::TaskSpec spec;
+    spec.set_name("upgrade " + source + " to " + target);
+    spec.set_product_key(product);
+    spec.set_target_version(target);
+    spec.add_source_versions(source);
+    spec.set_strategy(v1::STRATEGY_SNAPSHOT);
+    spec.mutable_scope()->set_kind(v1::SCOPE_KIND_ALL);
+    spec.set_method(v1::METHOD_CLOUD_PUSH);
+    return spec;
+  }
+
+  static command create_task_command(const v1::TaskSpec& spec) {
+    v1::CreateTask req;
+    *req.mutable_spec() = spec;
+    return make_command(v1::ClientFrame::kCreateTask, req);
+  }
+
+  v1::Response create_task(const v1::TaskSpec& spec) {
+    return call(ctx().tasks, create_task_command(spec));
+  }
+
+  /// Creates a task and returns its id; 0 on failure.
+  uint64_t create_task_id(const v1::TaskSpec& spec) {
+    auto r = create_task(spec);
+    EXPECT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+    return r.task().task_id();
+  }
+
+  v1::TaskSummary task_summary(uint64_t id) {
+    v1::GetTask req;
+    req.set_task_id(id);
+    auto r = call(ctx().tasks, make_command(v1::ClientFrame::kGetTask, req));
+    EXPECT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+    return r.task();
+  }
+
+  /// The executions of task `id`, in sequence order; all of them when
+  /// `states` is empty.
+  v1::TaskDetails details(uint64_t id,
+                          std::vector<v1::ExecutionState> states = {}) {
+    v1::GetTaskDetails req;
+    req.set_task_id(id);
+    req.set_page_size(1000);
+    for (auto s : states)
+      req.add_states(s);
+    auto r =
+        call(ctx().tasks, make_command(v1::ClientFrame::kGetTaskDetails, req));
+    EXPECT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+    return r.task_details();
+  }
+
+  v1::TaskDetails details(uint64_t id, v1::ExecutionState state) {
+    return details(id, std::vector<v1::ExecutionState>{state});
+  }
+
+  /// The devices task `id` skipped.
+  std::vector<v1::SkippedDevice> skipped(uint64_t id) {
+    v1::GetTaskDetails req;
+    req.set_task_id(id);
+    req.set_skipped(true);
+    req.set_page_size(1000);
+    auto r =
+        call(ctx().tasks, make_command(v1::ClientFrame::kGetTaskDetails, req));
+    EXPECT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+    return {r.task_details().skipped().begin(),
+            r.task_details().skipped().end()};
+  }
+
+  /// The execution of `key` in task `id`, or an empty one.
+  v1::Execution execution_of(uint64_t id, const std::string& key) {
+    auto d = details(id);
+    for (const auto& x : d.executions())
+      if (x.device_key() == key)
+        return x;
+    return {};
+  }
+
+  template <class Message>
+  v1::Response task_control(v1::ClientFrame::BodyCase kind, uint64_t id) {
+    Message req;
+    req.set_task_id(id);
+    return call(ctx().tasks, make_command(kind, req));
+  }
+
+  v1::Response pause(uint64_t id) {
+    return task_control<v1::PauseTask>(v1::ClientFrame::kPauseTask, id);
+  }
+
+  v1::Response resume(uint64_t id) {
+    return task_control<v1::ResumeTask>(v1::ClientFrame::kResumeTask, id);
+  }
+
+  v1::Response cancel(uint64_t id) {
+    return task_control<v1::CancelTask>(v1::ClientFrame::kCancelTask, id);
+  }
+
+  // -- time -------------------------------------------------------------------
+
+  /// Advances CAF's test clock (and so the node's wall clock), fires the
+  /// timers that became due, runs until idle, and returns how many timers
+  /// fired.
+  size_t advance(std::chrono::milliseconds d) {
+    auto fired = sched.advance_time(d);
+    sched.run();
+    return fired;
+  }
+
+  /// Advances by `total` in steps of `step`, running after each, and
+  /// returns how many timers fired in all.
+  size_t advance_in_steps(std::chrono::milliseconds total,
+                          std::chrono::milliseconds step) {
+    size_t fired = 0;
+    for (auto t = std::chrono::milliseconds{0}; t < total; t += step)
+      fired += advance(step);
+    return fired;
+  }
+
+  // -- member variables -------------------------------------------------------
+
+  std::filesystem::path dir;
+  test_config cfg;
+  caf::actor_system sys;
+  caf::scheduler::test_coordinator& sched;
+  std::shared_ptr<test_clock> clock;
+  node_limits limits;
+  std::unique_ptr<node> the_node;
+  std::vector<caf::actor> sessions;
+  /// The default gateway session.
+  session gateway;
+};
+
+/// The execution id of sequence `s` in task `task`.
+inline uint64_t execution_id(uint64_t task, uint64_t s) {
+  return (task << 32) | s;
+}
+
+} // namespace fota::test
