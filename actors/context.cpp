@@ -21,8 +21,8 @@ failure from_error(const caf::error& x) {
   }
   if (x.category() == caf::atom("system")) {
     auto code = static_cast<caf::sec>(x.code());
-    if (code == caf::sec::request_receiver_down
-        || code == caf::sec::request_timeout)
+    if (code == caf::sec::request_receiver_down ||
+        code == caf::sec::request_timeout)
       return failure{errc::unavailable, "the owning actor is not available"};
   }
   return failure{errc::internal, "unexpected error: " + caf::to_string(x)};

@@ -2,22 +2,22 @@
 /// the injected clock, and helpers for the decide → persist → reply loop.
 #pragma once
 
-#include <memory>
-#include <string>
-#include <utility>
-
-#include <caf/actor.hpp>
-#include <caf/event_based_actor.hpp>
-#include <caf/exit_reason.hpp>
-#include <caf/delegated.hpp>
-#include <caf/response_promise.hpp>
-#include <caf/result.hpp>
-
 #include "actors/fwd.hpp"
 #include "actors/metrics.hpp"
 #include "events/clock.hpp"
 #include "events/event.hpp"
 #include "fota/v1/api.pb.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <caf/actor.hpp>
+#include <caf/delegated.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/response_promise.hpp>
+#include <caf/result.hpp>
 
 namespace fota {
 
@@ -77,11 +77,10 @@ void persist(caf::event_based_actor* self, const node_context& ctx,
   }
   auto metrics = ctx.metrics;
   auto n = events.size();
-  self
-    ->request(ctx.journal, caf::infinite, append_atom_v,
-              event_batch{encode(events)})
-    .then([rp, f = std::move(on_durable), metrics,
-           n](sequence_number) mutable {
+  self->request(ctx.journal, caf::infinite, append_atom_v,
+                event_batch{encode(events)})
+      .then(
+          [rp, f = std::move(on_durable), metrics, n](sequence_number) mutable {
             node_metrics::add(metrics->events_persisted, n);
             node_metrics::add(metrics->appends);
             f(rp);
@@ -93,8 +92,8 @@ void persist(caf::event_based_actor* self, const node_context& ctx,
 /// that stops the node (user_shutdown, kill) stops it.
 inline void survive_children(caf::event_based_actor* self) {
   self->set_exit_handler([self](const caf::exit_msg& msg) {
-    if (msg.reason == caf::exit_reason::user_shutdown
-        || msg.reason == caf::exit_reason::kill)
+    if (msg.reason == caf::exit_reason::user_shutdown ||
+        msg.reason == caf::exit_reason::kill)
       self->quit(msg.reason);
   });
 }
@@ -122,23 +121,23 @@ void gather(caf::event_based_actor* self, const std::vector<caf::actor>& to,
     Done done;
   };
   auto acc = std::make_shared<acc_t>(
-    acc_t{std::vector<std::string>(to.size()), to.size(), std::move(done)});
+      acc_t{std::vector<std::string>(to.size()), to.size(), std::move(done)});
   if (to.empty()) {
     acc->done(acc->replies);
     return;
   }
   for (size_t i = 0; i < to.size(); ++i)
     self->request(to[i], caf::infinite, xs...)
-      .then(
-        [acc, i](std::string& x) {
-          acc->replies[i] = std::move(x);
-          if (--acc->pending == 0)
-            acc->done(acc->replies);
-        },
-        [acc](caf::error&) {
-          if (--acc->pending == 0)
-            acc->done(acc->replies);
-        });
+        .then(
+            [acc, i](std::string& x) {
+              acc->replies[i] = std::move(x);
+              if (--acc->pending == 0)
+                acc->done(acc->replies);
+            },
+            [acc](caf::error&) {
+              if (--acc->pending == 0)
+                acc->done(acc->replies);
+            });
 }
 
 } // namespace fota

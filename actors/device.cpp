@@ -14,8 +14,8 @@ std::string busy_reason(const device_state& d) {
   auto seq = d.active_execution & 0xFFFFFFFFu;
   if (seq & 0x80000000u) // A provisional claim: the task is enrolling it.
     return "device " + d.key + " is busy: being enrolled in task " + task;
-  return "device " + d.key + " is busy in execution " + task + "/"
-         + std::to_string(seq);
+  return "device " + d.key + " is busy in execution " + task + "/" +
+         std::to_string(seq);
 }
 
 /// Applies `events`, tells fleet and task about a new version, and replies
@@ -28,9 +28,9 @@ caf::result<std::string> commit(self_ptr self, expected<event_list> decided) {
   bool indexed_change = false;
   for (const auto& e : *decided) {
     apply(st.device, e);
-    indexed_change = indexed_change || e.has_device_version_reported()
-                     || e.has_device_tags_changed()
-                     || e.has_device_attributes_changed();
+    indexed_change = indexed_change || e.has_device_version_reported() ||
+                     e.has_device_tags_changed() ||
+                     e.has_device_attributes_changed();
   }
   auto rp = self->make_response_promise();
   auto new_version = st.device.version;
@@ -41,8 +41,8 @@ caf::result<std::string> commit(self_ptr self, expected<event_list> decided) {
             if (indexed_change)
               self->send(st.ctx->fleet, changed_atom_v,
                          st.device.to_proto().SerializeAsString());
-            if (old_version != new_version && st.device.active_execution != 0
-                && st.task)
+            if (old_version != new_version && st.device.active_execution != 0 &&
+                st.task)
               self->send(st.task, version_atom_v, st.device.active_execution,
                          new_version);
             v1::Response r;
@@ -53,11 +53,10 @@ caf::result<std::string> commit(self_ptr self, expected<event_list> decided) {
 }
 
 caf::result<std::string> not_active(const device_state& d, uint64_t exec) {
-  return to_error(make_failure(
-    errc::failed_precondition,
-    "execution " + std::to_string(exec >> 32) + "/"
-      + std::to_string(exec & 0xFFFFFFFFu) + " is not active on device "
-      + d.key));
+  return to_error(make_failure(errc::failed_precondition,
+                               "execution " + std::to_string(exec >> 32) + "/" +
+                                   std::to_string(exec & 0xFFFFFFFFu) +
+                                   " is not active on device " + d.key));
 }
 
 } // namespace
@@ -68,10 +67,10 @@ caf::behavior device_actor(self_ptr self, context_ptr ctx,
   self->state.device = std::move(initial);
   ignore_stray_errors(self);
   return {
-    [=](command& cmd) -> caf::result<std::string> {
-      auto& st = self->state;
-      auto now = st.ctx->now();
-      switch (cmd.kind) {
+      [=](command& cmd) -> caf::result<std::string> {
+        auto& st = self->state;
+        auto now = st.ctx->now();
+        switch (cmd.kind) {
         case v1::ClientFrame::kRegisterDevice: {
           v1::RegisterDevice req;
           if (!parse_body(cmd, req))
@@ -133,8 +132,9 @@ caf::behavior device_actor(self_ptr self, context_ptr ctx,
             v1::Response r;
             r.mutable_offer()->set_available(false);
             r.mutable_offer()->set_reason(
-              "no upgrade available: no active device-request task covers "
-              "device " + st.device.key);
+                "no upgrade available: no active device-request task covers "
+                "device " +
+                st.device.key);
             return ok_response(r);
           }
           return forward(self, st.task, std::move(cmd));
@@ -156,47 +156,49 @@ caf::behavior device_actor(self_ptr self, context_ptr ctx,
           return forward(self, st.task, std::move(cmd));
         }
         default:
-          return to_error(make_failure(errc::internal,
-                                       "device actor got command "
-                                         + std::to_string(cmd.kind)));
-      }
-      return to_error(make_failure(errc::invalid_argument,
-                                   "request body does not parse"));
-    },
-    [=](claim_atom, uint64_t execution, const caf::actor& task) {
-      auto& st = self->state;
-      if (st.device.active_execution != 0
-          && st.device.active_execution != execution)
-        return busy_reason(st.device);
-      st.device.active_execution = execution;
-      st.task = task;
-      return std::string{};
-    },
-    [=](claim_atom, uint64_t provisional, uint64_t execution,
-        const caf::actor& task) {
-      auto& st = self->state;
-      if (st.device.active_execution == provisional) {
+          return to_error(
+              make_failure(errc::internal, "device actor got command " +
+                                               std::to_string(cmd.kind)));
+        }
+        return to_error(make_failure(errc::invalid_argument,
+                                     "request body does not parse"));
+      },
+      [=](claim_atom, uint64_t execution, const caf::actor& task) {
+        auto& st = self->state;
+        if (st.device.active_execution != 0 &&
+            st.device.active_execution != execution)
+          return busy_reason(st.device);
         st.device.active_execution = execution;
         st.task = task;
-      }
-    },
-    [=](release_atom, uint64_t execution) {
-      auto& st = self->state;
-      if (st.device.active_execution == execution) {
-        st.device.active_execution = 0;
-        st.task = nullptr;
-      }
-    },
-    [=](const push_order& order) {
-      auto& st = self->state;
-      if (order.execution != st.device.active_execution || !st.device.online
-          || !st.session)
-        return false;
-      self->send(st.session, push_atom_v, order.frame);
-      node_metrics::add(st.ctx->metrics->pushes);
-      return true;
-    },
-    [=](get_atom) { return self->state.device.to_proto().SerializeAsString(); },
+        return std::string{};
+      },
+      [=](claim_atom, uint64_t provisional, uint64_t execution,
+          const caf::actor& task) {
+        auto& st = self->state;
+        if (st.device.active_execution == provisional) {
+          st.device.active_execution = execution;
+          st.task = task;
+        }
+      },
+      [=](release_atom, uint64_t execution) {
+        auto& st = self->state;
+        if (st.device.active_execution == execution) {
+          st.device.active_execution = 0;
+          st.task = nullptr;
+        }
+      },
+      [=](const push_order& order) {
+        auto& st = self->state;
+        if (order.execution != st.device.active_execution ||
+            !st.device.online || !st.session)
+          return false;
+        self->send(st.session, push_atom_v, order.frame);
+        node_metrics::add(st.ctx->metrics->pushes);
+        return true;
+      },
+      [=](get_atom) {
+        return self->state.device.to_proto().SerializeAsString();
+      },
   };
 }
 

@@ -2,10 +2,10 @@
 /// in, and the route of pushes to the gateway session it is online on.
 #pragma once
 
-#include <caf/stateful_actor.hpp>
-
 #include "actors/context.hpp"
 #include "events/device.hpp"
+
+#include <caf/stateful_actor.hpp>
 
 namespace fota {
 

@@ -10,10 +10,8 @@ namespace fota {
 // -- rate_limiter -------------------------------------------------------------
 
 rate_limiter::rate_limiter(uint32_t per_minute, timestamp now)
-  : per_minute_(per_minute),
-    tokens_(0),
-    capacity_(std::max(1.0, per_minute / 60.0)),
-    last_(now) {
+  : per_minute_(per_minute), tokens_(0),
+    capacity_(std::max(1.0, per_minute / 60.0)), last_(now) {
   tokens_ = capacity_;
 }
 
@@ -52,8 +50,10 @@ uint32_t ramp_rate(const v1::RateLimit& rate, uint64_t successes) {
   if (!rate.has_ramp_up())
     return rate.max_per_minute();
   const auto& r = rate.ramp_up();
-  auto steps = r.successes_per_step() == 0 ? 0 : successes / r.successes_per_step();
-  double x = r.base_per_minute() * std::pow(r.factor(), static_cast<double>(steps));
+  auto steps =
+      r.successes_per_step() == 0 ? 0 : successes / r.successes_per_step();
+  double x =
+      r.base_per_minute() * std::pow(r.factor(), static_cast<double>(steps));
   double cap = rate.max_per_minute() == 0 ? 1e9 : rate.max_per_minute();
   return static_cast<uint32_t>(std::min(x, cap));
 }
@@ -149,8 +149,7 @@ void dispatch(self_ptr self) {
 caf::behavior dispatcher_actor(self_ptr self, context_ptr ctx) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
-  st.global = rate_limiter{st.ctx->limits.max_pushes_per_minute,
-                           st.ctx->now()};
+  st.global = rate_limiter{st.ctx->limits.max_pushes_per_minute, st.ctx->now()};
   self->set_down_handler([=](const caf::down_msg& down) {
     auto& st = self->state;
     st.tasks.erase(std::remove_if(st.tasks.begin(), st.tasks.end(),
@@ -160,50 +159,50 @@ caf::behavior dispatcher_actor(self_ptr self, context_ptr ctx) {
                    st.tasks.end());
   });
   return {
-    [=](demand_atom, const caf::actor& task, uint64_t pending,
-        const std::string& spec_bytes) {
-      auto& st = self->state;
-      auto i = std::find_if(st.tasks.begin(), st.tasks.end(),
-                            [&](const auto& d) { return d.task == task; });
-      if (i == st.tasks.end()) {
-        v1::TaskSpec spec;
-        spec.ParseFromString(spec_bytes);
-        dispatcher_state::demand d;
-        d.task = task;
-        d.priority = spec.priority();
-        d.rate = spec.rate();
-        if (spec.has_schedule())
-          d.windows = schedule{spec.schedule()};
-        d.limiter = rate_limiter{ramp_rate(d.rate, 0), st.ctx->now()};
-        st.tasks.push_back(std::move(d));
-        self->monitor(task);
-        i = st.tasks.end() - 1;
-      }
-      i->pending = pending;
-      dispatch(self);
-    },
-    [=](success_atom, const caf::actor& task) {
-      auto& st = self->state;
-      for (auto& d : st.tasks)
-        if (d.task == task) {
-          ++d.successes;
-          d.limiter.set_rate(ramp_rate(d.rate, d.successes), st.ctx->now());
+      [=](demand_atom, const caf::actor& task, uint64_t pending,
+          const std::string& spec_bytes) {
+        auto& st = self->state;
+        auto i = std::find_if(st.tasks.begin(), st.tasks.end(),
+                              [&](const auto& d) { return d.task == task; });
+        if (i == st.tasks.end()) {
+          v1::TaskSpec spec;
+          spec.ParseFromString(spec_bytes);
+          dispatcher_state::demand d;
+          d.task = task;
+          d.priority = spec.priority();
+          d.rate = spec.rate();
+          if (spec.has_schedule())
+            d.windows = schedule{spec.schedule()};
+          d.limiter = rate_limiter{ramp_rate(d.rate, 0), st.ctx->now()};
+          st.tasks.push_back(std::move(d));
+          self->monitor(task);
+          i = st.tasks.end() - 1;
         }
-    },
-    [=](settled_atom, uint32_t delivered, uint32_t returned) {
-      auto& st = self->state;
-      auto n = static_cast<uint64_t>(delivered) + returned;
-      st.in_flight -= std::min(st.in_flight, n);
-      st.global.give_back(returned);
-      dispatch(self);
-    },
-    [=](tick_atom) {
-      auto& st = self->state;
-      if (st.wake_at && *st.wake_at > st.ctx->now())
-        return; // A stale timer; the pending one is later.
-      st.wake_at.reset();
-      dispatch(self);
-    },
+        i->pending = pending;
+        dispatch(self);
+      },
+      [=](success_atom, const caf::actor& task) {
+        auto& st = self->state;
+        for (auto& d : st.tasks)
+          if (d.task == task) {
+            ++d.successes;
+            d.limiter.set_rate(ramp_rate(d.rate, d.successes), st.ctx->now());
+          }
+      },
+      [=](settled_atom, uint32_t delivered, uint32_t returned) {
+        auto& st = self->state;
+        auto n = static_cast<uint64_t>(delivered) + returned;
+        st.in_flight -= std::min(st.in_flight, n);
+        st.global.give_back(returned);
+        dispatch(self);
+      },
+      [=](tick_atom) {
+        auto& st = self->state;
+        if (st.wake_at && *st.wake_at > st.ctx->now())
+          return; // A stale timer; the pending one is later.
+        st.wake_at.reset();
+        dispatch(self);
+      },
   };
 }
 

@@ -5,14 +5,14 @@
 /// edges and token refills, and never polls.
 #pragma once
 
+#include "actors/context.hpp"
+#include "events/schedule.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <vector>
 
 #include <caf/stateful_actor.hpp>
-
-#include "actors/context.hpp"
-#include "events/schedule.hpp"
 
 namespace fota {
 

@@ -58,20 +58,20 @@ void start_run(self_ptr self, const v1::VerifyFirmware& req) {
   spec.set_strategy(v1::STRATEGY_SNAPSHOT);
   spec.set_method(v1::METHOD_CLOUD_PUSH);
   spec.mutable_scope()->set_kind(v1::SCOPE_KIND_TARGET);
-  *spec.mutable_scope()->mutable_device_keys()->mutable_device_keys()
-    = req.device_keys();
+  *spec.mutable_scope()->mutable_device_keys()->mutable_device_keys() =
+      req.device_keys();
   spec.set_timeout_seconds(req.timeout_seconds());
   spec.set_verification(true);
   auto product = req.product_key();
   auto version = req.version();
   self->request(st.ctx->tasks, caf::infinite, spawn_atom_v,
                 spec.SerializeAsString())
-    .then([](const std::string&) {},
-          [=](caf::error& err) {
-            conclude(self, product, version, false,
-                     "verification run could not start: "
-                       + from_error(err).message);
-          });
+      .then([](const std::string&) {},
+            [=](caf::error& err) {
+              conclude(self, product, version, false,
+                       "verification run could not start: " +
+                           from_error(err).message);
+            });
 }
 
 } // namespace
@@ -81,10 +81,10 @@ caf::behavior firmware_actor(self_ptr self, context_ptr ctx,
   self->state.ctx = std::move(ctx);
   self->state.catalog = std::move(catalog);
   return {
-    [=](const command& cmd) -> caf::result<std::string> {
-      auto& st = self->state;
-      auto now = st.ctx->now();
-      switch (cmd.kind) {
+      [=](const command& cmd) -> caf::result<std::string> {
+        auto& st = self->state;
+        auto now = st.ctx->now();
+        switch (cmd.kind) {
         case v1::ClientFrame::kCreateFirmware: {
           v1::CreateFirmware req;
           if (!parse_body(cmd, req))
@@ -108,12 +108,11 @@ caf::behavior firmware_actor(self_ptr self, context_ptr ctx,
           if (!parse_body(cmd, req))
             break;
           if (st.catalog.find(req.product_key(), req.version()) == nullptr)
-            return to_error(make_failure(errc::not_found,
-                                         "firmware " + req.product_key() + "/"
-                                           + req.version()
-                                           + " does not exist"));
+            return to_error(make_failure(
+                errc::not_found, "firmware " + req.product_key() + "/" +
+                                     req.version() + " does not exist"));
           return ok_response(
-            with_firmware(st.catalog, req.product_key(), req.version()));
+              with_firmware(st.catalog, req.product_key(), req.version()));
         }
         case v1::ClientFrame::kListFirmware: {
           v1::ListFirmware req;
@@ -131,69 +130,67 @@ caf::behavior firmware_actor(self_ptr self, context_ptr ctx,
           if (!parse_body(cmd, req))
             break;
           auto rp = self->make_response_promise<std::string>();
-          self
-            ->request(st.ctx->tasks, caf::infinite, lookup_atom_v,
-                      req.product_key(), req.version())
-            .then(
-              [=](bool in_use) mutable {
-                auto decided = decide(self->state.catalog, req, in_use,
-                                      self->state.ctx->now());
-                if (!decided) {
-                  rp.deliver(to_error(decided.error()));
-                  return;
-                }
-                for (const auto& e : *decided)
-                  apply(self->state.catalog, e);
-                persist(self, *self->state.ctx, *decided, rp,
-                        [](caf::response_promise& rp) {
-                          rp.deliver(ok_response());
-                        });
-              },
-              [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+          self->request(st.ctx->tasks, caf::infinite, lookup_atom_v,
+                        req.product_key(), req.version())
+              .then(
+                  [=](bool in_use) mutable {
+                    auto decided = decide(self->state.catalog, req, in_use,
+                                          self->state.ctx->now());
+                    if (!decided) {
+                      rp.deliver(to_error(decided.error()));
+                      return;
+                    }
+                    for (const auto& e : *decided)
+                      apply(self->state.catalog, e);
+                    persist(self, *self->state.ctx, *decided, rp,
+                            [](caf::response_promise& rp) {
+                              rp.deliver(ok_response());
+                            });
+                  },
+                  [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
           return rp;
         }
         default:
-          return to_error(make_failure(errc::internal,
-                                       "firmware actor got command "
-                                         + std::to_string(cmd.kind)));
-      }
-      return to_error(make_failure(errc::invalid_argument,
-                                   "request body does not parse"));
-    },
-    [=](verified_atom, const std::string& product, const std::string& version,
-        bool ok, const std::string& reason) {
-      conclude(self, product, version, ok, reason);
-    },
-    [=](tick_atom) {
-      // After recovery: a run that never got its task (the node stopped in
-      // between) is over.
-      for (const auto& [key, fw] : self->state.catalog.entries) {
-        if (fw.status() != v1::FIRMWARE_STATUS_VERIFYING)
-          continue;
-        auto product = key.first;
-        auto version = key.second;
-        self
-          ->request(self->state.ctx->tasks, caf::infinite, lookup_atom_v,
-                    product, version)
-          .then(
-            [=](bool running) {
-              if (!running)
-                conclude(self, product, version, false,
-                         "verification run was interrupted by a restart "
-                         "before it started; verify again");
-            },
-            [](caf::error&) {});
-      }
-    },
-    [=](get_atom, const std::string& product,
-        const std::string& version) -> caf::result<std::string> {
-      const auto* fw = self->state.catalog.find(product, version);
-      if (fw == nullptr)
+          return to_error(
+              make_failure(errc::internal, "firmware actor got command " +
+                                               std::to_string(cmd.kind)));
+        }
         return to_error(make_failure(errc::invalid_argument,
-                                     "target_version: firmware " + product
-                                       + "/" + version + " does not exist"));
-      return fw->SerializeAsString();
-    },
+                                     "request body does not parse"));
+      },
+      [=](verified_atom, const std::string& product, const std::string& version,
+          bool ok, const std::string& reason) {
+        conclude(self, product, version, ok, reason);
+      },
+      [=](tick_atom) {
+        // After recovery: a run that never got its task (the node stopped in
+        // between) is over.
+        for (const auto& [key, fw] : self->state.catalog.entries) {
+          if (fw.status() != v1::FIRMWARE_STATUS_VERIFYING)
+            continue;
+          auto product = key.first;
+          auto version = key.second;
+          self->request(self->state.ctx->tasks, caf::infinite, lookup_atom_v,
+                        product, version)
+              .then(
+                  [=](bool running) {
+                    if (!running)
+                      conclude(self, product, version, false,
+                               "verification run was interrupted by a restart "
+                               "before it started; verify again");
+                  },
+                  [](caf::error&) {});
+        }
+      },
+      [=](get_atom, const std::string& product,
+          const std::string& version) -> caf::result<std::string> {
+        const auto* fw = self->state.catalog.find(product, version);
+        if (fw == nullptr)
+          return to_error(make_failure(errc::invalid_argument,
+                                       "target_version: firmware " + product +
+                                           "/" + version + " does not exist"));
+        return fw->SerializeAsString();
+      },
   };
 }
 

@@ -1,10 +1,10 @@
 /// The firmware actor: owns the firmware catalog and its verification.
 #pragma once
 
-#include <caf/stateful_actor.hpp>
-
 #include "actors/context.hpp"
 #include "events/firmware.hpp"
+
+#include <caf/stateful_actor.hpp>
 
 namespace fota {
 

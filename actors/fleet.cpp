@@ -1,12 +1,12 @@
 #include "actors/fleet.hpp"
 
+#include "actors/device.hpp"
+#include "events/replay.hpp"
+
 #include <algorithm>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/result.hpp>
-
-#include "actors/device.hpp"
-#include "events/replay.hpp"
 
 namespace fota {
 
@@ -18,8 +18,8 @@ constexpr uint32_t default_page_size = 100;
 constexpr uint32_t max_page_size = 1000;
 
 caf::error unknown_device(const std::string& product, const std::string& key) {
-  return to_error(make_failure(errc::not_found, "device " + product + "/"
-                                                  + key + " is not registered"));
+  return to_error(make_failure(
+      errc::not_found, "device " + product + "/" + key + " is not registered"));
 }
 
 void offer_to_subscribers(self_ptr self, uint32_t ordinal);
@@ -28,8 +28,8 @@ caf::result<std::string> register_device(self_ptr self, const command& cmd) {
   auto& st = self->state;
   v1::RegisterDevice req;
   if (!parse_body(cmd, req))
-    return to_error(make_failure(errc::invalid_argument,
-                                 "RegisterDevice does not parse"));
+    return to_error(
+        make_failure(errc::invalid_argument, "RegisterDevice does not parse"));
   auto decided = decide(nullptr, req, st.ctx->now());
   if (!decided)
     return to_error(decided.error());
@@ -39,12 +39,11 @@ caf::result<std::string> register_device(self_ptr self, const command& cmd) {
   offer_to_subscribers(self, ordinal);
   node_metrics::add(st.ctx->metrics->registrations);
   auto rp = self->make_response_promise();
-  persist(self, *st.ctx, *decided, rp,
-          [device](caf::response_promise& rp) {
-            v1::Response r;
-            *r.mutable_device() = device.to_proto();
-            rp.deliver(ok_response(r));
-          });
+  persist(self, *st.ctx, *decided, rp, [device](caf::response_promise& rp) {
+    v1::Response r;
+    *r.mutable_device() = device.to_proto();
+    rp.deliver(ok_response(r));
+  });
   return rp;
 }
 
@@ -52,11 +51,11 @@ caf::result<std::string> list_devices(self_ptr self, const command& cmd) {
   auto& st = self->state;
   v1::ListDevices req;
   if (!parse_body(cmd, req))
-    return to_error(make_failure(errc::invalid_argument,
-                                 "ListDevices does not parse"));
+    return to_error(
+        make_failure(errc::invalid_argument, "ListDevices does not parse"));
   if (req.product_key().empty())
-    return to_error(make_failure(errc::invalid_argument,
-                                 "product_key: must not be empty"));
+    return to_error(
+        make_failure(errc::invalid_argument, "product_key: must not be empty"));
   auto size = req.page_size() == 0 ? default_page_size : req.page_size();
   if (size > max_page_size)
     return to_error(make_failure(errc::invalid_argument,
@@ -67,16 +66,16 @@ caf::result<std::string> list_devices(self_ptr self, const command& cmd) {
       from = std::stoull(req.page_token());
     } catch (const std::exception&) {
       return to_error(make_failure(errc::invalid_argument,
-                                   "page_token: \"" + req.page_token()
-                                     + "\" is not a page token"));
+                                   "page_token: \"" + req.page_token() +
+                                       "\" is not a page token"));
     }
   }
   std::vector<caf::actor> page;
   uint64_t next = 0;
   for (uint64_t i = from; i < st.devices.size(); ++i) {
     const auto& d = st.devices[i];
-    if (d.product != req.product_key()
-        || (!req.version().empty() && d.version != req.version()))
+    if (d.product != req.product_key() ||
+        (!req.version().empty() && d.version != req.version()))
       continue;
     if (page.size() == size) {
       next = i;
@@ -95,7 +94,7 @@ caf::result<std::string> list_devices(self_ptr self, const command& cmd) {
   acc->pending = page.size();
   if (next != 0)
     acc->response.mutable_device_list()->set_next_page_token(
-      std::to_string(next));
+        std::to_string(next));
   auto finish = [acc, rp]() mutable {
     auto* list = acc->response.mutable_device_list();
     for (auto& p : acc->parts)
@@ -108,16 +107,16 @@ caf::result<std::string> list_devices(self_ptr self, const command& cmd) {
   }
   for (size_t i = 0; i < page.size(); ++i)
     self->request(page[i], caf::infinite, get_atom_v)
-      .then(
-        [acc, i, finish](std::string& bytes) mutable {
-          acc->parts[i] = std::move(bytes);
-          if (--acc->pending == 0)
-            finish();
-        },
-        [acc, finish](caf::error&) mutable {
-          if (--acc->pending == 0)
-            finish();
-        });
+        .then(
+            [acc, i, finish](std::string& bytes) mutable {
+              acc->parts[i] = std::move(bytes);
+              if (--acc->pending == 0)
+                finish();
+            },
+            [acc, finish](caf::error&) mutable {
+              if (--acc->pending == 0)
+                finish();
+            });
   return rp;
 }
 
@@ -170,8 +169,8 @@ bool has_source_version(const v1::TaskSpec& spec, const std::string& version) {
 bool matches(const fleet_state& st, const fleet_state::subscription& sub,
              const fleet_state::entry& e) {
   const auto& spec = sub.spec;
-  if (e.product != spec.product_key() || e.version == spec.target_version()
-      || !has_source_version(spec, e.version))
+  if (e.product != spec.product_key() || e.version == spec.target_version() ||
+      !has_source_version(spec, e.version))
     return false;
   const auto& scope = spec.scope();
   if (scope.kind() == v1::SCOPE_KIND_ALL)
@@ -189,16 +188,16 @@ bool matches(const fleet_state& st, const fleet_state::subscription& sub,
 
 /// The devices in a task's scope in registration order; `keys` receives the
 /// device keys named by a device-key or asset-tree filter.
-expected<std::vector<uint32_t>>
-resolve(const fleet_state& st, const v1::TaskSpec& spec,
-        std::unordered_set<std::string>& keys) {
+expected<std::vector<uint32_t>> resolve(const fleet_state& st,
+                                        const v1::TaskSpec& spec,
+                                        std::unordered_set<std::string>& keys) {
   const auto& p = spec.product_key();
   const auto& scope = spec.scope();
   std::vector<uint32_t> out;
   auto on_source = [&](uint32_t o) {
     const auto& e = st.devices[o];
-    return e.version != spec.target_version()
-           && has_source_version(spec, e.version);
+    return e.version != spec.target_version() &&
+           has_source_version(spec, e.version);
   };
   auto take = [&](const fleet_state::ordinals* xs) {
     if (xs != nullptr)
@@ -206,8 +205,8 @@ resolve(const fleet_state& st, const v1::TaskSpec& spec,
         if (on_source(o))
           out.push_back(o);
   };
-  auto lookup = [](const auto& index, const std::string& key)
-    -> const fleet_state::ordinals* {
+  auto lookup = [](const auto& index,
+                   const std::string& key) -> const fleet_state::ordinals* {
     auto i = index.find(key);
     return i == index.end() ? nullptr : &i->second;
   };
@@ -218,8 +217,8 @@ resolve(const fleet_state& st, const v1::TaskSpec& spec,
     for (const auto& v : spec.source_versions())
       take(lookup(st.by_version, join_key({p, v})));
   } else if (scope.has_tag()) {
-    take(lookup(st.by_tag, join_key({p, scope.tag().key(),
-                                     scope.tag().value()})));
+    take(lookup(st.by_tag,
+                join_key({p, scope.tag().key(), scope.tag().value()})));
   } else if (scope.has_attribute()) {
     take(lookup(st.by_attribute, join_key({p, scope.attribute().name(),
                                            scope.attribute().value()})));
@@ -228,8 +227,8 @@ resolve(const fleet_state& st, const v1::TaskSpec& spec,
       auto i = st.directory.find(device_ref(p, k));
       if (i == st.directory.end())
         return make_failure(errc::invalid_argument,
-                            "scope.device_keys: device " + k
-                              + " is not registered for product " + p);
+                            "scope.device_keys: device " + k +
+                                " is not registered for product " + p);
       keys.insert(k);
       if (on_source(i->second))
         out.push_back(i->second);
@@ -239,8 +238,8 @@ resolve(const fleet_state& st, const v1::TaskSpec& spec,
       auto t = st.trees.find({p, sel.tree_id()});
       if (t == st.trees.end())
         return make_failure(errc::invalid_argument,
-                            "scope.asset_trees: tree " + sel.tree_id()
-                              + " does not exist for product " + p);
+                            "scope.asset_trees: tree " + sel.tree_id() +
+                                " does not exist for product " + p);
       auto devices = selected_devices(t->second, sel.node_ids());
       if (!devices)
         return std::move(devices).error();
@@ -277,43 +276,42 @@ caf::result<std::string> tree_command(self_ptr self, const command& cmd) {
     for (const auto& e : *decided)
       apply(st.trees, e);
     auto rp = self->make_response_promise();
-    persist(self, *st.ctx, *decided, rp,
-            [reply](caf::response_promise& rp) {
-              rp.deliver(ok_response(reply));
-            });
+    persist(self, *st.ctx, *decided, rp, [reply](caf::response_promise& rp) {
+      rp.deliver(ok_response(reply));
+    });
     return rp;
   };
   switch (cmd.kind) {
-    case v1::ClientFrame::kCreateAssetTree: {
-      v1::CreateAssetTree req;
-      if (!parse_body(cmd, req))
-        break;
-      v1::Response r;
-      *r.mutable_asset_tree() = req.tree();
-      return commit(decide(st.trees, req, now), r);
-    }
-    case v1::ClientFrame::kDeleteAssetTree: {
-      v1::DeleteAssetTree req;
-      if (!parse_body(cmd, req))
-        break;
-      return commit(decide(st.trees, req, now), v1::Response{});
-    }
-    case v1::ClientFrame::kListAssetTrees: {
-      v1::ListAssetTrees req;
-      if (!parse_body(cmd, req))
-        break;
-      v1::Response r;
-      auto* list = r.mutable_asset_tree_list();
-      for (const auto& [key, tree] : st.trees)
-        if (req.product_key().empty() || key.first == req.product_key())
-          *list->add_trees() = tree;
-      return ok_response(r);
-    }
-    default:
+  case v1::ClientFrame::kCreateAssetTree: {
+    v1::CreateAssetTree req;
+    if (!parse_body(cmd, req))
       break;
+    v1::Response r;
+    *r.mutable_asset_tree() = req.tree();
+    return commit(decide(st.trees, req, now), r);
   }
-  return to_error(make_failure(errc::invalid_argument,
-                               "request body does not parse"));
+  case v1::ClientFrame::kDeleteAssetTree: {
+    v1::DeleteAssetTree req;
+    if (!parse_body(cmd, req))
+      break;
+    return commit(decide(st.trees, req, now), v1::Response{});
+  }
+  case v1::ClientFrame::kListAssetTrees: {
+    v1::ListAssetTrees req;
+    if (!parse_body(cmd, req))
+      break;
+    v1::Response r;
+    auto* list = r.mutable_asset_tree_list();
+    for (const auto& [key, tree] : st.trees)
+      if (req.product_key().empty() || key.first == req.product_key())
+        *list->add_trees() = tree;
+    return ok_response(r);
+  }
+  default:
+    break;
+  }
+  return to_error(
+      make_failure(errc::invalid_argument, "request body does not parse"));
 }
 
 } // namespace
@@ -361,10 +359,10 @@ const fleet_state::entry* fleet_state::find(const std::string& product,
   return i == directory.end() ? nullptr : &devices[i->second];
 }
 
-caf::behavior fleet_actor(
-  self_ptr self, context_ptr ctx,
-  std::vector<std::pair<device_state, caf::actor>> devices,
-  tree_catalog trees) {
+caf::behavior
+fleet_actor(self_ptr self, context_ptr ctx,
+            std::vector<std::pair<device_state, caf::actor>> devices,
+            tree_catalog trees) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.trees = std::move(trees);
@@ -384,9 +382,9 @@ caf::behavior fleet_actor(
                subs.end());
   });
   return {
-    [=](command& cmd) -> caf::result<std::string> {
-      auto& st = self->state;
-      switch (cmd.kind) {
+      [=](command& cmd) -> caf::result<std::string> {
+        auto& st = self->state;
+        switch (cmd.kind) {
         case v1::ClientFrame::kListDevices:
           return list_devices(self, cmd);
         case v1::ClientFrame::kCreateAssetTree:
@@ -395,70 +393,70 @@ caf::behavior fleet_actor(
           return tree_command(self, cmd);
         default:
           break;
-      }
-      v1::DeviceRef ref;
-      if (!ref.ParseFromString(cmd.body))
-        return to_error(make_failure(errc::invalid_argument,
-                                     "request body does not parse"));
-      if (auto err = validate_device_ref(ref.product_key(), ref.device_key()))
-        return to_error(*err);
-      const auto* e = st.find(ref.product_key(), ref.device_key());
-      if (e != nullptr)
-        return forward(self, e->actor, std::move(cmd));
-      if (cmd.kind == v1::ClientFrame::kRegisterDevice)
-        return register_device(self, cmd);
-      return unknown_device(ref.product_key(), ref.device_key());
-    },
-    [=](scope_atom, const std::string& spec_bytes,
-        bool subscribe) -> caf::result<device_handles> {
-      auto& st = self->state;
-      v1::TaskSpec spec;
-      if (!spec.ParseFromString(spec_bytes))
-        return to_error(make_failure(errc::internal, "spec does not parse"));
-      fleet_state::subscription sub;
-      auto ordinals = resolve(st, spec, sub.keys);
-      if (!ordinals)
-        return to_error(ordinals.error());
-      device_handles out;
-      out.reserve(ordinals->size());
-      for (auto o : *ordinals)
-        out.push_back(device_handle{st.devices[o].key, st.devices[o].actor});
-      if (subscribe) {
-        sub.task = caf::actor_cast<caf::actor>(self->current_sender());
-        sub.spec = std::move(spec);
-        self->monitor(sub.task);
-        st.subscriptions.push_back(std::move(sub));
-      }
-      return out;
-    },
-    [=](forget_atom) {
-      auto& subs = self->state.subscriptions;
-      auto sender = self->current_sender();
-      subs.erase(std::remove_if(subs.begin(), subs.end(),
-                                [&](const auto& s) {
-                                  return s.task.address() == sender;
-                                }),
-                 subs.end());
-    },
-    [=](changed_atom, const std::string& device_bytes) {
-      auto& st = self->state;
-      v1::Device d;
-      if (!d.ParseFromString(device_bytes))
-        return;
-      auto i = st.directory.find(device_ref(d.product_key(), d.device_key()));
-      if (i == st.directory.end())
-        return;
-      bool new_version = st.devices[i->second].version != d.version();
-      st.update(i->second, d);
-      if (new_version)
-        offer_to_subscribers(self, i->second);
-    },
-    [=](lookup_atom, const std::string& product,
-        const std::string& key) -> caf::result<caf::actor> {
-      if (const auto* e = self->state.find(product, key))
-        return e->actor;
-      return unknown_device(product, key);
-    },
+        }
+        v1::DeviceRef ref;
+        if (!ref.ParseFromString(cmd.body))
+          return to_error(make_failure(errc::invalid_argument,
+                                       "request body does not parse"));
+        if (auto err = validate_device_ref(ref.product_key(), ref.device_key()))
+          return to_error(*err);
+        const auto* e = st.find(ref.product_key(), ref.device_key());
+        if (e != nullptr)
+          return forward(self, e->actor, std::move(cmd));
+        if (cmd.kind == v1::ClientFrame::kRegisterDevice)
+          return register_device(self, cmd);
+        return unknown_device(ref.product_key(), ref.device_key());
+      },
+      [=](scope_atom, const std::string& spec_bytes,
+          bool subscribe) -> caf::result<device_handles> {
+        auto& st = self->state;
+        v1::TaskSpec spec;
+        if (!spec.ParseFromString(spec_bytes))
+          return to_error(make_failure(errc::internal, "spec does not parse"));
+        fleet_state::subscription sub;
+        auto ordinals = resolve(st, spec, sub.keys);
+        if (!ordinals)
+          return to_error(ordinals.error());
+        device_handles out;
+        out.reserve(ordinals->size());
+        for (auto o : *ordinals)
+          out.push_back(device_handle{st.devices[o].key, st.devices[o].actor});
+        if (subscribe) {
+          sub.task = caf::actor_cast<caf::actor>(self->current_sender());
+          sub.spec = std::move(spec);
+          self->monitor(sub.task);
+          st.subscriptions.push_back(std::move(sub));
+        }
+        return out;
+      },
+      [=](forget_atom) {
+        auto& subs = self->state.subscriptions;
+        auto sender = self->current_sender();
+        subs.erase(std::remove_if(subs.begin(), subs.end(),
+                                  [&](const auto& s) {
+                                    return s.task.address() == sender;
+                                  }),
+                   subs.end());
+      },
+      [=](changed_atom, const std::string& device_bytes) {
+        auto& st = self->state;
+        v1::Device d;
+        if (!d.ParseFromString(device_bytes))
+          return;
+        auto i = st.directory.find(device_ref(d.product_key(), d.device_key()));
+        if (i == st.directory.end())
+          return;
+        bool new_version = st.devices[i->second].version != d.version();
+        st.update(i->second, d);
+        if (new_version)
+          offer_to_subscribers(self, i->second);
+      },
+      [=](lookup_atom, const std::string& product,
+          const std::string& key) -> caf::result<caf::actor> {
+        if (const auto* e = self->state.find(product, key))
+          return e->actor;
+        return unknown_device(product, key);
+      },
   };
 }
 

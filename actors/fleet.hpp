@@ -4,6 +4,10 @@
 /// to devices that register or report a source version.
 #pragma once
 
+#include "actors/context.hpp"
+#include "events/asset_tree.hpp"
+#include "events/device.hpp"
+
 #include <cstdint>
 #include <set>
 #include <string>
@@ -12,10 +16,6 @@
 #include <vector>
 
 #include <caf/stateful_actor.hpp>
-
-#include "actors/context.hpp"
-#include "events/asset_tree.hpp"
-#include "events/device.hpp"
 
 namespace fota {
 
@@ -73,8 +73,9 @@ struct fleet_state {
 ///   `(forget_atom)`;
 /// - `(changed_atom, device bytes)` from device actors: keeps indexes current.
 /// The fleet links to every device actor, so they stop with it.
-caf::behavior fleet_actor(
-  caf::stateful_actor<fleet_state>* self, context_ptr ctx,
-  std::vector<std::pair<device_state, caf::actor>> devices, tree_catalog trees);
+caf::behavior
+fleet_actor(caf::stateful_actor<fleet_state>* self, context_ptr ctx,
+            std::vector<std::pair<device_state, caf::actor>> devices,
+            tree_catalog trees);
 
 } // namespace fota

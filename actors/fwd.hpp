@@ -2,19 +2,19 @@
 /// the one CAF type id block of fota.
 #pragma once
 
+#include "events/error.hpp"
+#include "events/ids.hpp"
+
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include <caf/fwd.hpp>
 #include <caf/error.hpp>
+#include <caf/fwd.hpp>
 #include <caf/meta/type_name.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/type_id.hpp>
 #include <caf/typed_actor.hpp>
-
-#include "events/error.hpp"
-#include "events/ids.hpp"
 
 CAF_ERROR_CODE_ENUM(fota::errc, "fota")
 
@@ -79,39 +79,39 @@ struct push_order {
 
 CAF_BEGIN_TYPE_ID_BLOCK(fota, caf::first_custom_type_id)
 
-  CAF_ADD_TYPE_ID(fota, (fota::event_batch))
-  CAF_ADD_TYPE_ID(fota, (fota::sequence_number))
+CAF_ADD_TYPE_ID(fota, (fota::event_batch))
+CAF_ADD_TYPE_ID(fota, (fota::sequence_number))
 
-  CAF_ADD_ATOM(fota, fota, append_atom, "append")
-  CAF_ADD_ATOM(fota, fota, flush_atom, "flush")
+CAF_ADD_ATOM(fota, fota, append_atom, "append")
+CAF_ADD_ATOM(fota, fota, flush_atom, "flush")
 
-  CAF_ADD_TYPE_ID(fota, (fota::command))
-  CAF_ADD_TYPE_ID(fota, (fota::device_handle))
-  CAF_ADD_TYPE_ID(fota, (fota::device_handles))
-  CAF_ADD_TYPE_ID(fota, (fota::push_order))
+CAF_ADD_TYPE_ID(fota, (fota::command))
+CAF_ADD_TYPE_ID(fota, (fota::device_handle))
+CAF_ADD_TYPE_ID(fota, (fota::device_handles))
+CAF_ADD_TYPE_ID(fota, (fota::push_order))
 
-  CAF_ADD_ATOM(fota, fota, claim_atom, "claim")
-  CAF_ADD_ATOM(fota, fota, release_atom, "release")
-  CAF_ADD_ATOM(fota, fota, push_atom, "push")
-  CAF_ADD_ATOM(fota, fota, online_atom, "online")
-  CAF_ADD_ATOM(fota, fota, offline_atom, "offline")
-  CAF_ADD_ATOM(fota, fota, scope_atom, "scope")
-  CAF_ADD_ATOM(fota, fota, version_atom, "version")
-  CAF_ADD_ATOM(fota, fota, demand_atom, "demand")
-  CAF_ADD_ATOM(fota, fota, credit_atom, "credit")
-  CAF_ADD_ATOM(fota, fota, settled_atom, "settled")
-  CAF_ADD_ATOM(fota, fota, tick_atom, "tick")
-  CAF_ADD_ATOM(fota, fota, get_atom, "get")
-  CAF_ADD_ATOM(fota, fota, lookup_atom, "lookup")
-  CAF_ADD_ATOM(fota, fota, spawn_atom, "spawn")
-  CAF_ADD_ATOM(fota, fota, forget_atom, "forget")
-  CAF_ADD_ATOM(fota, fota, request_atom, "request")
-  CAF_ADD_ATOM(fota, fota, cancel_atom, "cancel")
-  CAF_ADD_ATOM(fota, fota, success_atom, "success")
-  CAF_ADD_ATOM(fota, fota, deadline_atom, "deadline")
-  CAF_ADD_ATOM(fota, fota, changed_atom, "changed")
-  CAF_ADD_ATOM(fota, fota, join_atom, "join")
-  CAF_ADD_ATOM(fota, fota, verified_atom, "verified")
+CAF_ADD_ATOM(fota, fota, claim_atom, "claim")
+CAF_ADD_ATOM(fota, fota, release_atom, "release")
+CAF_ADD_ATOM(fota, fota, push_atom, "push")
+CAF_ADD_ATOM(fota, fota, online_atom, "online")
+CAF_ADD_ATOM(fota, fota, offline_atom, "offline")
+CAF_ADD_ATOM(fota, fota, scope_atom, "scope")
+CAF_ADD_ATOM(fota, fota, version_atom, "version")
+CAF_ADD_ATOM(fota, fota, demand_atom, "demand")
+CAF_ADD_ATOM(fota, fota, credit_atom, "credit")
+CAF_ADD_ATOM(fota, fota, settled_atom, "settled")
+CAF_ADD_ATOM(fota, fota, tick_atom, "tick")
+CAF_ADD_ATOM(fota, fota, get_atom, "get")
+CAF_ADD_ATOM(fota, fota, lookup_atom, "lookup")
+CAF_ADD_ATOM(fota, fota, spawn_atom, "spawn")
+CAF_ADD_ATOM(fota, fota, forget_atom, "forget")
+CAF_ADD_ATOM(fota, fota, request_atom, "request")
+CAF_ADD_ATOM(fota, fota, cancel_atom, "cancel")
+CAF_ADD_ATOM(fota, fota, success_atom, "success")
+CAF_ADD_ATOM(fota, fota, deadline_atom, "deadline")
+CAF_ADD_ATOM(fota, fota, changed_atom, "changed")
+CAF_ADD_ATOM(fota, fota, join_atom, "join")
+CAF_ADD_ATOM(fota, fota, verified_atom, "verified")
 
 CAF_END_TYPE_ID_BLOCK(fota)
 
@@ -121,6 +121,6 @@ namespace fota {
 /// last event of the batch once the batch is durable, or with an error
 /// (`errc::unavailable` once storage has failed).
 using journal_actor = caf::typed_actor<
-  caf::replies_to<append_atom, event_batch>::with<sequence_number>>;
+    caf::replies_to<append_atom, event_batch>::with<sequence_number>>;
 
 } // namespace fota

@@ -1,8 +1,5 @@
 #include "actors/node.hpp"
 
-#include <caf/actor_system_config.hpp>
-#include <caf/scoped_actor.hpp>
-
 #include "actors/device.hpp"
 #include "actors/dispatcher.hpp"
 #include "actors/firmware.hpp"
@@ -14,6 +11,9 @@
 #include "events/replay.hpp"
 #include "events/status.hpp"
 
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+
 namespace fota {
 
 void add_message_types(caf::actor_system_config& cfg) {
@@ -23,22 +23,20 @@ void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<device_handle>("fota::device_handle");
   cfg.add_message_type<device_handles>("fota::device_handles");
   cfg.add_message_type<push_order>("fota::push_order");
-  cfg.add_error_category(caf::atom("fota"),
-                         [](uint8_t code, caf::atom_value, const caf::message& ctx) {
-                           std::string out = "fota::";
-                           out += to_string(static_cast<errc>(code));
-                           if (ctx.size() == 1
-                               && ctx.match_element<std::string>(0)) {
-                             out += ": ";
-                             out += ctx.get_as<std::string>(0);
-                           }
-                           return out;
-                         });
+  cfg.add_error_category(caf::atom("fota"), [](uint8_t code, caf::atom_value,
+                                               const caf::message& ctx) {
+    std::string out = "fota::";
+    out += to_string(static_cast<errc>(code));
+    if (ctx.size() == 1 && ctx.match_element<std::string>(0)) {
+      out += ": ";
+      out += ctx.get_as<std::string>(0);
+    }
+    return out;
+  });
 }
 
 node::node(caf::actor_system& sys, std::unique_ptr<storage::event_log> log)
-  : sys_(sys), log_(std::move(log)), ctx_(std::make_shared<node_context>()) {
-}
+  : sys_(sys), log_(std::move(log)), ctx_(std::make_shared<node_context>()) {}
 
 node::~node() {
   stop();
@@ -62,9 +60,9 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
                                                   std::string_view bytes) {
     event e;
     if (!e.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-      decode_error = make_failure(errc::corrupted,
-                                  "event " + std::to_string(seq.value())
-                                    + " does not decode");
+      decode_error =
+          make_failure(errc::corrupted, "event " + std::to_string(seq.value()) +
+                                            " does not decode");
       return false;
     }
     apply(w, e);
@@ -84,7 +82,7 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   n->detached_journal_ = cfg.detach_journal;
   if (cfg.detach_journal)
     ctx.journal = caf::actor_cast<journal_actor>(
-      sys.spawn<caf::detached>(journal, log_ptr));
+        sys.spawn<caf::detached>(journal, log_ptr));
   else
     ctx.journal = caf::actor_cast<journal_actor>(sys.spawn(journal, log_ptr));
   ctx.firmware = sys.spawn(firmware_actor, n->ctx_, w.firmware);
@@ -98,11 +96,10 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
     auto start = std::make_shared<task_start>();
     start->devices.reserve(t.executions.size());
     for (const auto& x : t.executions) {
-      auto i = w.device_index.find(device_ref(t.spec.product_key(),
-                                              x.device_key));
-      start->devices.push_back(i == w.device_index.end()
-                                 ? caf::actor{}
-                                 : device_actors[i->second]);
+      auto i =
+          w.device_index.find(device_ref(t.spec.product_key(), x.device_key));
+      start->devices.push_back(
+          i == w.device_index.end() ? caf::actor{} : device_actors[i->second]);
     }
     start->recovered = std::move(t);
     tasks.emplace(id, sys.spawn(task_actor, n->ctx_, start));
@@ -116,27 +113,30 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   ctx.tasks = sys.spawn(task_registry, n->ctx_, std::move(tasks));
   n->router_ = sys.spawn(router_actor, n->ctx_);
   anon_send(ctx.firmware, tick_atom_v); // Wiring done: check verifications.
-  n->actors_ = {caf::actor_cast<caf::actor>(ctx.journal), ctx.firmware,
-                ctx.dispatcher, ctx.fleet, ctx.tasks, n->router_};
+  n->actors_ = {caf::actor_cast<caf::actor>(ctx.journal),
+                ctx.firmware,
+                ctx.dispatcher,
+                ctx.fleet,
+                ctx.tasks,
+                n->router_};
   n->recovery_.events = replayed;
   n->recovery_.devices = device_actors.size();
   n->recovery_.tasks = w.tasks.size();
   n->recovery_.firmware = w.firmware.entries.size();
   n->recovery_.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
-    std::chrono::steady_clock::now() - started);
+      std::chrono::steady_clock::now() - started);
   return n;
 }
 
 v1::Response node::call(const v1::ClientFrame& frame, v1::Role role) {
   caf::scoped_actor self{sys_};
   v1::Response out;
-  self
-    ->request(router_, caf::infinite, request_atom_v,
-              static_cast<int32_t>(role), frame.SerializeAsString())
-    .receive([&](const std::string& bytes) { out.ParseFromString(bytes); },
-             [&](const caf::error& err) {
-               out = error_response(from_error(err));
-             });
+  self->request(router_, caf::infinite, request_atom_v,
+                static_cast<int32_t>(role), frame.SerializeAsString())
+      .receive([&](const std::string& bytes) { out.ParseFromString(bytes); },
+               [&](const caf::error& err) {
+                 out = error_response(from_error(err));
+               });
   return out;
 }
 

@@ -4,16 +4,16 @@
 /// `caf::actor_system`; the network edge (api/) talks to the same router.
 #pragma once
 
+#include "actors/context.hpp"
+#include "events/error.hpp"
+#include "storage/event_log.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 
 #include <caf/actor_system.hpp>
-
-#include "actors/context.hpp"
-#include "events/error.hpp"
-#include "storage/event_log.hpp"
 
 namespace fota {
 

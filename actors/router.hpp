@@ -2,12 +2,12 @@
 /// sessions and the in-process API so that both take one code path.
 #pragma once
 
+#include "actors/context.hpp"
+#include "events/status.hpp"
+
 #include <string>
 
 #include <caf/stateful_actor.hpp>
-
-#include "actors/context.hpp"
-#include "events/status.hpp"
 
 namespace fota {
 
@@ -33,17 +33,17 @@ void route(Self* self, const node_context& ctx, v1::Role role,
   }
   auto& [dest, cmd] = *routed;
   self->request(dest, caf::infinite, std::move(cmd))
-    .then(
-      [reply](std::string& bytes) mutable {
-        v1::Response r;
-        if (!r.ParseFromString(bytes))
-          r = error_response(
-            make_failure(errc::internal, "owner replied with bad bytes"));
-        reply(r);
-      },
-      [reply](caf::error& err) mutable {
-        reply(error_response(from_error(err)));
-      });
+      .then(
+          [reply](std::string& bytes) mutable {
+            v1::Response r;
+            if (!r.ParseFromString(bytes))
+              r = error_response(
+                  make_failure(errc::internal, "owner replied with bad bytes"));
+            reply(r);
+          },
+          [reply](caf::error& err) mutable {
+            reply(error_response(from_error(err)));
+          });
 }
 
 struct router_state {

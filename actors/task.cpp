@@ -23,15 +23,14 @@ uint64_t execution_of(const task_state& t, uint64_t sequence) {
 /// Announces this task's pushable executions to the dispatcher.
 void announce(self_ptr self) {
   auto& st = self->state;
-  if (st.demand_pending || st.ready.empty()
-      || st.task.status != v1::TASK_STATUS_RUNNING
-      || st.task.spec.method() != v1::METHOD_CLOUD_PUSH)
+  if (st.demand_pending || st.ready.empty() ||
+      st.task.status != v1::TASK_STATUS_RUNNING ||
+      st.task.spec.method() != v1::METHOD_CLOUD_PUSH)
     return;
   st.demand_pending = true;
-  self->send(st.ctx->dispatcher, demand_atom_v,
-             caf::actor_cast<caf::actor>(self),
-             static_cast<uint64_t>(st.ready.size()),
-             st.task.spec.SerializeAsString());
+  self->send(
+      st.ctx->dispatcher, demand_atom_v, caf::actor_cast<caf::actor>(self),
+      static_cast<uint64_t>(st.ready.size()), st.task.spec.SerializeAsString());
 }
 
 /// Arms the deadline timer for `due_ms` unless an earlier one is pending.
@@ -41,7 +40,7 @@ void arm(self_ptr self, int64_t due_ms) {
     return;
   st.wake_at_ms = due_ms;
   auto delay = std::chrono::milliseconds{
-    std::max<int64_t>(0, due_ms - to_millis(st.ctx->now()))};
+      std::max<int64_t>(0, due_ms - to_millis(st.ctx->now()))};
   self->delayed_send(self, delay, deadline_atom_v);
 }
 
@@ -81,18 +80,18 @@ void verification_effects(self_ptr self, const event_list& events) {
   for (const auto& e : events) {
     if (!failed.empty()) {
       // Keep the first failure.
-    } else if (e.has_devices_skipped()
-               && !e.devices_skipped().devices().empty()) {
+    } else if (e.has_devices_skipped() &&
+               !e.devices_skipped().devices().empty()) {
       const auto& d = e.devices_skipped().devices(0);
       failed = "device " + d.device_key() + " skipped: " + d.reason();
     } else if (e.has_execution_failed()) {
       const auto& f = e.execution_failed();
-      failed = "device " + t.executions[f.sequence() - 1].device_key
-               + " failed: " + f.code() + " " + f.text();
+      failed = "device " + t.executions[f.sequence() - 1].device_key +
+               " failed: " + f.code() + " " + f.text();
     } else if (e.has_execution_timed_out()) {
-      failed = "device "
-               + t.executions[e.execution_timed_out().sequence() - 1].device_key
-               + " timed out";
+      failed = "device " +
+               t.executions[e.execution_timed_out().sequence() - 1].device_key +
+               " timed out";
     }
     if (e.has_task_completed() || e.has_task_canceled())
       ended = &e;
@@ -106,17 +105,16 @@ void verification_effects(self_ptr self, const event_list& events) {
     return;
   }
   bool ok = ended->has_task_completed() && failed.empty();
-  std::string reason = ended->has_task_canceled()
-                         ? ended->task_canceled().reason()
-                         : failed;
+  std::string reason =
+      ended->has_task_canceled() ? ended->task_canceled().reason() : failed;
   auto named = t.spec.scope().device_keys().device_keys_size();
-  if (ok && t.counts[v1::EXECUTION_STATE_SUCCEEDED]
-              != static_cast<uint64_t>(named)) {
+  if (ok &&
+      t.counts[v1::EXECUTION_STATE_SUCCEEDED] != static_cast<uint64_t>(named)) {
     ok = false;
-    reason = std::to_string(t.counts[v1::EXECUTION_STATE_SUCCEEDED]) + " of "
-             + std::to_string(named)
-             + " devices upgraded; a device already on the target version "
-               "cannot verify it";
+    reason = std::to_string(t.counts[v1::EXECUTION_STATE_SUCCEEDED]) + " of " +
+             std::to_string(named) +
+             " devices upgraded; a device already on the target version "
+             "cannot verify it";
   }
   self->send(st.ctx->firmware, verified_atom_v, t.spec.product_key(),
              t.spec.target_version(), ok, reason);
@@ -149,56 +147,56 @@ bool after_apply(self_ptr self, const event_list& events) {
   };
   for (const auto& e : events) {
     switch (e.payload_case()) {
-      case event::kExecutionNotified:
-        track(self, e.execution_notified().sequence());
-        break;
-      case event::kExecutionStarted:
-        track(self, e.execution_started().sequence());
-        break;
-      case event::kExecutionProgressed:
-        track(self, e.execution_progressed().sequence());
-        break;
-      case event::kExecutionSucceeded:
-        release(e.execution_succeeded().sequence());
-        node_metrics::add(m.succeeded);
-        self->send(st.ctx->dispatcher, success_atom_v,
-                   caf::actor_cast<caf::actor>(self));
-        break;
-      case event::kExecutionFailed:
-        ended(e.execution_failed().sequence());
-        node_metrics::add(m.failed);
-        break;
-      case event::kExecutionTimedOut:
-        ended(e.execution_timed_out().sequence());
-        node_metrics::add(m.timed_out);
-        break;
-      case event::kExecutionRequeued: {
-        auto seq = e.execution_requeued().sequence();
-        track(self, seq);
-        st.ready.insert(seq);
-        break;
-      }
-      case event::kExecutionsCanceled:
-        for (auto s : e.executions_canceled().sequences())
+    case event::kExecutionNotified:
+      track(self, e.execution_notified().sequence());
+      break;
+    case event::kExecutionStarted:
+      track(self, e.execution_started().sequence());
+      break;
+    case event::kExecutionProgressed:
+      track(self, e.execution_progressed().sequence());
+      break;
+    case event::kExecutionSucceeded:
+      release(e.execution_succeeded().sequence());
+      node_metrics::add(m.succeeded);
+      self->send(st.ctx->dispatcher, success_atom_v,
+                 caf::actor_cast<caf::actor>(self));
+      break;
+    case event::kExecutionFailed:
+      ended(e.execution_failed().sequence());
+      node_metrics::add(m.failed);
+      break;
+    case event::kExecutionTimedOut:
+      ended(e.execution_timed_out().sequence());
+      node_metrics::add(m.timed_out);
+      break;
+    case event::kExecutionRequeued: {
+      auto seq = e.execution_requeued().sequence();
+      track(self, seq);
+      st.ready.insert(seq);
+      break;
+    }
+    case event::kExecutionsCanceled:
+      for (auto s : e.executions_canceled().sequences())
+        release(s);
+      node_metrics::add(m.canceled, e.executions_canceled().sequences_size());
+      break;
+    case event::kTaskCanceled:
+    case event::kTaskCompleted:
+      // Retries are abandoned: release the devices that waited for one.
+      for (uint64_t s = 1; s <= st.task.executions.size(); ++s) {
+        auto state = st.task.executions[s - 1].state;
+        if (state == v1::EXECUTION_STATE_FAILED ||
+            state == v1::EXECUTION_STATE_TIMED_OUT)
           release(s);
-        node_metrics::add(m.canceled, e.executions_canceled().sequences_size());
-        break;
-      case event::kTaskCanceled:
-      case event::kTaskCompleted:
-        // Retries are abandoned: release the devices that waited for one.
-        for (uint64_t s = 1; s <= st.task.executions.size(); ++s) {
-          auto state = st.task.executions[s - 1].state;
-          if (state == v1::EXECUTION_STATE_FAILED
-              || state == v1::EXECUTION_STATE_TIMED_OUT)
-            release(s);
-        }
-        st.ready.clear();
-        st.waiting.clear();
-        if (st.task.spec.strategy() == v1::STRATEGY_INCREMENT)
-          self->send(st.ctx->fleet, forget_atom_v);
-        break;
-      default:
-        break;
+      }
+      st.ready.clear();
+      st.waiting.clear();
+      if (st.task.spec.strategy() == v1::STRATEGY_INCREMENT)
+        self->send(st.ctx->fleet, forget_atom_v);
+      break;
+    default:
+      break;
     }
   }
   return failed;
@@ -227,7 +225,8 @@ void commit(self_ptr self, const event_list& events, caf::response_promise rp,
 /// Commits events that no client waits for.
 void commit_quietly(self_ptr self, const event_list& events) {
   if (!events.empty())
-    commit(self, events, caf::response_promise{}, [](caf::response_promise&) {});
+    commit(self, events, caf::response_promise{},
+           [](caf::response_promise&) {});
 }
 
 /// Handles every timeout and retry that is due, then re-arms the timer.
@@ -286,31 +285,31 @@ void push(self_ptr self, uint64_t sequence, bool redelivery) {
   auto order = push_order{execution_of(st.task, sequence), x.attempt,
                           push_frame(st.task, sequence)};
   self->request(st.devices[sequence - 1], caf::infinite, std::move(order))
-    .then(
-      [=](bool delivered) {
-        auto& st = self->state;
-        if (!redelivery)
-          self->send(st.ctx->dispatcher, settled_atom_v,
-                     delivered ? uint32_t{1} : uint32_t{0},
-                     delivered ? uint32_t{0} : uint32_t{1});
-        if (redelivery)
-          return;
-        const auto* x = st.task.find(sequence);
-        if (x == nullptr || x->state != v1::EXECUTION_STATE_QUEUED)
-          return;
-        if (!delivered) {
-          st.waiting.insert(sequence);
-          return;
-        }
-        auto decided = decide_notified(st.task, sequence, st.ctx->now());
-        if (decided)
-          commit_quietly(self, *decided);
-      },
-      [=](caf::error&) {
-        if (!redelivery)
-          self->send(self->state.ctx->dispatcher, settled_atom_v, uint32_t{0},
-                     uint32_t{1});
-      });
+      .then(
+          [=](bool delivered) {
+            auto& st = self->state;
+            if (!redelivery)
+              self->send(st.ctx->dispatcher, settled_atom_v,
+                         delivered ? uint32_t{1} : uint32_t{0},
+                         delivered ? uint32_t{0} : uint32_t{1});
+            if (redelivery)
+              return;
+            const auto* x = st.task.find(sequence);
+            if (x == nullptr || x->state != v1::EXECUTION_STATE_QUEUED)
+              return;
+            if (!delivered) {
+              st.waiting.insert(sequence);
+              return;
+            }
+            auto decided = decide_notified(st.task, sequence, st.ctx->now());
+            if (decided)
+              commit_quietly(self, *decided);
+          },
+          [=](caf::error&) {
+            if (!redelivery)
+              self->send(self->state.ctx->dispatcher, settled_atom_v,
+                         uint32_t{0}, uint32_t{1});
+          });
 }
 
 void on_credit(self_ptr self, uint64_t credit) {
@@ -319,8 +318,8 @@ void on_credit(self_ptr self, uint64_t credit) {
   uint64_t used = 0;
   // The dispatcher granted inside a window; re-check, so that no push leaves
   // after the window closed meanwhile.
-  if (st.task.status == v1::TASK_STATUS_RUNNING
-      && st.windows.is_open(st.ctx->now())) {
+  if (st.task.status == v1::TASK_STATUS_RUNNING &&
+      st.windows.is_open(st.ctx->now())) {
     while (used < credit && !st.ready.empty()) {
       auto seq = *st.ready.begin();
       st.ready.erase(st.ready.begin());
@@ -352,32 +351,32 @@ void join(self_ptr self, const device_handle& dev) {
   auto claim = provisional(self);
   auto me = caf::actor_cast<caf::actor>(self);
   self->request(dev.actor, caf::infinite, claim_atom_v, claim, me)
-    .then(
-      [self, dev, claim, me](std::string& reason) {
-        auto& st = self->state;
-        auto now = st.ctx->now();
-        if (is_finished(st.task.status)) {
-          if (reason.empty())
-            self->send(dev.actor, release_atom_v, claim);
-          return;
-        }
-        if (!reason.empty()) {
-          v1::SkippedDevice skipped;
-          skipped.set_device_key(dev.key);
-          skipped.set_reason(std::move(reason));
-          commit_quietly(self, decide_enroll(st.task, {}, {skipped}, now));
-          return;
-        }
-        auto seq = st.task.executions.size() + 1;
-        self->send(dev.actor, claim_atom_v, claim, execution_of(st.task, seq),
-                   me);
-        st.devices.resize(seq);
-        st.devices[seq - 1] = dev.actor;
-        commit_quietly(self, decide_enroll(st.task, {dev.key}, {}, now));
-        st.ready.insert(seq);
-        announce(self);
-      },
-      [](caf::error&) {});
+      .then(
+          [self, dev, claim, me](std::string& reason) {
+            auto& st = self->state;
+            auto now = st.ctx->now();
+            if (is_finished(st.task.status)) {
+              if (reason.empty())
+                self->send(dev.actor, release_atom_v, claim);
+              return;
+            }
+            if (!reason.empty()) {
+              v1::SkippedDevice skipped;
+              skipped.set_device_key(dev.key);
+              skipped.set_reason(std::move(reason));
+              commit_quietly(self, decide_enroll(st.task, {}, {skipped}, now));
+              return;
+            }
+            auto seq = st.task.executions.size() + 1;
+            self->send(dev.actor, claim_atom_v, claim,
+                       execution_of(st.task, seq), me);
+            st.devices.resize(seq);
+            st.devices[seq - 1] = dev.actor;
+            commit_quietly(self, decide_enroll(st.task, {dev.key}, {}, now));
+            st.ready.insert(seq);
+            announce(self);
+          },
+          [](caf::error&) {});
 }
 
 /// Claims the devices in scope in order, then persists creation and
@@ -450,64 +449,62 @@ void enrol(self_ptr self, std::shared_ptr<task_start> start,
   for (size_t i = 0; i < acc->scope.size(); ++i) {
     self->request(acc->scope[i].actor, caf::infinite, claim_atom_v,
                   acc->claims[i], me)
-      .then(
-        [acc, i, finish](std::string& reason) {
-          acc->reasons[i] = std::move(reason);
-          if (--acc->pending == 0)
-            finish();
-        },
-        [acc, i, finish](caf::error&) {
-          acc->reasons[i] = "device actor is not available";
-          if (--acc->pending == 0)
-            finish();
-        });
+        .then(
+            [acc, i, finish](std::string& reason) {
+              acc->reasons[i] = std::move(reason);
+              if (--acc->pending == 0)
+                finish();
+            },
+            [acc, i, finish](caf::error&) {
+              acc->reasons[i] = "device actor is not available";
+              if (--acc->pending == 0)
+                finish();
+            });
   }
 }
 
 void create(self_ptr self, std::shared_ptr<task_start> start) {
   auto& st = self->state;
   const auto& spec = start->spec;
-  self
-    ->request(st.ctx->firmware, caf::infinite, get_atom_v, spec.product_key(),
-              spec.target_version())
-    .then(
-      [=](const std::string& bytes) {
-        auto& st = self->state;
-        v1::Firmware fw;
-        fw.ParseFromString(bytes);
-        spec_context ctx;
-        ctx.find_firmware = [&](const std::string&, const std::string&) {
-          return &fw;
-        };
-        auto decided = decide_create(start->id, start->spec, ctx,
-                                     st.ctx->now());
-        if (!decided) {
-          start->created.deliver(to_error(decided.error()));
-          self->quit();
-          return;
-        }
-        st.task = make_task(decided->front());
-        if (spec.has_schedule())
-          st.windows = schedule{spec.schedule()};
-        if (spec.end_time_ms() != 0)
-          arm(self, spec.end_time_ms());
-        self
-          ->request(st.ctx->fleet, caf::infinite, scope_atom_v,
-                    spec.SerializeAsString(),
-                    spec.strategy() == v1::STRATEGY_INCREMENT)
-          .then(
-            [=](device_handles& scope) {
-              enrol(self, start, std::move(scope), *decided);
-            },
-            [=](caf::error& err) {
-              start->created.deliver(std::move(err));
+  self->request(st.ctx->firmware, caf::infinite, get_atom_v, spec.product_key(),
+                spec.target_version())
+      .then(
+          [=](const std::string& bytes) {
+            auto& st = self->state;
+            v1::Firmware fw;
+            fw.ParseFromString(bytes);
+            spec_context ctx;
+            ctx.find_firmware = [&](const std::string&, const std::string&) {
+              return &fw;
+            };
+            auto decided =
+                decide_create(start->id, start->spec, ctx, st.ctx->now());
+            if (!decided) {
+              start->created.deliver(to_error(decided.error()));
               self->quit();
-            });
-      },
-      [=](caf::error& err) {
-        start->created.deliver(std::move(err));
-        self->quit();
-      });
+              return;
+            }
+            st.task = make_task(decided->front());
+            if (spec.has_schedule())
+              st.windows = schedule{spec.schedule()};
+            if (spec.end_time_ms() != 0)
+              arm(self, spec.end_time_ms());
+            self->request(st.ctx->fleet, caf::infinite, scope_atom_v,
+                          spec.SerializeAsString(),
+                          spec.strategy() == v1::STRATEGY_INCREMENT)
+                .then(
+                    [=](device_handles& scope) {
+                      enrol(self, start, std::move(scope), *decided);
+                    },
+                    [=](caf::error& err) {
+                      start->created.deliver(std::move(err));
+                      self->quit();
+                    });
+          },
+          [=](caf::error& err) {
+            start->created.deliver(std::move(err));
+            self->quit();
+          });
 }
 
 void recover(self_ptr self, std::shared_ptr<task_start> start) {
@@ -525,12 +522,12 @@ void recover(self_ptr self, std::shared_ptr<task_start> start) {
     // Devices that arrived while the node was down join now.
     self->request(st.ctx->fleet, caf::infinite, scope_atom_v,
                   st.task.spec.SerializeAsString(), true)
-      .then(
-        [self](device_handles& scope) {
-          for (const auto& d : scope)
-            join(self, d);
-        },
-        [](caf::error&) {});
+        .then(
+            [self](device_handles& scope) {
+              for (const auto& d : scope)
+                join(self, d);
+            },
+            [](caf::error&) {});
   }
   auto me = caf::actor_cast<caf::actor>(self);
   for (uint64_t s = 1; s <= st.task.executions.size(); ++s) {
@@ -540,7 +537,7 @@ void recover(self_ptr self, std::shared_ptr<task_start> start) {
     // Binds the device back to this task; it already holds the execution.
     self->request(st.devices[s - 1], caf::infinite, claim_atom_v,
                   execution_of(st.task, s), me)
-      .then([](const std::string&) {}, [](caf::error&) {});
+        .then([](const std::string&) {}, [](caf::error&) {});
     if (x.state == v1::EXECUTION_STATE_QUEUED && !finished)
       st.ready.insert(s);
     track(self, s);
@@ -559,17 +556,17 @@ caf::result<std::string> offer(self_ptr self, const command& cmd) {
   const auto& t = st.task;
   uint64_t seq = 0;
   for (uint64_t s = 1; s <= t.executions.size(); ++s)
-    if (t.executions[s - 1].device_key == ref.device_key()
-        && t.holds_device(t.executions[s - 1]))
+    if (t.executions[s - 1].device_key == ref.device_key() &&
+        t.holds_device(t.executions[s - 1]))
       seq = s;
   v1::Response r;
   auto* o = r.mutable_offer();
   const auto* x = t.find(seq);
   auto busy = [&](const std::string& why) {
     o->set_available(false);
-    o->set_reason("busy: device " + ref.device_key() + " is in execution "
-                  + std::to_string(t.id) + "/" + std::to_string(seq) + " ("
-                  + why + ")");
+    o->set_reason("busy: device " + ref.device_key() + " is in execution " +
+                  std::to_string(t.id) + "/" + std::to_string(seq) + " (" +
+                  why + ")");
     return ok_response(r);
   };
   if (x == nullptr) {
@@ -583,8 +580,8 @@ caf::result<std::string> offer(self_ptr self, const command& cmd) {
     return busy("task is " + v1::TaskStatus_Name(t.status));
   if (x->state == v1::EXECUTION_STATE_IN_PROGRESS)
     return busy("upgrade in progress");
-  if (x->state != v1::EXECUTION_STATE_QUEUED
-      && x->state != v1::EXECUTION_STATE_NOTIFIED)
+  if (x->state != v1::EXECUTION_STATE_QUEUED &&
+      x->state != v1::EXECUTION_STATE_NOTIFIED)
     return busy("waiting for a retry");
   o->set_available(true);
   o->set_execution_id(execution_of(t, seq));
@@ -609,19 +606,19 @@ caf::result<std::string> details(self_ptr self, const command& cmd) {
   auto& t = self->state.task;
   v1::GetTaskDetails req;
   if (!parse_body(cmd, req))
-    return to_error(make_failure(errc::invalid_argument,
-                                 "GetTaskDetails does not parse"));
+    return to_error(
+        make_failure(errc::invalid_argument, "GetTaskDetails does not parse"));
   auto size = req.page_size() == 0 ? default_page_size : req.page_size();
   if (size > max_page_size)
     return to_error(make_failure(errc::invalid_argument,
                                  "page_size: must be at most 1000"));
   std::set<int> states(req.states().begin(), req.states().end());
   for (auto s : states)
-    if (s <= v1::EXECUTION_STATE_UNSPECIFIED
-        || s > v1::EXECUTION_STATE_CANCELED)
+    if (s <= v1::EXECUTION_STATE_UNSPECIFIED ||
+        s > v1::EXECUTION_STATE_CANCELED)
       return to_error(make_failure(errc::invalid_argument,
-                                   "states: " + std::to_string(s)
-                                     + " is not an execution state"));
+                                   "states: " + std::to_string(s) +
+                                       " is not an execution state"));
   v1::Response r;
   auto* d = r.mutable_task_details();
   *d->mutable_summary() = t.summary();
@@ -658,10 +655,10 @@ caf::behavior task_actor(self_ptr self, context_ptr ctx,
   else
     recover(self, start);
   return {
-    [=](command& cmd) -> caf::result<std::string> {
-      auto& st = self->state;
-      auto now = st.ctx->now();
-      switch (cmd.kind) {
+      [=](command& cmd) -> caf::result<std::string> {
+        auto& st = self->state;
+        auto now = st.ctx->now();
+        switch (cmd.kind) {
         case v1::ClientFrame::kGetTask: {
           v1::Response r;
           *r.mutable_task() = st.task.summary();
@@ -670,8 +667,8 @@ caf::behavior task_actor(self_ptr self, context_ptr ctx,
         case v1::ClientFrame::kGetTaskDetails:
           return details(self, cmd);
         case v1::ClientFrame::kPauseTask:
-          return commit_reply(self, decide_pause(st.task, "paused by operator",
-                                                 now));
+          return commit_reply(self,
+                              decide_pause(st.task, "paused by operator", now));
         case v1::ClientFrame::kResumeTask: {
           auto result = commit_reply(self, decide_resume(st.task, now));
           announce(self);
@@ -692,11 +689,10 @@ caf::behavior task_actor(self_ptr self, context_ptr ctx,
                 c->set_product_key(st.task.spec.product_key());
                 c->set_device_key(x.device_key);
                 c->set_execution_id(execution_of(st.task, s));
-                self
-                  ->request(st.devices[s - 1], caf::infinite,
-                            push_order{execution_of(st.task, s), x.attempt,
-                                       frame.SerializeAsString()})
-                  .then([](bool) {}, [](caf::error&) {});
+                self->request(st.devices[s - 1], caf::infinite,
+                              push_order{execution_of(st.task, s), x.attempt,
+                                         frame.SerializeAsString()})
+                    .then([](bool) {}, [](caf::error&) {});
               }
             }
           }
@@ -706,10 +702,9 @@ caf::behavior task_actor(self_ptr self, context_ptr ctx,
           v1::ReportProgress req;
           if (!parse_body(cmd, req))
             break;
-          return commit_reply(self,
-                              decide_progress(st.task,
-                                              req.execution_id() & 0xFFFFFFFFu,
-                                              req.step(), req.text(), now));
+          return commit_reply(
+              self, decide_progress(st.task, req.execution_id() & 0xFFFFFFFFu,
+                                    req.step(), req.text(), now));
         }
         case v1::ClientFrame::kRequestUpgrade:
           return offer(self, cmd);
@@ -717,55 +712,53 @@ caf::behavior task_actor(self_ptr self, context_ptr ctx,
           v1::ConfirmUpgrade req;
           if (!parse_body(cmd, req))
             break;
-          return commit_reply(self,
-                              decide_confirm(st.task,
-                                             req.execution_id() & 0xFFFFFFFFu,
-                                             now));
+          return commit_reply(
+              self,
+              decide_confirm(st.task, req.execution_id() & 0xFFFFFFFFu, now));
         }
         case v1::ClientFrame::kReportFailure: {
           v1::ReportFailure req;
           if (!parse_body(cmd, req))
             break;
-          return commit_reply(self,
-                              decide_failure(st.task,
-                                             req.execution_id() & 0xFFFFFFFFu,
-                                             req.code(), req.text(), now));
+          return commit_reply(
+              self, decide_failure(st.task, req.execution_id() & 0xFFFFFFFFu,
+                                   req.code(), req.text(), now));
         }
         default:
-          return to_error(make_failure(errc::internal,
-                                       "task actor got command "
-                                         + std::to_string(cmd.kind)));
-      }
-      return to_error(make_failure(errc::invalid_argument,
-                                   "request body does not parse"));
-    },
-    [=](credit_atom, uint64_t credit) { on_credit(self, credit); },
-    [=](join_atom, const device_handle& dev) { join(self, dev); },
-    [=](deadline_atom) { on_deadline(self); },
-    [=](online_atom, uint64_t execution) {
-      auto& st = self->state;
-      auto seq = execution & 0xFFFFFFFFu;
-      const auto* x = st.task.find(seq);
-      if (x == nullptr || is_finished(st.task.status))
-        return;
-      if (x->state == v1::EXECUTION_STATE_QUEUED) {
-        if (st.waiting.erase(seq) > 0) {
-          st.ready.insert(seq);
-          announce(self);
+          return to_error(
+              make_failure(errc::internal, "task actor got command " +
+                                               std::to_string(cmd.kind)));
         }
-      } else if (x->state == v1::EXECUTION_STATE_NOTIFIED
-                 || x->state == v1::EXECUTION_STATE_IN_PROGRESS) {
-        push(self, seq, true);
-      }
-    },
-    [=](version_atom, uint64_t execution, const std::string& version) {
-      auto& st = self->state;
-      auto decided = decide_version(st.task, execution & 0xFFFFFFFFu, version,
-                                    st.ctx->now());
-      if (decided)
-        commit_quietly(self, *decided);
-    },
-    [=](get_atom) { return self->state.task.summary().SerializeAsString(); },
+        return to_error(make_failure(errc::invalid_argument,
+                                     "request body does not parse"));
+      },
+      [=](credit_atom, uint64_t credit) { on_credit(self, credit); },
+      [=](join_atom, const device_handle& dev) { join(self, dev); },
+      [=](deadline_atom) { on_deadline(self); },
+      [=](online_atom, uint64_t execution) {
+        auto& st = self->state;
+        auto seq = execution & 0xFFFFFFFFu;
+        const auto* x = st.task.find(seq);
+        if (x == nullptr || is_finished(st.task.status))
+          return;
+        if (x->state == v1::EXECUTION_STATE_QUEUED) {
+          if (st.waiting.erase(seq) > 0) {
+            st.ready.insert(seq);
+            announce(self);
+          }
+        } else if (x->state == v1::EXECUTION_STATE_NOTIFIED ||
+                   x->state == v1::EXECUTION_STATE_IN_PROGRESS) {
+          push(self, seq, true);
+        }
+      },
+      [=](version_atom, uint64_t execution, const std::string& version) {
+        auto& st = self->state;
+        auto decided = decide_version(st.task, execution & 0xFFFFFFFFu, version,
+                                      st.ctx->now());
+        if (decided)
+          commit_quietly(self, *decided);
+      },
+      [=](get_atom) { return self->state.task.summary().SerializeAsString(); },
   };
 }
 

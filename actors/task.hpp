@@ -4,6 +4,10 @@
 /// execution events.
 #pragma once
 
+#include "actors/context.hpp"
+#include "events/schedule.hpp"
+#include "events/task.hpp"
+
 #include <cstdint>
 #include <set>
 #include <string>
@@ -11,10 +15,6 @@
 #include <vector>
 
 #include <caf/stateful_actor.hpp>
-
-#include "actors/context.hpp"
-#include "events/schedule.hpp"
-#include "events/task.hpp"
 
 namespace fota {
 

@@ -1,10 +1,10 @@
 #include "actors/task_registry.hpp"
 
-#include <caf/event_based_actor.hpp>
-#include <caf/result.hpp>
-
 #include "actors/task.hpp"
 #include "events/task.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/result.hpp>
 
 namespace fota {
 
@@ -58,33 +58,33 @@ caf::behavior task_registry(self_ptr self, context_ptr ctx,
       }
   });
   return {
-    [=](command& cmd) -> caf::result<std::string> {
-      auto& st = self->state;
-      switch (cmd.kind) {
+      [=](command& cmd) -> caf::result<std::string> {
+        auto& st = self->state;
+        switch (cmd.kind) {
         case v1::ClientFrame::kCreateTask: {
           v1::CreateTask req;
           if (!parse_body(cmd, req))
             break;
           if (req.spec().verification())
             return to_error(make_failure(
-              errc::invalid_argument,
-              "spec.verification: only VerifyFirmware starts verification "
-              "runs"));
+                errc::invalid_argument,
+                "spec.verification: only VerifyFirmware starts verification "
+                "runs"));
           return create_task(self, req.spec());
         }
         case v1::ClientFrame::kListTasks: {
           auto rp = self->make_response_promise<std::string>();
           gather(
-            self, all_tasks(st),
-            [rp](std::vector<std::string>& replies) mutable {
-              v1::Response r;
-              auto* list = r.mutable_task_list();
-              for (const auto& bytes : replies)
-                if (!bytes.empty())
-                  list->add_tasks()->ParseFromString(bytes);
-              rp.deliver(ok_response(r));
-            },
-            get_atom_v);
+              self, all_tasks(st),
+              [rp](std::vector<std::string>& replies) mutable {
+                v1::Response r;
+                auto* list = r.mutable_task_list();
+                for (const auto& bytes : replies)
+                  if (!bytes.empty())
+                    list->add_tasks()->ParseFromString(bytes);
+                rp.deliver(ok_response(r));
+              },
+              get_atom_v);
           return rp;
         }
         case v1::ClientFrame::kGetTask:
@@ -99,44 +99,46 @@ caf::behavior task_registry(self_ptr self, context_ptr ctx,
           auto i = st.tasks.find(ref.task_id());
           if (i == st.tasks.end())
             return to_error(make_failure(
-              errc::not_found,
-              "task " + std::to_string(ref.task_id()) + " does not exist"));
+                errc::not_found,
+                "task " + std::to_string(ref.task_id()) + " does not exist"));
           return forward(self, i->second, std::move(cmd));
         }
         default:
-          return to_error(make_failure(errc::internal,
-                                       "task registry got command "
-                                         + std::to_string(cmd.kind)));
-      }
-      return to_error(make_failure(errc::invalid_argument,
-                                   "request body does not parse"));
-    },
-    [=](spawn_atom, const std::string& spec_bytes) -> caf::result<std::string> {
-      v1::TaskSpec spec;
-      if (!spec.ParseFromString(spec_bytes))
-        return to_error(make_failure(errc::internal, "spec does not parse"));
-      return create_task(self, spec);
-    },
-    [=](lookup_atom, const std::string& product, const std::string& version) {
-      auto rp = self->make_response_promise<bool>();
-      gather(
-        self, all_tasks(self->state),
-        [rp, product, version](std::vector<std::string>& replies) mutable {
-          for (const auto& bytes : replies) {
-            v1::TaskSummary s;
-            if (bytes.empty() || !s.ParseFromString(bytes))
-              continue;
-            if (!is_finished(s.status()) && s.spec().product_key() == product
-                && s.spec().target_version() == version) {
-              rp.deliver(true);
-              return;
-            }
-          }
-          rp.deliver(false);
-        },
-        get_atom_v);
-      return rp;
-    },
+          return to_error(
+              make_failure(errc::internal, "task registry got command " +
+                                               std::to_string(cmd.kind)));
+        }
+        return to_error(make_failure(errc::invalid_argument,
+                                     "request body does not parse"));
+      },
+      [=](spawn_atom,
+          const std::string& spec_bytes) -> caf::result<std::string> {
+        v1::TaskSpec spec;
+        if (!spec.ParseFromString(spec_bytes))
+          return to_error(make_failure(errc::internal, "spec does not parse"));
+        return create_task(self, spec);
+      },
+      [=](lookup_atom, const std::string& product, const std::string& version) {
+        auto rp = self->make_response_promise<bool>();
+        gather(
+            self, all_tasks(self->state),
+            [rp, product, version](std::vector<std::string>& replies) mutable {
+              for (const auto& bytes : replies) {
+                v1::TaskSummary s;
+                if (bytes.empty() || !s.ParseFromString(bytes))
+                  continue;
+                if (!is_finished(s.status()) &&
+                    s.spec().product_key() == product &&
+                    s.spec().target_version() == version) {
+                  rp.deliver(true);
+                  return;
+                }
+              }
+              rp.deliver(false);
+            },
+            get_atom_v);
+        return rp;
+      },
   };
 }
 

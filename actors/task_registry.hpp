@@ -2,12 +2,12 @@
 /// routes task commands by id.
 #pragma once
 
+#include "actors/context.hpp"
+
 #include <cstdint>
 #include <map>
 
 #include <caf/stateful_actor.hpp>
-
-#include "actors/context.hpp"
 
 namespace fota {
 
@@ -24,6 +24,7 @@ struct task_registry_state {
 /// and `(lookup_atom, product, version) -> bool`: whether an unfinished task
 /// targets that firmware.
 caf::behavior task_registry(caf::stateful_actor<task_registry_state>* self,
-                            context_ptr ctx, std::map<uint64_t, caf::actor> tasks);
+                            context_ptr ctx,
+                            std::map<uint64_t, caf::actor> tasks);
 
 } // namespace fota

@@ -16,28 +16,27 @@ public:
 
   std::vector<prometheus::MetricFamily> Collect() const override {
     std::vector<prometheus::MetricFamily> out;
-    auto counter = [&](std::string name, std::string help,
-                       const node_metrics::counter& c,
-                       std::vector<prometheus::ClientMetric::Label> labels
-                       = {}) {
-      for (auto& f : out)
-        if (f.name == name) {
+    auto counter =
+        [&](std::string name, std::string help, const node_metrics::counter& c,
+            std::vector<prometheus::ClientMetric::Label> labels = {}) {
+          for (auto& f : out)
+            if (f.name == name) {
+              prometheus::ClientMetric cm;
+              cm.label = std::move(labels);
+              cm.counter.value = static_cast<double>(c.load());
+              f.metric.push_back(std::move(cm));
+              return;
+            }
+          prometheus::MetricFamily f;
+          f.name = std::move(name);
+          f.help = std::move(help);
+          f.type = prometheus::MetricType::Counter;
           prometheus::ClientMetric cm;
           cm.label = std::move(labels);
           cm.counter.value = static_cast<double>(c.load());
           f.metric.push_back(std::move(cm));
-          return;
-        }
-      prometheus::MetricFamily f;
-      f.name = std::move(name);
-      f.help = std::move(help);
-      f.type = prometheus::MetricType::Counter;
-      prometheus::ClientMetric cm;
-      cm.label = std::move(labels);
-      cm.counter.value = static_cast<double>(c.load());
-      f.metric.push_back(std::move(cm));
-      out.push_back(std::move(f));
-    };
+          out.push_back(std::move(f));
+        };
     counter("fota_events_persisted_total", "Events made durable by the journal",
             m_->events_persisted);
     counter("fota_journal_appends_total", "Journal appends acknowledged",
@@ -79,8 +78,8 @@ metrics_endpoint::start(const std::string& bind,
   try {
     ep->exposer_ = std::make_unique<prometheus::Exposer>(bind);
   } catch (const std::exception& e) {
-    return make_failure(errc::unavailable, "cannot serve metrics on " + bind
-                                             + ": " + e.what());
+    return make_failure(errc::unavailable,
+                        "cannot serve metrics on " + bind + ": " + e.what());
   }
   ep->collector_ = std::make_shared<collector>(std::move(metrics));
   ep->exposer_->RegisterCollectable(ep->collector_);

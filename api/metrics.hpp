@@ -2,12 +2,12 @@
 /// served from the node's own counters.
 #pragma once
 
+#include "actors/metrics.hpp"
+#include "events/error.hpp"
+
 #include <cstdint>
 #include <memory>
 #include <string>
-
-#include "actors/metrics.hpp"
-#include "events/error.hpp"
 
 namespace prometheus {
 class Exposer;

@@ -1,11 +1,11 @@
 #include "api/session.hpp"
 
+#include "actors/router.hpp"
+#include "events/status.hpp"
+
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
 #include <google/protobuf/io/coded_stream.h>
-
-#include "actors/router.hpp"
-#include "events/status.hpp"
 
 namespace fota {
 
@@ -16,7 +16,7 @@ void write_frame(session_broker* self, const std::string& payload) {
   auto& st = self->state;
   uint8_t prefix[5];
   auto* end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
-    static_cast<uint32_t>(payload.size()), prefix);
+      static_cast<uint32_t>(payload.size()), prefix);
   self->write(st.hdl, static_cast<size_t>(end - prefix), prefix);
   self->write(st.hdl, payload.size(), payload.data());
   self->flush(st.hdl);
@@ -25,8 +25,9 @@ void write_frame(session_broker* self, const std::string& payload) {
 void respond(session_broker* self, uint64_t request_id,
              const v1::Response& response) {
   auto& m = *self->state.ctx->metrics;
-  node_metrics::add(response.status() == v1::STATUS_CODE_OK ? m.responses_ok
-                                                            : m.responses_error);
+  node_metrics::add(response.status() == v1::STATUS_CODE_OK
+                        ? m.responses_ok
+                        : m.responses_error);
   v1::ServerFrame frame;
   frame.set_request_id(request_id);
   *frame.mutable_response() = response;
@@ -123,32 +124,32 @@ caf::behavior session(session_broker* self, caf::io::connection_handle hdl,
   st.opts = std::move(opts);
   self->configure_read(hdl, caf::io::receive_policy::at_most(64 * 1024));
   return {
-    [=](const caf::io::new_data_msg& msg) {
-      auto& st = self->state;
-      if (st.closing)
-        return;
-      st.decoder.feed(msg.buf.data(), msg.buf.size());
-      for (;;) {
-        auto r = st.decoder.next();
-        if (r.status == decode_status::need_more)
-          return;
-        if (r.status == decode_status::error) {
-          fail_and_close(self, r.error);
-          return;
-        }
-        handle_frame(self, r.payload);
+      [=](const caf::io::new_data_msg& msg) {
+        auto& st = self->state;
         if (st.closing)
           return;
-      }
-    },
-    [=](push_atom, const std::string& frame) {
-      if (!self->state.closing)
-        write_frame(self, frame);
-    },
-    [=](const caf::io::connection_closed_msg&) {
-      release_devices(self);
-      self->quit();
-    },
+        st.decoder.feed(msg.buf.data(), msg.buf.size());
+        for (;;) {
+          auto r = st.decoder.next();
+          if (r.status == decode_status::need_more)
+            return;
+          if (r.status == decode_status::error) {
+            fail_and_close(self, r.error);
+            return;
+          }
+          handle_frame(self, r.payload);
+          if (st.closing)
+            return;
+        }
+      },
+      [=](push_atom, const std::string& frame) {
+        if (!self->state.closing)
+          write_frame(self, frame);
+      },
+      [=](const caf::io::connection_closed_msg&) {
+        release_devices(self);
+        self->quit();
+      },
   };
 }
 
@@ -157,10 +158,10 @@ namespace {
 caf::behavior acceptor(caf::io::broker* self, context_ptr ctx,
                        server_options opts) {
   return {
-    [=](const caf::io::new_connection_msg& msg) {
-      auto s = self->fork(session, msg.handle, ctx, opts);
-      self->link_to(s);
-    },
+      [=](const caf::io::new_connection_msg& msg) {
+        auto s = self->fork(session, msg.handle, ctx, opts);
+        self->link_to(s);
+      },
   };
 }
 
@@ -171,9 +172,9 @@ expected<server> start_server(caf::actor_system& sys, context_ptr ctx,
   uint16_t port = opts.port;
   auto acc = sys.middleman().spawn_server(acceptor, port, ctx, opts);
   if (!acc)
-    return make_failure(errc::unavailable,
-                        "cannot listen on port " + std::to_string(opts.port)
-                          + ": " + sys.render(acc.error()));
+    return make_failure(errc::unavailable, "cannot listen on port " +
+                                               std::to_string(opts.port) +
+                                               ": " + sys.render(acc.error()));
   return server{std::move(*acc), port};
 }
 

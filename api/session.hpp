@@ -3,6 +3,9 @@
 /// requests, and writes responses and pushes back.
 #pragma once
 
+#include "actors/context.hpp"
+#include "api/frame_codec.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <set>
@@ -11,9 +14,6 @@
 
 #include <caf/io/broker.hpp>
 #include <caf/stateful_actor.hpp>
-
-#include "actors/context.hpp"
-#include "api/frame_codec.hpp"
 
 namespace fota {
 

@@ -1,19 +1,19 @@
 /// fotad: a fota node with its embedded RocksDB, serving the protobuf API
 /// over TCP until SIGINT or SIGTERM.
+#include "actors/node.hpp"
+#include "api/metrics.hpp"
+#include "api/session.hpp"
+
 #include <csignal>
 #include <cstdio>
 #include <string>
+#include <toml++/toml.h>
 
 #include <CLI/CLI.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
 #include <spdlog/spdlog.h>
-#include <toml++/toml.h>
-
-#include "actors/node.hpp"
-#include "api/metrics.hpp"
-#include "api/session.hpp"
 
 namespace {
 
@@ -73,15 +73,15 @@ int main(int argc, char** argv) {
                  "serve Prometheus metrics at ADDRESS:PORT/metrics");
   app.add_option("--operator-token", s.operator_token,
                  "token that grants the operator role")
-    ->envname("FOTA_TOKEN");
+      ->envname("FOTA_TOKEN");
   app.add_option("--gateway-token", s.gateway_token,
                  "token that grants the gateway role")
-    ->envname("FOTA_GATEWAY_TOKEN");
+      ->envname("FOTA_GATEWAY_TOKEN");
   app.add_option("--max-pushes-per-minute", s.max_pushes_per_minute,
                  "node-wide push rate (0: unlimited)");
   app.add_option("--max-pushes-in-flight", s.max_pushes_in_flight,
                  "pushes awaiting a device's answer, node-wide")
-    ->check(CLI::Range(1u, 1u << 20));
+      ->check(CLI::Range(1u, 1u << 20));
   app.add_flag("--no-sync", s.no_sync,
                "do not fsync group commits (benchmarks only)");
   app.add_option("--threads", s.threads, "scheduler threads (0: one per core)");
@@ -91,8 +91,8 @@ int main(int argc, char** argv) {
   uint16_t port = 0;
   try {
     auto colon = s.listen.rfind(':');
-    auto p = std::stoul(colon == std::string::npos ? s.listen
-                                                   : s.listen.substr(colon + 1));
+    auto p = std::stoul(
+        colon == std::string::npos ? s.listen : s.listen.substr(colon + 1));
     if (p > 65535)
       throw std::out_of_range("port");
     port = static_cast<uint16_t>(p);
@@ -147,8 +147,8 @@ int main(int argc, char** argv) {
   spdlog::info("listening on port {}", listening->port);
   std::unique_ptr<fota::metrics_endpoint> metrics;
   if (!s.metrics.empty()) {
-    auto ep = fota::metrics_endpoint::start(s.metrics,
-                                            (*node)->context()->metrics);
+    auto ep =
+        fota::metrics_endpoint::start(s.metrics, (*node)->context()->metrics);
     if (!ep) {
       spdlog::error("{}", ep.error().message);
       (*node)->stop();

@@ -31,16 +31,16 @@ status validate_tree(const v1::AssetTree& tree) {
     if (n.parent_id().empty())
       ++roots;
     if (!n.device_key().empty() && !devices.insert(n.device_key()).second)
-      return invalid("tree.nodes", "device " + n.device_key()
-                                     + " is placed twice in the tree");
+      return invalid("tree.nodes", "device " + n.device_key() +
+                                       " is placed twice in the tree");
   }
   if (roots != 1)
-    return invalid("tree.nodes", "must have exactly one root, found "
-                                   + std::to_string(roots));
+    return invalid("tree.nodes", "must have exactly one root, found " +
+                                     std::to_string(roots));
   for (const auto& [id, parent] : parent_of) {
     if (!parent.empty() && parent_of.count(parent) == 0)
-      return invalid("tree.nodes", "node " + id + " has unknown parent "
-                                     + parent);
+      return invalid("tree.nodes",
+                     "node " + id + " has unknown parent " + parent);
     // Walk up; more steps than nodes means a cycle.
     auto cur = id;
     size_t steps = 0;
@@ -68,12 +68,12 @@ selected_devices(const v1::AssetTree& tree,
   for (const auto& id : nodes) {
     auto i = by_id.find(id);
     if (i == by_id.end())
-      return invalid(field, "node " + id + " does not exist in tree "
-                              + tree.tree_id());
+      return invalid(field, "node " + id + " does not exist in tree " +
+                                tree.tree_id());
     const auto& n = *i->second;
     if (n.node_id() != root && n.parent_id() != root)
-      return invalid(field, "node " + id
-                              + " is neither the root nor a child of the "
+      return invalid(field, "node " + id +
+                                " is neither the root nor a child of the "
                                 "root; target deeper devices by device key");
     if (!n.device_key().empty())
       out.push_back(n.device_key());
@@ -87,9 +87,9 @@ expected<event_list> decide(const tree_catalog& trees,
     return std::move(*err);
   const auto& t = cmd.tree();
   if (trees.count({t.product_key(), t.tree_id()}) > 0)
-    return make_failure(errc::already_exists, "asset tree " + t.product_key()
-                                                + "/" + t.tree_id()
-                                                + " already exists");
+    return make_failure(errc::already_exists, "asset tree " + t.product_key() +
+                                                  "/" + t.tree_id() +
+                                                  " already exists");
   auto e = make_event(tree_stream(t.product_key(), t.tree_id()), now);
   *e.mutable_asset_tree_created()->mutable_tree() = t;
   return event_list{std::move(e)};
@@ -98,9 +98,9 @@ expected<event_list> decide(const tree_catalog& trees,
 expected<event_list> decide(const tree_catalog& trees,
                             const v1::DeleteAssetTree& cmd, timestamp now) {
   if (trees.count({cmd.product_key(), cmd.tree_id()}) == 0)
-    return make_failure(errc::not_found, "asset tree " + cmd.product_key()
-                                           + "/" + cmd.tree_id()
-                                           + " does not exist");
+    return make_failure(errc::not_found, "asset tree " + cmd.product_key() +
+                                             "/" + cmd.tree_id() +
+                                             " does not exist");
   auto e = make_event(tree_stream(cmd.product_key(), cmd.tree_id()), now);
   e.mutable_asset_tree_deleted()->set_product_key(cmd.product_key());
   e.mutable_asset_tree_deleted()->set_tree_id(cmd.tree_id());

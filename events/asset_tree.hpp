@@ -3,14 +3,14 @@
 /// the root; the selected nodes that are devices are in scope.
 #pragma once
 
+#include "events/error.hpp"
+#include "events/event.hpp"
+#include "fota/v1/api.pb.h"
+
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include "events/error.hpp"
-#include "events/event.hpp"
-#include "fota/v1/api.pb.h"
 
 namespace fota {
 
@@ -18,7 +18,8 @@ namespace fota {
 constexpr int max_selected_trees = 5;
 
 /// The asset trees of a node: (product, tree id) → tree.
-using tree_catalog = std::map<std::pair<std::string, std::string>, v1::AssetTree>;
+using tree_catalog =
+    std::map<std::pair<std::string, std::string>, v1::AssetTree>;
 
 /// Checks a tree: ids present and unique, exactly one root, every parent
 /// exists, every node reaches the root, device keys unique.

@@ -35,14 +35,15 @@ class system_clock final : public clock {
 public:
   timestamp now() const noexcept override {
     return std::chrono::time_point_cast<std::chrono::milliseconds>(
-      std::chrono::system_clock::now());
+        std::chrono::system_clock::now());
   }
 };
 
 /// A clock that only moves when told to; for tests and replays.
 class manual_clock final : public clock {
 public:
-  explicit manual_clock(timestamp start = timestamp{}) : now_(to_millis(start)) {}
+  explicit manual_clock(timestamp start = timestamp{})
+    : now_(to_millis(start)) {}
 
   timestamp now() const noexcept override {
     return from_millis(now_.load(std::memory_order_relaxed));

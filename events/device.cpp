@@ -15,8 +15,8 @@ status check_text(const std::string& field, const std::string& x,
   if (x.empty() && !may_be_empty)
     return invalid(field, "must not be empty");
   if (x.size() > max_key_length)
-    return invalid(field, "is longer than " + std::to_string(max_key_length)
-                            + " characters");
+    return invalid(field, "is longer than " + std::to_string(max_key_length) +
+                              " characters");
   return std::nullopt;
 }
 
@@ -58,19 +58,17 @@ event device_event(const device_state& d, timestamp now) {
 } // namespace
 
 const std::string* find_label(const label_map& xs, const std::string& key) {
-  auto i = std::lower_bound(xs.begin(), xs.end(), key,
-                            [](const auto& x, const std::string& k) {
-                              return x.first < k;
-                            });
+  auto i = std::lower_bound(
+      xs.begin(), xs.end(), key,
+      [](const auto& x, const std::string& k) { return x.first < k; });
   return i != xs.end() && i->first == key ? &i->second : nullptr;
 }
 
 void set_label(label_map& xs, const std::string& key,
                const std::string& value) {
-  auto i = std::lower_bound(xs.begin(), xs.end(), key,
-                            [](const auto& x, const std::string& k) {
-                              return x.first < k;
-                            });
+  auto i = std::lower_bound(
+      xs.begin(), xs.end(), key,
+      [](const auto& x, const std::string& k) { return x.first < k; });
   bool found = i != xs.end() && i->first == key;
   if (value.empty()) {
     if (found)
@@ -116,8 +114,8 @@ expected<event_list> decide(const device_state* existing,
     return std::move(*err);
   event_list out;
   if (existing == nullptr) {
-    auto e = make_event(device_stream(cmd.product_key(), cmd.device_key()),
-                        now);
+    auto e =
+        make_event(device_stream(cmd.product_key(), cmd.device_key()), now);
     auto* x = e.mutable_device_registered();
     x->set_product_key(cmd.product_key());
     x->set_device_key(cmd.device_key());
@@ -219,8 +217,7 @@ expected<event_list> decide(const device_state& state,
 }
 
 expected<event_list> decide(const device_state& state,
-                            const v1::SetDeviceAttributes& cmd,
-                            timestamp now) {
+                            const v1::SetDeviceAttributes& cmd, timestamp now) {
   if (cmd.attributes().empty())
     return invalid("attributes", "must name at least one attribute");
   if (auto err = check_labels("attributes", cmd.attributes()))
@@ -251,28 +248,28 @@ device_state make_device(const event& registered) {
 
 void apply(device_state& state, const event& e) {
   switch (e.payload_case()) {
-    case event::kDeviceRegistered:
-      state = make_device(e);
-      break;
-    case event::kDeviceVersionReported:
-      state.version = e.device_version_reported().version();
-      break;
-    case event::kDeviceConnected:
-      state.online = true;
-      break;
-    case event::kDeviceDisconnected:
-      state.online = false;
-      break;
-    case event::kDeviceTagsChanged:
-      for (const auto& [k, v] : e.device_tags_changed().tags())
-        set_label(state.tags, k, v);
-      break;
-    case event::kDeviceAttributesChanged:
-      for (const auto& [k, v] : e.device_attributes_changed().attributes())
-        set_label(state.attributes, k, v);
-      break;
-    default:
-      break;
+  case event::kDeviceRegistered:
+    state = make_device(e);
+    break;
+  case event::kDeviceVersionReported:
+    state.version = e.device_version_reported().version();
+    break;
+  case event::kDeviceConnected:
+    state.online = true;
+    break;
+  case event::kDeviceDisconnected:
+    state.online = false;
+    break;
+  case event::kDeviceTagsChanged:
+    for (const auto& [k, v] : e.device_tags_changed().tags())
+      set_label(state.tags, k, v);
+    break;
+  case event::kDeviceAttributesChanged:
+    for (const auto& [k, v] : e.device_attributes_changed().attributes())
+      set_label(state.attributes, k, v);
+    break;
+  default:
+    break;
   }
 }
 

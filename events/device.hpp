@@ -3,15 +3,15 @@
 /// events that increment tasks subscribe to.
 #pragma once
 
+#include "events/error.hpp"
+#include "events/event.hpp"
+#include "fota/v1/api.pb.h"
+
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include "events/error.hpp"
-#include "events/event.hpp"
-#include "fota/v1/api.pb.h"
 
 namespace fota {
 

@@ -2,7 +2,8 @@
 
 namespace fota {
 
-std::string firmware_stream(std::string_view product, std::string_view version) {
+std::string firmware_stream(std::string_view product,
+                            std::string_view version) {
   std::string s = "firmware/";
   s.append(product).append("/").append(version);
   return s;

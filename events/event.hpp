@@ -3,12 +3,12 @@
 /// return them; `apply()` functions consume them, at run time and on replay.
 #pragma once
 
+#include "events/clock.hpp"
+#include "fota/v1/events.pb.h"
+
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "events/clock.hpp"
-#include "fota/v1/events.pb.h"
 
 namespace fota {
 

@@ -3,13 +3,13 @@
 /// VERIFICATION_FAILED. Only VERIFIED firmware can be a batch task's target.
 #pragma once
 
-#include <map>
-#include <string>
-#include <utility>
-
 #include "events/error.hpp"
 #include "events/event.hpp"
 #include "fota/v1/api.pb.h"
+
+#include <map>
+#include <string>
+#include <utility>
 
 namespace fota {
 

@@ -2,16 +2,16 @@
 /// `apply()` functions the actors use at run time.
 #pragma once
 
+#include "events/asset_tree.hpp"
+#include "events/device.hpp"
+#include "events/firmware.hpp"
+#include "events/task.hpp"
+
 #include <cstdint>
 #include <map>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include "events/asset_tree.hpp"
-#include "events/device.hpp"
-#include "events/firmware.hpp"
-#include "events/task.hpp"
 
 namespace fota {
 

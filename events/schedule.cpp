@@ -52,9 +52,9 @@ status validate_schedule(const v1::Schedule& x) {
       return invalid(field, "is empty; the whole day is the default");
     auto d = duration_of(w.start_minute(), end);
     if (d < min_window_minutes)
-      return invalid(field, hhmm(w.start_minute()) + "-" + hhmm(end)
-                              + " lasts " + std::to_string(d)
-                              + " minutes, at least 30 are required");
+      return invalid(field, hhmm(w.start_minute()) + "-" + hhmm(end) +
+                                " lasts " + std::to_string(d) +
+                                " minutes, at least 30 are required");
   }
   for (int i = 0; i < ws.size(); ++i) {
     for (int j = i + 1; j < ws.size(); ++j) {
@@ -65,9 +65,9 @@ status validate_schedule(const v1::Schedule& x) {
       auto b_after_a = (bs + minutes_per_day - as) % minutes_per_day;
       auto a_after_b = (as + minutes_per_day - bs) % minutes_per_day;
       if (b_after_a < ad || a_after_b < bd)
-        return invalid("schedule.windows",
-                       "windows " + std::to_string(i) + " and "
-                         + std::to_string(j) + " overlap");
+        return invalid("schedule.windows", "windows " + std::to_string(i) +
+                                               " and " + std::to_string(j) +
+                                               " overlap");
     }
   }
   return std::nullopt;
@@ -75,8 +75,8 @@ status validate_schedule(const v1::Schedule& x) {
 
 schedule::schedule(const v1::Schedule& x) {
   for (const auto& w : x.windows())
-    windows_.push_back(window{w.start_minute(),
-                              w.end_minute() % minutes_per_day});
+    windows_.push_back(
+        window{w.start_minute(), w.end_minute() % minutes_per_day});
   zone_ = find_zone(x.time_zone());
 }
 
@@ -87,14 +87,14 @@ bool schedule::is_open(timestamp t) const {
   if (zone_ == nullptr) {
     auto since_midnight = t - date::floor<date::days>(t);
     minute = static_cast<uint32_t>(
-      std::chrono::duration_cast<std::chrono::minutes>(since_midnight)
-        .count());
+        std::chrono::duration_cast<std::chrono::minutes>(since_midnight)
+            .count());
   } else {
     auto local = static_cast<const date::time_zone*>(zone_)->to_local(t);
     auto since_midnight = local - date::floor<date::days>(local);
     minute = static_cast<uint32_t>(
-      std::chrono::duration_cast<std::chrono::minutes>(since_midnight)
-        .count());
+        std::chrono::duration_cast<std::chrono::minutes>(since_midnight)
+            .count());
   }
   for (const auto& w : windows_) {
     auto offset = (minute + minutes_per_day - w.start) % minutes_per_day;
@@ -117,7 +117,7 @@ std::optional<timestamp> schedule::next_edge(timestamp t) const {
     m += std::chrono::minutes{1};
   for (int i = 0; i < 2 * 24 * 60 + 120; ++i, m += std::chrono::minutes{1}) {
     timestamp candidate{std::chrono::duration_cast<std::chrono::milliseconds>(
-      m.time_since_epoch())};
+        m.time_since_epoch())};
     if (is_open(candidate) != open)
       return candidate;
   }

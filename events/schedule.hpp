@@ -2,11 +2,11 @@
 /// window; the dispatcher sleeps until the next window edge.
 #pragma once
 
-#include <optional>
-
 #include "events/clock.hpp"
 #include "events/error.hpp"
 #include "fota/v1/model.pb.h"
+
+#include <optional>
 
 namespace fota {
 

@@ -1,10 +1,10 @@
 #include "events/task.hpp"
 
+#include "events/schedule.hpp"
+
 #include <algorithm>
 #include <cstdio>
 #include <set>
-
-#include "events/schedule.hpp"
 
 namespace fota {
 
@@ -34,11 +34,10 @@ expected<const execution*> lookup(const task_state& t, uint64_t sequence) {
   return x;
 }
 
-failure not_active(const task_state& t, uint64_t sequence,
-                   const execution& x) {
+failure not_active(const task_state& t, uint64_t sequence, const execution& x) {
   return make_failure(errc::failed_precondition,
-                      execution_name(t, sequence) + " is "
-                        + v1::ExecutionState_Name(x.state));
+                      execution_name(t, sequence) + " is " +
+                          v1::ExecutionState_Name(x.state));
 }
 
 /// Appends TaskCompleted when `out`, applied on `t`, leaves a snapshot task
@@ -54,26 +53,26 @@ void complete_if_done(const task_state& t, event_list& out, timestamp now) {
   int64_t holding = static_cast<int64_t>(t.active() + t.retries_pending);
   for (const auto& e : out) {
     switch (e.payload_case()) {
-      case event::kDevicesEnrolled:
-        holding += e.devices_enrolled().device_keys_size();
-        break;
-      case event::kExecutionSucceeded:
-        --holding;
-        break;
-      case event::kExecutionFailed:
-        holding -= final_attempt(e.execution_failed().sequence()) ? 1 : 0;
-        break;
-      case event::kExecutionTimedOut:
-        holding -= final_attempt(e.execution_timed_out().sequence()) ? 1 : 0;
-        break;
-      case event::kExecutionsCanceled:
-        holding -= e.executions_canceled().sequences_size();
-        break;
-      case event::kTaskCanceled:
-      case event::kTaskCompleted:
-        return;
-      default:
-        break;
+    case event::kDevicesEnrolled:
+      holding += e.devices_enrolled().device_keys_size();
+      break;
+    case event::kExecutionSucceeded:
+      --holding;
+      break;
+    case event::kExecutionFailed:
+      holding -= final_attempt(e.execution_failed().sequence()) ? 1 : 0;
+      break;
+    case event::kExecutionTimedOut:
+      holding -= final_attempt(e.execution_timed_out().sequence()) ? 1 : 0;
+      break;
+    case event::kExecutionsCanceled:
+      holding -= e.executions_canceled().sequences_size();
+      break;
+    case event::kTaskCanceled:
+    case event::kTaskCompleted:
+      return;
+    default:
+      break;
     }
   }
   if (holding > 0)
@@ -85,22 +84,22 @@ void complete_if_done(const task_state& t, event_list& out, timestamp now) {
 
 status validate_scope(const v1::TaskSpec& spec) {
   const auto& scope = spec.scope();
-  int filters = (scope.has_device_keys() ? 1 : 0) + (scope.has_tag() ? 1 : 0)
-                + (scope.has_attribute() ? 1 : 0)
-                + (scope.has_asset_trees() ? 1 : 0);
+  int filters = (scope.has_device_keys() ? 1 : 0) + (scope.has_tag() ? 1 : 0) +
+                (scope.has_attribute() ? 1 : 0) +
+                (scope.has_asset_trees() ? 1 : 0);
   switch (scope.kind()) {
-    case v1::SCOPE_KIND_ALL:
-      if (filters != 0)
-        return invalid("scope", "ALL takes no filter");
-      return std::nullopt;
-    case v1::SCOPE_KIND_TARGET:
-      break;
-    default:
-      return invalid("scope.kind", "must be ALL or TARGET");
+  case v1::SCOPE_KIND_ALL:
+    if (filters != 0)
+      return invalid("scope", "ALL takes no filter");
+    return std::nullopt;
+  case v1::SCOPE_KIND_TARGET:
+    break;
+  default:
+    return invalid("scope.kind", "must be ALL or TARGET");
   }
   if (filters != 1)
-    return invalid("scope", "TARGET needs exactly one filter, got "
-                              + std::to_string(filters));
+    return invalid("scope", "TARGET needs exactly one filter, got " +
+                                std::to_string(filters));
   if (spec.method() == v1::METHOD_DEVICE_REQUEST)
     return invalid("method", "TARGET scope allows only CLOUD_PUSH");
   if (scope.has_device_keys()) {
@@ -123,9 +122,9 @@ status validate_scope(const v1::TaskSpec& spec) {
     if (trees.empty())
       return invalid("scope.asset_trees", "must select at least one tree");
     if (trees.size() > 5)
-      return invalid("scope.asset_trees",
-                     "selects " + std::to_string(trees.size())
-                       + " trees, at most 5 are allowed");
+      return invalid("scope.asset_trees", "selects " +
+                                              std::to_string(trees.size()) +
+                                              " trees, at most 5 are allowed");
     for (const auto& t : trees) {
       if (t.tree_id().empty())
         return invalid("scope.asset_trees.tree_id", "must not be empty");
@@ -140,9 +139,10 @@ status validate_scope(const v1::TaskSpec& spec) {
 } // namespace
 
 bool is_terminal(v1::ExecutionState x) noexcept {
-  return x == v1::EXECUTION_STATE_SUCCEEDED || x == v1::EXECUTION_STATE_FAILED
-         || x == v1::EXECUTION_STATE_TIMED_OUT
-         || x == v1::EXECUTION_STATE_CANCELED;
+  return x == v1::EXECUTION_STATE_SUCCEEDED ||
+         x == v1::EXECUTION_STATE_FAILED ||
+         x == v1::EXECUTION_STATE_TIMED_OUT ||
+         x == v1::EXECUTION_STATE_CANCELED;
 }
 
 bool is_finished(v1::TaskStatus x) noexcept {
@@ -150,9 +150,9 @@ bool is_finished(v1::TaskStatus x) noexcept {
 }
 
 bool task_state::will_retry(const execution& x) const noexcept {
-  return (x.state == v1::EXECUTION_STATE_FAILED
-          || x.state == v1::EXECUTION_STATE_TIMED_OUT)
-         && x.attempt <= spec.retry().max_retries() && !is_finished(status);
+  return (x.state == v1::EXECUTION_STATE_FAILED ||
+          x.state == v1::EXECUTION_STATE_TIMED_OUT) &&
+         x.attempt <= spec.retry().max_retries() && !is_finished(status);
 }
 
 bool task_state::holds_device(const execution& x) const noexcept {
@@ -168,8 +168,8 @@ int64_t task_state::timeout_ms() const noexcept {
 }
 
 int64_t task_state::deadline_ms(const execution& x) const noexcept {
-  if (x.state != v1::EXECUTION_STATE_NOTIFIED
-      && x.state != v1::EXECUTION_STATE_IN_PROGRESS)
+  if (x.state != v1::EXECUTION_STATE_NOTIFIED &&
+      x.state != v1::EXECUTION_STATE_IN_PROGRESS)
     return 0;
   return x.updated_at_ms + timeout_ms();
 }
@@ -187,9 +187,9 @@ const execution* task_state::find(uint64_t sequence) const {
 }
 
 uint64_t task_state::active() const noexcept {
-  return counts[v1::EXECUTION_STATE_QUEUED]
-         + counts[v1::EXECUTION_STATE_NOTIFIED]
-         + counts[v1::EXECUTION_STATE_IN_PROGRESS];
+  return counts[v1::EXECUTION_STATE_QUEUED] +
+         counts[v1::EXECUTION_STATE_NOTIFIED] +
+         counts[v1::EXECUTION_STATE_IN_PROGRESS];
 }
 
 v1::ExecutionCounters task_state::counters() const {
@@ -253,29 +253,29 @@ status validate(const v1::TaskSpec& spec, const spec_context& ctx,
                                      : nullptr;
   if (fw == nullptr)
     return make_failure(errc::invalid_argument,
-                        "target_version: firmware " + spec.product_key() + "/"
-                          + spec.target_version() + " does not exist");
+                        "target_version: firmware " + spec.product_key() + "/" +
+                            spec.target_version() + " does not exist");
   if (spec.verification()) {
     if (fw->status() != v1::FIRMWARE_STATUS_VERIFYING)
       return make_failure(errc::failed_precondition,
-                          "target_version: firmware " + spec.product_key()
-                            + "/" + spec.target_version() + " is "
-                            + v1::FirmwareStatus_Name(fw->status())
-                            + ", not VERIFYING");
-    if (spec.strategy() != v1::STRATEGY_SNAPSHOT
-        || spec.method() != v1::METHOD_CLOUD_PUSH
-        || spec.scope().kind() != v1::SCOPE_KIND_TARGET
-        || !spec.scope().has_device_keys()
-        || spec.scope().device_keys().device_keys_size() > 5)
+                          "target_version: firmware " + spec.product_key() +
+                              "/" + spec.target_version() + " is " +
+                              v1::FirmwareStatus_Name(fw->status()) +
+                              ", not VERIFYING");
+    if (spec.strategy() != v1::STRATEGY_SNAPSHOT ||
+        spec.method() != v1::METHOD_CLOUD_PUSH ||
+        spec.scope().kind() != v1::SCOPE_KIND_TARGET ||
+        !spec.scope().has_device_keys() ||
+        spec.scope().device_keys().device_keys_size() > 5)
       return invalid("verification",
                      "a verification run is a snapshot cloud push to at most "
                      "5 named devices");
   } else if (fw->status() != v1::FIRMWARE_STATUS_VERIFIED) {
     return make_failure(errc::failed_precondition,
-                        "target_version: firmware " + spec.product_key() + "/"
-                          + spec.target_version() + " is "
-                          + v1::FirmwareStatus_Name(fw->status())
-                          + ", only VERIFIED firmware can be a target");
+                        "target_version: firmware " + spec.product_key() + "/" +
+                            spec.target_version() + " is " +
+                            v1::FirmwareStatus_Name(fw->status()) +
+                            ", only VERIFIED firmware can be a target");
   }
   if (spec.source_versions().empty() && !spec.verification())
     return invalid("source_versions", "must name at least one version");
@@ -289,17 +289,17 @@ status validate(const v1::TaskSpec& spec, const spec_context& ctx,
     if (!sources.insert(v).second)
       return invalid("source_versions", "names " + v + " twice");
   }
-  if (spec.strategy() != v1::STRATEGY_SNAPSHOT
-      && spec.strategy() != v1::STRATEGY_INCREMENT)
+  if (spec.strategy() != v1::STRATEGY_SNAPSHOT &&
+      spec.strategy() != v1::STRATEGY_INCREMENT)
     return invalid("strategy", "must be SNAPSHOT or INCREMENT");
-  if (spec.method() != v1::METHOD_CLOUD_PUSH
-      && spec.method() != v1::METHOD_DEVICE_REQUEST)
+  if (spec.method() != v1::METHOD_CLOUD_PUSH &&
+      spec.method() != v1::METHOD_DEVICE_REQUEST)
     return invalid("method", "must be CLOUD_PUSH or DEVICE_REQUEST");
   if (auto err = validate_scope(spec))
     return err;
-  if (spec.method() == v1::METHOD_DEVICE_REQUEST
-      && (spec.has_schedule() || spec.rate().max_per_minute() != 0
-          || spec.rate().has_ramp_up()))
+  if (spec.method() == v1::METHOD_DEVICE_REQUEST &&
+      (spec.has_schedule() || spec.rate().max_per_minute() != 0 ||
+       spec.rate().has_ramp_up()))
     return invalid(spec.has_schedule() ? "schedule" : "rate",
                    "applies to CLOUD_PUSH only");
   if (spec.has_schedule())
@@ -313,29 +313,29 @@ status validate(const v1::TaskSpec& spec, const spec_context& ctx,
       return invalid("rate.ramp_up.factor", "must be in (1, 10]");
     if (r.successes_per_step() == 0)
       return invalid("rate.ramp_up.successes_per_step", "must be at least 1");
-    if (spec.rate().max_per_minute() != 0
-        && r.base_per_minute() > spec.rate().max_per_minute())
+    if (spec.rate().max_per_minute() != 0 &&
+        r.base_per_minute() > spec.rate().max_per_minute())
       return invalid("rate.ramp_up.base_per_minute",
                      "must not exceed rate.max_per_minute");
   }
-  if (spec.timeout_seconds() != 0
-      && (spec.timeout_seconds() < min_timeout_seconds
-          || spec.timeout_seconds() > max_timeout_seconds))
+  if (spec.timeout_seconds() != 0 &&
+      (spec.timeout_seconds() < min_timeout_seconds ||
+       spec.timeout_seconds() > max_timeout_seconds))
     return invalid("timeout_seconds",
-                   "must be between 300 (5 min) and 172800 (48 h), got "
-                     + std::to_string(spec.timeout_seconds()));
+                   "must be between 300 (5 min) and 172800 (48 h), got " +
+                       std::to_string(spec.timeout_seconds()));
   if (spec.retry().max_retries() > max_retries)
     return invalid("retry.max_retries",
-                   "must be between 0 and 10, got "
-                     + std::to_string(spec.retry().max_retries()));
+                   "must be between 0 and 10, got " +
+                       std::to_string(spec.retry().max_retries()));
   if (spec.retry().max_retries() > 0 && spec.retry().interval_seconds() == 0)
     return invalid("retry.interval_seconds", "must be at least 1 with retries");
   const auto& abort = spec.abort();
   if (!(abort.failure_percent() >= 0.0 && abort.failure_percent() <= 100.0))
     return invalid("abort.failure_percent", "must be between 0 and 100");
-  if (abort.failure_percent() > 0.0
-      && abort.action() != v1::ABORT_ACTION_PAUSE
-      && abort.action() != v1::ABORT_ACTION_CANCEL)
+  if (abort.failure_percent() > 0.0 &&
+      abort.action() != v1::ABORT_ACTION_PAUSE &&
+      abort.action() != v1::ABORT_ACTION_CANCEL)
     return invalid("abort.action", "must be PAUSE or CANCEL");
   if (spec.end_time_ms() != 0) {
     if (spec.strategy() != v1::STRATEGY_INCREMENT)
@@ -356,8 +356,8 @@ expected<event_list> decide_create(uint64_t id, const v1::TaskSpec& spec,
   *x->mutable_spec() = spec;
   if (x->spec().timeout_seconds() == 0)
     x->mutable_spec()->set_timeout_seconds(default_timeout_seconds);
-  *x->mutable_firmware() = *ctx.find_firmware(spec.product_key(),
-                                              spec.target_version());
+  *x->mutable_firmware() =
+      *ctx.find_firmware(spec.product_key(), spec.target_version());
   return event_list{std::move(e)};
 }
 
@@ -390,8 +390,8 @@ event_list decide_enroll(const task_state& state,
   return out;
 }
 
-expected<event_list> decide_notified(const task_state& state,
-                                     uint64_t sequence, timestamp now) {
+expected<event_list> decide_notified(const task_state& state, uint64_t sequence,
+                                     timestamp now) {
   auto x = lookup(state, sequence);
   if (!x)
     return std::move(x).error();
@@ -405,20 +405,20 @@ expected<event_list> decide_notified(const task_state& state,
   return event_list{std::move(e)};
 }
 
-expected<event_list> decide_progress(const task_state& state,
-                                     uint64_t sequence, uint32_t step,
-                                     const std::string& text, timestamp now) {
+expected<event_list> decide_progress(const task_state& state, uint64_t sequence,
+                                     uint32_t step, const std::string& text,
+                                     timestamp now) {
   if (step > 100)
-    return invalid("step", "must be between 0 and 100, got "
-                             + std::to_string(step));
+    return invalid("step",
+                   "must be between 0 and 100, got " + std::to_string(step));
   if (text.size() > 256)
     return invalid("text", "is longer than 256 characters");
   auto x = lookup(state, sequence);
   if (!x)
     return std::move(x).error();
   auto st = (*x)->state;
-  if (st != v1::EXECUTION_STATE_NOTIFIED
-      && st != v1::EXECUTION_STATE_IN_PROGRESS)
+  if (st != v1::EXECUTION_STATE_NOTIFIED &&
+      st != v1::EXECUTION_STATE_IN_PROGRESS)
     return not_active(state, sequence, **x);
   event_list out;
   if (st == v1::EXECUTION_STATE_NOTIFIED) {
@@ -454,10 +454,8 @@ expected<event_list> decide_confirm(const task_state& state, uint64_t sequence,
   return out;
 }
 
-expected<event_list> decide_version(const task_state& state,
-                                    uint64_t sequence,
-                                    const std::string& version,
-                                    timestamp now) {
+expected<event_list> decide_version(const task_state& state, uint64_t sequence,
+                                    const std::string& version, timestamp now) {
   auto x = lookup(state, sequence);
   if (!x)
     return std::move(x).error();
@@ -472,8 +470,8 @@ expected<event_list> decide_version(const task_state& state,
   return out;
 }
 
-expected<event_list> decide_failure(const task_state& state,
-                                    uint64_t sequence, const std::string& code,
+expected<event_list> decide_failure(const task_state& state, uint64_t sequence,
+                                    const std::string& code,
                                     const std::string& text, timestamp now) {
   if (code.empty())
     return invalid("code", "must not be empty");
@@ -485,8 +483,8 @@ expected<event_list> decide_failure(const task_state& state,
   if (!x)
     return std::move(x).error();
   auto st = (*x)->state;
-  if (st != v1::EXECUTION_STATE_NOTIFIED
-      && st != v1::EXECUTION_STATE_IN_PROGRESS)
+  if (st != v1::EXECUTION_STATE_NOTIFIED &&
+      st != v1::EXECUTION_STATE_IN_PROGRESS)
     return not_active(state, sequence, **x);
   auto e = task_event(state, now);
   auto* f = e.mutable_execution_failed();
@@ -537,16 +535,17 @@ event_list decide_retry(const task_state& state, uint64_t sequence,
 event_list decide_abort(const task_state& state, timestamp now) {
   event_list out;
   const auto& rule = state.spec.abort();
-  if (!(rule.failure_percent() > 0.0) || state.status != v1::TASK_STATUS_RUNNING)
+  if (!(rule.failure_percent() > 0.0) ||
+      state.status != v1::TASK_STATUS_RUNNING)
     return out;
-  auto failures = state.counts[v1::EXECUTION_STATE_FAILED]
-                  + state.counts[v1::EXECUTION_STATE_TIMED_OUT]
-                  - state.retries_pending;
+  auto failures = state.counts[v1::EXECUTION_STATE_FAILED] +
+                  state.counts[v1::EXECUTION_STATE_TIMED_OUT] -
+                  state.retries_pending;
   auto finished = failures + state.counts[v1::EXECUTION_STATE_SUCCEEDED];
   if (finished == 0 || finished < rule.min_finished())
     return out;
-  auto percent = 100.0 * static_cast<double>(failures)
-                 / static_cast<double>(finished);
+  auto percent =
+      100.0 * static_cast<double>(failures) / static_cast<double>(finished);
   if (percent < rule.failure_percent())
     return out;
   char buf[160];
@@ -580,9 +579,9 @@ event_list decide_abort(const task_state& state, timestamp now) {
 
 event_list decide_end(const task_state& state, timestamp now) {
   event_list out;
-  if (state.spec.strategy() != v1::STRATEGY_INCREMENT
-      || state.spec.end_time_ms() == 0 || is_finished(state.status)
-      || state.spec.end_time_ms() > to_millis(now))
+  if (state.spec.strategy() != v1::STRATEGY_INCREMENT ||
+      state.spec.end_time_ms() == 0 || is_finished(state.status) ||
+      state.spec.end_time_ms() > to_millis(now))
     return out;
   auto c = task_event(state, now);
   auto* canceled = c.mutable_executions_canceled();
@@ -602,9 +601,9 @@ expected<event_list> decide_pause(const task_state& state,
                                   const std::string& reason, timestamp now) {
   if (state.status != v1::TASK_STATUS_RUNNING)
     return make_failure(errc::failed_precondition,
-                        task_name(state) + " is "
-                          + v1::TaskStatus_Name(state.status)
-                          + ", only a RUNNING task can be paused");
+                        task_name(state) + " is " +
+                            v1::TaskStatus_Name(state.status) +
+                            ", only a RUNNING task can be paused");
   auto e = task_event(state, now);
   e.mutable_task_paused()->set_task_id(state.id);
   e.mutable_task_paused()->set_reason(reason);
@@ -614,9 +613,9 @@ expected<event_list> decide_pause(const task_state& state,
 expected<event_list> decide_resume(const task_state& state, timestamp now) {
   if (state.status != v1::TASK_STATUS_PAUSED)
     return make_failure(errc::failed_precondition,
-                        task_name(state) + " is "
-                          + v1::TaskStatus_Name(state.status)
-                          + ", only a PAUSED task can be resumed");
+                        task_name(state) + " is " +
+                            v1::TaskStatus_Name(state.status) +
+                            ", only a PAUSED task can be resumed");
   auto e = task_event(state, now);
   e.mutable_task_resumed()->set_task_id(state.id);
   return event_list{std::move(e)};
@@ -626,8 +625,8 @@ expected<event_list> decide_cancel(const task_state& state,
                                    const std::string& reason, timestamp now) {
   if (is_finished(state.status))
     return make_failure(errc::failed_precondition,
-                        task_name(state) + " is already "
-                          + v1::TaskStatus_Name(state.status));
+                        task_name(state) + " is already " +
+                            v1::TaskStatus_Name(state.status));
   event_list out;
   auto c = task_event(state, now);
   auto* canceled = c.mutable_executions_canceled();
@@ -672,126 +671,126 @@ execution* mutable_find(task_state& t, uint64_t sequence) {
 void apply(task_state& t, const event& e) {
   int64_t at = e.time_ms();
   switch (e.payload_case()) {
-    case event::kTaskCreated:
-      t = make_task(e);
-      break;
-    case event::kDevicesEnrolled: {
-      const auto& x = e.devices_enrolled();
-      t.executions.reserve(x.first_sequence() - 1 + x.device_keys_size());
-      t.executions.resize(x.first_sequence() - 1);
-      for (const auto& k : x.device_keys()) {
-        execution ex;
-        ex.device_key = k;
-        ex.queued_at_ms = at;
-        t.executions.push_back(std::move(ex));
-      }
-      t.counts[v1::EXECUTION_STATE_QUEUED] += x.device_keys_size();
-      break;
+  case event::kTaskCreated:
+    t = make_task(e);
+    break;
+  case event::kDevicesEnrolled: {
+    const auto& x = e.devices_enrolled();
+    t.executions.reserve(x.first_sequence() - 1 + x.device_keys_size());
+    t.executions.resize(x.first_sequence() - 1);
+    for (const auto& k : x.device_keys()) {
+      execution ex;
+      ex.device_key = k;
+      ex.queued_at_ms = at;
+      t.executions.push_back(std::move(ex));
     }
-    case event::kDevicesSkipped:
-      for (const auto& d : e.devices_skipped().devices())
-        t.skipped.push_back(d);
-      break;
-    case event::kExecutionNotified:
-      if (auto* x = mutable_find(t, e.execution_notified().sequence())) {
-        move_to(t, *x, v1::EXECUTION_STATE_NOTIFIED);
-        x->attempt = static_cast<uint16_t>(e.execution_notified().attempt());
-        x->notified_at_ms = at;
-        x->updated_at_ms = at;
-      }
-      break;
-    case event::kExecutionStarted:
-      if (auto* x = mutable_find(t, e.execution_started().sequence())) {
-        move_to(t, *x, v1::EXECUTION_STATE_IN_PROGRESS);
-        x->started_at_ms = at;
-        x->updated_at_ms = at;
-      }
-      break;
-    case event::kExecutionProgressed: {
-      const auto& p = e.execution_progressed();
-      if (auto* x = mutable_find(t, p.sequence())) {
-        x->progress_step = static_cast<uint8_t>(p.step());
-        x->updated_at_ms = at;
-        if (p.text().empty())
-          t.progress_texts.erase(p.sequence());
-        else
-          t.progress_texts[p.sequence()] = p.text();
-      }
-      break;
+    t.counts[v1::EXECUTION_STATE_QUEUED] += x.device_keys_size();
+    break;
+  }
+  case event::kDevicesSkipped:
+    for (const auto& d : e.devices_skipped().devices())
+      t.skipped.push_back(d);
+    break;
+  case event::kExecutionNotified:
+    if (auto* x = mutable_find(t, e.execution_notified().sequence())) {
+      move_to(t, *x, v1::EXECUTION_STATE_NOTIFIED);
+      x->attempt = static_cast<uint16_t>(e.execution_notified().attempt());
+      x->notified_at_ms = at;
+      x->updated_at_ms = at;
     }
-    case event::kExecutionSucceeded: {
-      auto seq = e.execution_succeeded().sequence();
+    break;
+  case event::kExecutionStarted:
+    if (auto* x = mutable_find(t, e.execution_started().sequence())) {
+      move_to(t, *x, v1::EXECUTION_STATE_IN_PROGRESS);
+      x->started_at_ms = at;
+      x->updated_at_ms = at;
+    }
+    break;
+  case event::kExecutionProgressed: {
+    const auto& p = e.execution_progressed();
+    if (auto* x = mutable_find(t, p.sequence())) {
+      x->progress_step = static_cast<uint8_t>(p.step());
+      x->updated_at_ms = at;
+      if (p.text().empty())
+        t.progress_texts.erase(p.sequence());
+      else
+        t.progress_texts[p.sequence()] = p.text();
+    }
+    break;
+  }
+  case event::kExecutionSucceeded: {
+    auto seq = e.execution_succeeded().sequence();
+    if (auto* x = mutable_find(t, seq)) {
+      move_to(t, *x, v1::EXECUTION_STATE_SUCCEEDED);
+      x->finished_at_ms = at;
+      x->progress_step = 100;
+      t.progress_texts.erase(seq);
+    }
+    break;
+  }
+  case event::kExecutionFailed: {
+    const auto& f = e.execution_failed();
+    if (auto* x = mutable_find(t, f.sequence())) {
+      move_to(t, *x, v1::EXECUTION_STATE_FAILED);
+      x->finished_at_ms = at;
+      t.failures[f.sequence()] = failure_info{f.code(), f.text()};
+      if (t.will_retry(*x))
+        ++t.retries_pending;
+    }
+    break;
+  }
+  case event::kExecutionTimedOut:
+    if (auto* x = mutable_find(t, e.execution_timed_out().sequence())) {
+      move_to(t, *x, v1::EXECUTION_STATE_TIMED_OUT);
+      x->finished_at_ms = at;
+      if (t.will_retry(*x))
+        ++t.retries_pending;
+    }
+    break;
+  case event::kExecutionRequeued: {
+    const auto& r = e.execution_requeued();
+    if (auto* x = mutable_find(t, r.sequence())) {
+      if (t.will_retry(*x) && t.retries_pending > 0)
+        --t.retries_pending;
+      move_to(t, *x, v1::EXECUTION_STATE_QUEUED);
+      x->attempt = static_cast<uint16_t>(r.attempt());
+      x->queued_at_ms = at;
+      x->notified_at_ms = x->started_at_ms = x->finished_at_ms = 0;
+      x->updated_at_ms = 0;
+      x->progress_step = 0;
+      t.progress_texts.erase(r.sequence());
+      t.failures.erase(r.sequence());
+    }
+    break;
+  }
+  case event::kExecutionsCanceled:
+    for (auto seq : e.executions_canceled().sequences())
       if (auto* x = mutable_find(t, seq)) {
-        move_to(t, *x, v1::EXECUTION_STATE_SUCCEEDED);
+        move_to(t, *x, v1::EXECUTION_STATE_CANCELED);
         x->finished_at_ms = at;
-        x->progress_step = 100;
-        t.progress_texts.erase(seq);
       }
-      break;
-    }
-    case event::kExecutionFailed: {
-      const auto& f = e.execution_failed();
-      if (auto* x = mutable_find(t, f.sequence())) {
-        move_to(t, *x, v1::EXECUTION_STATE_FAILED);
-        x->finished_at_ms = at;
-        t.failures[f.sequence()] = failure_info{f.code(), f.text()};
-        if (t.will_retry(*x))
-          ++t.retries_pending;
-      }
-      break;
-    }
-    case event::kExecutionTimedOut:
-      if (auto* x = mutable_find(t, e.execution_timed_out().sequence())) {
-        move_to(t, *x, v1::EXECUTION_STATE_TIMED_OUT);
-        x->finished_at_ms = at;
-        if (t.will_retry(*x))
-          ++t.retries_pending;
-      }
-      break;
-    case event::kExecutionRequeued: {
-      const auto& r = e.execution_requeued();
-      if (auto* x = mutable_find(t, r.sequence())) {
-        if (t.will_retry(*x) && t.retries_pending > 0)
-          --t.retries_pending;
-        move_to(t, *x, v1::EXECUTION_STATE_QUEUED);
-        x->attempt = static_cast<uint16_t>(r.attempt());
-        x->queued_at_ms = at;
-        x->notified_at_ms = x->started_at_ms = x->finished_at_ms = 0;
-        x->updated_at_ms = 0;
-        x->progress_step = 0;
-        t.progress_texts.erase(r.sequence());
-        t.failures.erase(r.sequence());
-      }
-      break;
-    }
-    case event::kExecutionsCanceled:
-      for (auto seq : e.executions_canceled().sequences())
-        if (auto* x = mutable_find(t, seq)) {
-          move_to(t, *x, v1::EXECUTION_STATE_CANCELED);
-          x->finished_at_ms = at;
-        }
-      break;
-    case event::kTaskPaused:
-      t.status = v1::TASK_STATUS_PAUSED;
-      t.status_reason = e.task_paused().reason();
-      break;
-    case event::kTaskResumed:
-      t.status = v1::TASK_STATUS_RUNNING;
-      t.status_reason.clear();
-      break;
-    case event::kTaskCanceled:
-      t.status = v1::TASK_STATUS_CANCELED;
-      t.status_reason = e.task_canceled().reason();
-      t.finished_at_ms = at;
-      t.retries_pending = 0;
-      break;
-    case event::kTaskCompleted:
-      t.status = v1::TASK_STATUS_COMPLETED;
-      t.finished_at_ms = at;
-      t.retries_pending = 0;
-      break;
-    default:
-      break;
+    break;
+  case event::kTaskPaused:
+    t.status = v1::TASK_STATUS_PAUSED;
+    t.status_reason = e.task_paused().reason();
+    break;
+  case event::kTaskResumed:
+    t.status = v1::TASK_STATUS_RUNNING;
+    t.status_reason.clear();
+    break;
+  case event::kTaskCanceled:
+    t.status = v1::TASK_STATUS_CANCELED;
+    t.status_reason = e.task_canceled().reason();
+    t.finished_at_ms = at;
+    t.retries_pending = 0;
+    break;
+  case event::kTaskCompleted:
+    t.status = v1::TASK_STATUS_COMPLETED;
+    t.finished_at_ms = at;
+    t.retries_pending = 0;
+    break;
+  default:
+    break;
   }
 }
 

@@ -3,17 +3,17 @@
 /// RUNNING ⇄ PAUSED → CANCELED | COMPLETED.
 #pragma once
 
+#include "events/error.hpp"
+#include "events/event.hpp"
+#include "events/firmware.hpp"
+#include "fota/v1/api.pb.h"
+
 #include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include "events/error.hpp"
-#include "events/event.hpp"
-#include "events/firmware.hpp"
-#include "fota/v1/api.pb.h"
 
 namespace fota {
 
@@ -102,7 +102,7 @@ struct task_state {
 struct spec_context {
   std::function<const v1::Firmware*(const std::string& product,
                                     const std::string& version)>
-    find_firmware;
+      find_firmware;
 };
 
 // -- decide ------------------------------------------------------------------
@@ -125,13 +125,13 @@ event_list decide_enroll(const task_state& state,
                          timestamp now);
 
 /// The push of an execution reached the device: QUEUED → NOTIFIED.
-expected<event_list> decide_notified(const task_state& state,
-                                     uint64_t sequence, timestamp now);
+expected<event_list> decide_notified(const task_state& state, uint64_t sequence,
+                                     timestamp now);
 
 /// The device reports progress: NOTIFIED → IN_PROGRESS, then progress.
-expected<event_list> decide_progress(const task_state& state,
-                                     uint64_t sequence, uint32_t step,
-                                     const std::string& text, timestamp now);
+expected<event_list> decide_progress(const task_state& state, uint64_t sequence,
+                                     uint32_t step, const std::string& text,
+                                     timestamp now);
 
 /// The device confirms an offered upgrade: NOTIFIED → IN_PROGRESS. A
 /// confirmation of an execution already IN_PROGRESS changes nothing.
@@ -139,13 +139,12 @@ expected<event_list> decide_confirm(const task_state& state, uint64_t sequence,
                                     timestamp now);
 
 /// The device reports `version`. Only the target version counts as success.
-expected<event_list> decide_version(const task_state& state,
-                                    uint64_t sequence,
+expected<event_list> decide_version(const task_state& state, uint64_t sequence,
                                     const std::string& version, timestamp now);
 
 /// The device reports failure with its code and text.
-expected<event_list> decide_failure(const task_state& state,
-                                    uint64_t sequence, const std::string& code,
+expected<event_list> decide_failure(const task_state& state, uint64_t sequence,
+                                    const std::string& code,
                                     const std::string& text, timestamp now);
 
 /// The execution made no progress within the timeout: TIMED_OUT. Empty
