@@ -188,12 +188,19 @@ caf::behavior dispatcher_actor(self_ptr self, context_ptr ctx) {
             ++d.successes;
             d.limiter.set_rate(ramp_rate(d.rate, d.successes), st.ctx->now());
           }
+        dispatch(self); // A faster rate may allow a push before the timer.
       },
       [=](settled_atom, uint32_t delivered, uint32_t returned) {
         auto& st = self->state;
         auto n = static_cast<uint64_t>(delivered) + returned;
         st.in_flight -= std::min(st.in_flight, n);
         st.global.give_back(returned);
+        if (returned > 0) {
+          auto sender = self->current_sender();
+          for (auto& d : st.tasks)
+            if (d.task.address() == sender)
+              d.limiter.give_back(returned);
+        }
         dispatch(self);
       },
       [=](tick_atom) {

@@ -204,12 +204,39 @@ bool after_apply(self_ptr self, const event_list& events) {
 
 void commit_quietly(self_ptr self, const event_list& events);
 
+/// Before canceled executions are applied: a device already notified or
+/// upgrading gets a cancel push.
+void send_cancel_pushes(self_ptr self, const event_list& events) {
+  auto& st = self->state;
+  for (const auto& e : events) {
+    if (!e.has_executions_canceled())
+      continue;
+    for (auto s : e.executions_canceled().sequences()) {
+      const auto* x = st.task.find(s);
+      if (x == nullptr || x->state == v1::EXECUTION_STATE_QUEUED
+          || is_terminal(x->state) || !st.devices[s - 1])
+        continue;
+      v1::ServerFrame frame;
+      auto* c = frame.mutable_push()->mutable_cancel();
+      c->set_product_key(st.task.spec.product_key());
+      c->set_device_key(x->device_key);
+      c->set_execution_id(execution_of(st.task, s));
+      self
+        ->request(st.devices[s - 1], caf::infinite,
+                  push_order{execution_of(st.task, s), x->attempt,
+                             frame.SerializeAsString()})
+        .then([](bool) {}, [](caf::error&) {});
+    }
+  }
+}
+
 /// Applies `events` to the task at once, persists them, releases devices of
 /// finished executions, and calls `done` once durable.
 template <class Done>
 void commit(self_ptr self, const event_list& events, caf::response_promise rp,
             Done done) {
   auto& st = self->state;
+  send_cancel_pushes(self, events);
   for (const auto& e : events)
     apply(st.task, e);
   bool failed = after_apply(self, events);
@@ -674,30 +701,10 @@ caf::behavior task_actor(self_ptr self, context_ptr ctx,
           announce(self);
           return result;
         }
-        case v1::ClientFrame::kCancelTask: {
-          auto decided = decide_cancel(st.task, "canceled by operator", now);
-          if (decided) {
-            v1::ServerFrame frame;
-            for (const auto& e : *decided) {
-              if (!e.has_executions_canceled())
-                continue;
-              for (auto s : e.executions_canceled().sequences()) {
-                const auto& x = st.task.executions[s - 1];
-                if (x.state == v1::EXECUTION_STATE_QUEUED)
-                  continue;
-                auto* c = frame.mutable_push()->mutable_cancel();
-                c->set_product_key(st.task.spec.product_key());
-                c->set_device_key(x.device_key);
-                c->set_execution_id(execution_of(st.task, s));
-                self->request(st.devices[s - 1], caf::infinite,
-                              push_order{execution_of(st.task, s), x.attempt,
-                                         frame.SerializeAsString()})
-                    .then([](bool) {}, [](caf::error&) {});
-              }
-            }
-          }
-          return commit_reply(self, std::move(decided));
-        }
+        case v1::ClientFrame::kCancelTask:
+          return commit_reply(self,
+                              decide_cancel(st.task, "canceled by operator",
+                                            now));
         case v1::ClientFrame::kReportProgress: {
           v1::ReportProgress req;
           if (!parse_body(cmd, req))

@@ -255,7 +255,8 @@ protected:
   /// The device keys of task `id`'s executions, in sequence order.
   std::vector<std::string> enrolled(uint64_t id) {
     std::vector<std::string> out;
-    for (const auto& x : details(id).executions())
+    auto d = details(id);
+    for (const auto& x : d.executions())
       out.push_back(x.device_key());
     return out;
   }

@@ -738,9 +738,11 @@ TEST_F(Verification, VerificationFailsOnFirstFailure) {
   EXPECT_TRUE(contains(fw.verification_failure(), "v1"));
   // v2 was told about its upgrade; it is told that it is off.
   auto cancels = this->cancels();
-  ASSERT_EQ(cancels.size(), 1u) << "v2 got no CancelPush";
-  EXPECT_EQ(cancels[0].device_key(), "v2");
-  EXPECT_EQ(cancels[0].execution_id(), ups[1].execution_id());
+  EXPECT_EQ(cancels.size(), 1u) << "v2 got no CancelPush";
+  if (cancels.size() == 1) {
+    EXPECT_EQ(cancels[0].device_key(), "v2");
+    EXPECT_EQ(cancels[0].execution_id(), ups[1].execution_id());
+  }
   EXPECT_EQ(get_device("v2").active_execution_id(), 0u);
   // It can be verified again.
   auto r = verify_firmware("2.0", {"v1", "v2"});
