@@ -3,6 +3,8 @@
 #include "actors/router.hpp"
 #include "events/status.hpp"
 
+#include <algorithm>
+
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
 #include <google/protobuf/io/coded_stream.h>
@@ -155,13 +157,36 @@ caf::behavior session(session_broker* self, caf::io::connection_handle hdl,
 
 namespace {
 
-caf::behavior acceptor(caf::io::broker* self, context_ptr ctx,
-                       server_options opts) {
+struct acceptor_state {
+  std::vector<caf::actor> sessions;
+  static inline constexpr const char* name = "fota.acceptor";
+};
+
+/// Accepts connections and forks a session for each. Sessions are
+/// monitored, not linked: one connection failing must not close the others.
+/// An exit message closes the listener and every session.
+caf::behavior acceptor(caf::stateful_actor<acceptor_state, caf::io::broker>* self,
+                       context_ptr ctx, server_options opts) {
+  self->set_down_handler([=](const caf::down_msg& down) {
+    auto& xs = self->state.sessions;
+    xs.erase(std::remove_if(xs.begin(), xs.end(),
+                            [&](const caf::actor& x) {
+                              return x.address() == down.source;
+                            }),
+             xs.end());
+  });
+  self->set_exit_handler([=](const caf::exit_msg& msg) {
+    for (auto& s : self->state.sessions)
+      self->send_exit(s, msg.reason);
+    self->state.sessions.clear();
+    self->quit(msg.reason);
+  });
   return {
-      [=](const caf::io::new_connection_msg& msg) {
-        auto s = self->fork(session, msg.handle, ctx, opts);
-        self->link_to(s);
-      },
+    [=](const caf::io::new_connection_msg& msg) {
+      auto s = self->fork(session, msg.handle, ctx, opts);
+      self->monitor(s);
+      self->state.sessions.push_back(std::move(s));
+    },
   };
 }
 

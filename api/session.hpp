@@ -47,8 +47,8 @@ caf::behavior session(session_broker* self, caf::io::connection_handle hdl,
 
 /// A listening server.
 struct server {
-  /// The acceptor; its sessions are linked to it, so an exit message to it
-  /// closes the listener and every connection.
+  /// The acceptor; an exit message to it closes the listener and every
+  /// connection.
   caf::actor acceptor;
   uint16_t port = 0;
 };
