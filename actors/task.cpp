@@ -213,20 +213,81 @@ void send_cancel_pushes(self_ptr self, const event_list& events) {
       continue;
     for (auto s : e.executions_canceled().sequences()) {
       const auto* x = st.task.find(s);
-      if (x == nullptr || x->state == v1::EXECUTION_STATE_QUEUED
-          || is_terminal(x->state) || !st.devices[s - 1])
+      if (x == nullptr || x->state == v1::EXECUTION_STATE_QUEUED ||
+          is_terminal(x->state) || !st.devices[s - 1])
         continue;
       v1::ServerFrame frame;
       auto* c = frame.mutable_push()->mutable_cancel();
       c->set_product_key(st.task.spec.product_key());
       c->set_device_key(x->device_key);
       c->set_execution_id(execution_of(st.task, s));
-      self
-        ->request(st.devices[s - 1], caf::infinite,
-                  push_order{execution_of(st.task, s), x->attempt,
-                             frame.SerializeAsString()})
-        .then([](bool) {}, [](caf::error&) {});
+      self->request(st.devices[s - 1], caf::infinite,
+                    push_order{execution_of(st.task, s), x->attempt,
+                               frame.SerializeAsString()})
+          .then([](bool) {}, [](caf::error&) {});
     }
+  }
+}
+
+/// Queues `events` for the task's next journal append and calls `done` once
+/// they are durable. The first write of a group schedules the flush, so
+/// everything committed until the task reads its flush message travels as
+/// one append.
+void write(self_ptr self, const event_list& events, caf::response_promise rp,
+           std::function<void(caf::response_promise&)> done) {
+  auto& st = self->state;
+  if (events.empty() && st.waiters.empty()) {
+    done(rp);
+    return;
+  }
+  st.batch.insert(st.batch.end(), events.begin(), events.end());
+  st.waiters.push_back({std::move(rp), std::move(done)});
+  if (!st.flush_scheduled) {
+    st.flush_scheduled = true;
+    self->send(self, flush_atom_v);
+  }
+}
+
+void flush(self_ptr self) {
+  auto& st = self->state;
+  st.flush_scheduled = false;
+  auto waiters = std::make_shared<std::vector<task_actor_state::waiter>>(
+      std::move(st.waiters));
+  st.waiters.clear();
+  auto batch = std::move(st.batch);
+  st.batch.clear();
+  auto metrics = st.ctx->metrics;
+  auto n = batch.size();
+  auto run = [waiters] {
+    for (auto& w : *waiters)
+      w.done(w.promise);
+  };
+  if (batch.empty()) {
+    run();
+    return;
+  }
+  self->request(st.ctx->journal, caf::infinite, append_atom_v,
+                event_batch{encode(batch)})
+      .then(
+          [run, metrics, n](sequence_number) {
+            node_metrics::add(metrics->events_persisted, n);
+            node_metrics::add(metrics->appends);
+            run();
+          },
+          [waiters](caf::error& err) {
+            for (auto& w : *waiters)
+              w.promise.deliver(err);
+          });
+}
+
+/// Counts a push outcome for the dispatcher; one message carries them all.
+void settle(self_ptr self, uint32_t delivered, uint32_t returned) {
+  auto& st = self->state;
+  st.settled_delivered += delivered;
+  st.settled_returned += returned;
+  if (!st.settle_scheduled) {
+    st.settle_scheduled = true;
+    self->send(self, settled_atom_v);
   }
 }
 
@@ -240,7 +301,7 @@ void commit(self_ptr self, const event_list& events, caf::response_promise rp,
   for (const auto& e : events)
     apply(st.task, e);
   bool failed = after_apply(self, events);
-  persist(self, *st.ctx, events, std::move(rp), std::move(done));
+  write(self, events, std::move(rp), std::move(done));
   verification_effects(self, events);
   if (failed) {
     // The abort rule looks at every finished execution.
@@ -316,9 +377,7 @@ void push(self_ptr self, uint64_t sequence, bool redelivery) {
           [=](bool delivered) {
             auto& st = self->state;
             if (!redelivery)
-              self->send(st.ctx->dispatcher, settled_atom_v,
-                         delivered ? uint32_t{1} : uint32_t{0},
-                         delivered ? uint32_t{0} : uint32_t{1});
+              settle(self, delivered ? 1 : 0, delivered ? 0 : 1);
             if (redelivery)
               return;
             const auto* x = st.task.find(sequence);
@@ -334,8 +393,7 @@ void push(self_ptr self, uint64_t sequence, bool redelivery) {
           },
           [=](caf::error&) {
             if (!redelivery)
-              self->send(self->state.ctx->dispatcher, settled_atom_v,
-                         uint32_t{0}, uint32_t{1});
+              settle(self, 0, 1);
           });
 }
 
@@ -355,10 +413,12 @@ void on_credit(self_ptr self, uint64_t credit) {
     }
   }
   if (used < credit)
-    self->send(st.ctx->dispatcher, settled_atom_v, uint32_t{0},
-               static_cast<uint32_t>(credit - used));
+    settle(self, 0, static_cast<uint32_t>(credit - used));
   announce(self);
 }
+
+/// Claims sent to devices and not yet answered, during task creation.
+constexpr size_t max_claims_in_flight = 256;
 
 /// A claim id that no execution has (sequences stay below 2^31), used while
 /// the devices in scope are claimed; replaced by the final execution id once
@@ -415,6 +475,8 @@ void enrol(self_ptr self, std::shared_ptr<task_start> start,
     std::vector<uint64_t> claims;
     std::vector<std::string> reasons;
     size_t pending;
+    event_list created;
+    std::shared_ptr<std::function<void()>> keep_alive;
   };
   auto acc = std::make_shared<claims>();
   acc->reasons.resize(scope.size());
@@ -422,7 +484,9 @@ void enrol(self_ptr self, std::shared_ptr<task_start> start,
     acc->claims.push_back(provisional(self));
   acc->pending = scope.size();
   acc->scope = std::move(scope);
-  auto finish = [self, start, acc, created]() {
+  acc->created = std::move(created);
+  auto finish = [self, start, acc]() {
+    acc->keep_alive.reset(); // Breaks the cycle through the sender.
     auto& st = self->state;
     std::vector<std::string> keys;
     std::vector<v1::SkippedDevice> skipped;
@@ -451,7 +515,7 @@ void enrol(self_ptr self, std::shared_ptr<task_start> start,
     if (st.task.spec.strategy() == v1::STRATEGY_INCREMENT)
       for (const auto& d : acc->scope)
         st.members.insert(d.key);
-    auto events = created;
+    auto events = std::move(acc->created);
     auto enrolled = decide_enroll(st.task, keys, skipped, st.ctx->now());
     events.insert(events.end(), enrolled.begin(), enrolled.end());
     for (const auto& e : enrolled)
@@ -459,35 +523,52 @@ void enrol(self_ptr self, std::shared_ptr<task_start> start,
     st.devices.insert(st.devices.end(), actors.begin(), actors.end());
     for (uint64_t s = next; s < next + keys.size(); ++s)
       st.ready.insert(s);
-    persist(self, *st.ctx, events, start->created,
-            [self](caf::response_promise& rp) {
-              v1::Response r;
-              *r.mutable_task() = self->state.task.summary();
-              rp.deliver(ok_response(r));
-              announce(self);
-            });
+    write(self, events, start->created, [self](caf::response_promise& rp) {
+      v1::Response r;
+      *r.mutable_task() = self->state.task.summary();
+      rp.deliver(ok_response(r));
+      announce(self);
+    });
     verification_effects(self, enrolled);
   };
   if (acc->scope.empty()) {
     finish();
     return;
   }
+  // CAF 0.17 keeps pending replies in a flat map, so each request costs time
+  // proportional to those outstanding: keep a window of claims in flight.
   auto me = caf::actor_cast<caf::actor>(self);
-  for (size_t i = 0; i < acc->scope.size(); ++i) {
+  auto next = std::make_shared<size_t>(0);
+  auto send_next = std::make_shared<std::function<void()>>();
+  *send_next = [self, acc, me, next, finish,
+                send_next_weak =
+                    std::weak_ptr<std::function<void()>>(send_next)] {
+    if (*next >= acc->scope.size())
+      return;
+    auto i = (*next)++;
+    auto again = send_next_weak.lock();
     self->request(acc->scope[i].actor, caf::infinite, claim_atom_v,
                   acc->claims[i], me)
         .then(
-            [acc, i, finish](std::string& reason) {
+            [acc, i, finish, again](std::string& reason) {
               acc->reasons[i] = std::move(reason);
               if (--acc->pending == 0)
                 finish();
+              else if (again)
+                (*again)();
             },
-            [acc, i, finish](caf::error&) {
+            [acc, i, finish, again](caf::error&) {
               acc->reasons[i] = "device actor is not available";
               if (--acc->pending == 0)
                 finish();
+              else if (again)
+                (*again)();
             });
-  }
+  };
+  for (size_t k = 0; k < max_claims_in_flight && k < acc->scope.size(); ++k)
+    (*send_next)();
+  // Keep the sender alive until every claim is answered.
+  acc->keep_alive = send_next;
 }
 
 void create(self_ptr self, std::shared_ptr<task_start> start) {
@@ -702,9 +783,8 @@ caf::behavior task_actor(self_ptr self, context_ptr ctx,
           return result;
         }
         case v1::ClientFrame::kCancelTask:
-          return commit_reply(self,
-                              decide_cancel(st.task, "canceled by operator",
-                                            now));
+          return commit_reply(
+              self, decide_cancel(st.task, "canceled by operator", now));
         case v1::ClientFrame::kReportProgress: {
           v1::ReportProgress req;
           if (!parse_body(cmd, req))
@@ -740,6 +820,14 @@ caf::behavior task_actor(self_ptr self, context_ptr ctx,
                                      "request body does not parse"));
       },
       [=](credit_atom, uint64_t credit) { on_credit(self, credit); },
+      [=](flush_atom) { flush(self); },
+      [=](settled_atom) {
+        auto& st = self->state;
+        st.settle_scheduled = false;
+        self->send(st.ctx->dispatcher, settled_atom_v, st.settled_delivered,
+                   st.settled_returned);
+        st.settled_delivered = st.settled_returned = 0;
+      },
       [=](join_atom, const device_handle& dev) { join(self, dev); },
       [=](deadline_atom) { on_deadline(self); },
       [=](online_atom, uint64_t execution) {

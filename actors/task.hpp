@@ -9,6 +9,7 @@
 #include "events/task.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <string>
 #include <unordered_set>
@@ -42,6 +43,21 @@ struct task_actor_state {
   std::unordered_set<std::string> members;
   /// Next provisional claim id (see task.cpp).
   uint32_t next_provisional = 0;
+
+  /// Group commit of the task's own events: everything committed while a
+  /// flush is on its way goes to the journal as one append.
+  struct waiter {
+    caf::response_promise promise;
+    std::function<void(caf::response_promise&)> done;
+  };
+  event_list batch;
+  std::vector<waiter> waiters;
+  bool flush_scheduled = false;
+
+  /// Push outcomes not yet reported to the dispatcher, sent in one message.
+  uint32_t settled_delivered = 0;
+  uint32_t settled_returned = 0;
+  bool settle_scheduled = false;
 
   static inline constexpr const char* name = "fota.task";
 };
