@@ -23,15 +23,20 @@ make_command(const node_context& ctx, v1::Role role,
 
 /// Sends `frame` to its owner as `self` and calls `reply(response)` with
 /// the response, whatever the outcome.
+/// A session that knows the device actor of a device request passes it as
+/// `device`, which skips the fleet's directory lookup.
 template <class Self, class Reply>
 void route(Self* self, const node_context& ctx, v1::Role role,
-           const v1::ClientFrame& frame, caf::actor origin, Reply reply) {
+           const v1::ClientFrame& frame, caf::actor origin, Reply reply,
+           const caf::actor& device = caf::actor{}) {
   auto routed = make_command(ctx, role, frame, std::move(origin));
   if (!routed) {
     reply(error_response(routed.error()));
     return;
   }
   auto& [dest, cmd] = *routed;
+  if (device && dest == ctx.fleet)
+    dest = device;
   self->request(dest, caf::infinite, std::move(cmd))
       .then(
           [reply](std::string& bytes) mutable {

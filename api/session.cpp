@@ -54,7 +54,8 @@ void release_devices(session_broker* self) {
   if (!st.ctx || !st.ctx->fleet)
     return;
   auto me = caf::actor_cast<caf::actor>(self);
-  for (const auto& [product, key] : st.online) {
+  for (const auto& [ref, actor] : st.online) {
+    const auto& [product, key] = ref;
     v1::DeviceOffline off;
     off.set_product_key(product);
     off.set_device_key(key);
@@ -104,15 +105,46 @@ void handle_frame(session_broker* self, std::string_view payload) {
   if (frame.has_device_offline())
     st.online.erase({frame.device_offline().product_key(),
                      frame.device_offline().device_key()});
-  route(self, *st.ctx, st.role, frame, caf::actor_cast<caf::actor>(self),
-        [self, id, went_online](const v1::Response& r) {
-          auto& st = self->state;
-          if (st.closing)
-            return;
-          if (went_online && r.status() == v1::STATUS_CODE_OK)
-            st.online.insert(*went_online);
-          respond(self, id, r);
-        });
+  // Device requests of devices online here go straight to their actor.
+  caf::actor device;
+  if (st.role == v1::ROLE_GATEWAY && !went_online) {
+    v1::DeviceRef ref;
+    const auto* field =
+        frame.GetDescriptor()->FindFieldByNumber(frame.body_case());
+    if (field != nullptr && field->message_type() != nullptr &&
+        field->message_type()->FindFieldByName("device_key") != nullptr) {
+      const auto& body = frame.GetReflection()->GetMessage(frame, field);
+      const auto* pk = body.GetDescriptor()->FindFieldByName("product_key");
+      const auto* dk = body.GetDescriptor()->FindFieldByName("device_key");
+      if (pk != nullptr && dk != nullptr) {
+        auto i = st.online.find({body.GetReflection()->GetString(body, pk),
+                                 body.GetReflection()->GetString(body, dk)});
+        if (i != st.online.end())
+          device = i->second;
+      }
+    }
+  }
+  route(
+      self, *st.ctx, st.role, frame, caf::actor_cast<caf::actor>(self),
+      [self, id, went_online](const v1::Response& r) {
+        auto& st = self->state;
+        if (st.closing)
+          return;
+        if (went_online && r.status() == v1::STATUS_CODE_OK) {
+          st.online.emplace(*went_online, caf::actor{});
+          self->request(st.ctx->fleet, caf::infinite, lookup_atom_v,
+                        went_online->first, went_online->second)
+              .then(
+                  [self, ref = *went_online](caf::actor& a) {
+                    auto i = self->state.online.find(ref);
+                    if (i != self->state.online.end())
+                      i->second = std::move(a);
+                  },
+                  [](caf::error&) {});
+        }
+        respond(self, id, r);
+      },
+      device);
 }
 
 } // namespace
@@ -165,8 +197,9 @@ struct acceptor_state {
 /// Accepts connections and forks a session for each. Sessions are
 /// monitored, not linked: one connection failing must not close the others.
 /// An exit message closes the listener and every session.
-caf::behavior acceptor(caf::stateful_actor<acceptor_state, caf::io::broker>* self,
-                       context_ptr ctx, server_options opts) {
+caf::behavior
+acceptor(caf::stateful_actor<acceptor_state, caf::io::broker>* self,
+         context_ptr ctx, server_options opts) {
   self->set_down_handler([=](const caf::down_msg& down) {
     auto& xs = self->state.sessions;
     xs.erase(std::remove_if(xs.begin(), xs.end(),
@@ -182,11 +215,11 @@ caf::behavior acceptor(caf::stateful_actor<acceptor_state, caf::io::broker>* sel
     self->quit(msg.reason);
   });
   return {
-    [=](const caf::io::new_connection_msg& msg) {
-      auto s = self->fork(session, msg.handle, ctx, opts);
-      self->monitor(s);
-      self->state.sessions.push_back(std::move(s));
-    },
+      [=](const caf::io::new_connection_msg& msg) {
+        auto s = self->fork(session, msg.handle, ctx, opts);
+        self->monitor(s);
+        self->state.sessions.push_back(std::move(s));
+      },
   };
 }
 

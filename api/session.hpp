@@ -8,7 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <set>
+#include <map>
 #include <string>
 #include <utility>
 
@@ -32,8 +32,9 @@ struct session_state {
   caf::io::connection_handle hdl;
   frame_decoder decoder;
   v1::Role role = v1::ROLE_UNSPECIFIED;
-  /// Devices this session brought online: (product, device key).
-  std::set<std::pair<std::string, std::string>> online;
+  /// Devices this session brought online, by (product, device key), with
+  /// their actors once the fleet named them: reports go straight there.
+  std::map<std::pair<std::string, std::string>, caf::actor> online;
   bool closing = false;
 
   static inline constexpr const char* name = "fota.session";
