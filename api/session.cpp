@@ -191,6 +191,9 @@ namespace {
 
 struct acceptor_state {
   std::vector<caf::actor> sessions;
+  /// The port listened on, or why listening failed.
+  uint16_t port = 0;
+  std::string error;
   static inline constexpr const char* name = "fota.acceptor";
 };
 
@@ -200,6 +203,13 @@ struct acceptor_state {
 caf::behavior
 acceptor(caf::stateful_actor<acceptor_state, caf::io::broker>* self,
          context_ptr ctx, server_options opts) {
+  // SO_REUSEADDR: a node restarted after a crash gets its port back while
+  // old connections linger in TIME_WAIT.
+  auto listening = self->add_tcp_doorman(opts.port, nullptr, true);
+  if (listening)
+    self->state.port = listening->second;
+  else
+    self->state.error = self->system().render(listening.error());
   self->set_down_handler([=](const caf::down_msg& down) {
     auto& xs = self->state.sessions;
     xs.erase(std::remove_if(xs.begin(), xs.end(),
@@ -215,6 +225,14 @@ acceptor(caf::stateful_actor<acceptor_state, caf::io::broker>* self,
     self->quit(msg.reason);
   });
   return {
+      [=](get_atom) -> caf::result<uint16_t> {
+        if (self->state.port == 0)
+          return to_error(
+              make_failure(errc::unavailable, "cannot listen on port " +
+                                                  std::to_string(opts.port) +
+                                                  ": " + self->state.error));
+        return self->state.port;
+      },
       [=](const caf::io::new_connection_msg& msg) {
         auto s = self->fork(session, msg.handle, ctx, opts);
         self->monitor(s);
@@ -227,13 +245,19 @@ acceptor(caf::stateful_actor<acceptor_state, caf::io::broker>* self,
 
 expected<server> start_server(caf::actor_system& sys, context_ptr ctx,
                               server_options opts) {
-  uint16_t port = opts.port;
-  auto acc = sys.middleman().spawn_server(acceptor, port, ctx, opts);
-  if (!acc)
-    return make_failure(errc::unavailable, "cannot listen on port " +
-                                               std::to_string(opts.port) +
-                                               ": " + sys.render(acc.error()));
-  return server{std::move(*acc), port};
+  auto acc = sys.middleman().spawn_broker(acceptor, ctx, opts);
+  caf::scoped_actor self{sys};
+  expected<server> result{make_failure(errc::internal, "no answer")};
+  self->request(acc, caf::infinite, get_atom_v)
+      .receive(
+          [&](uint16_t port) {
+            result = server{acc, port};
+          },
+          [&](caf::error& err) {
+            result = from_error(err);
+            self->send_exit(acc, caf::exit_reason::user_shutdown);
+          });
+  return result;
 }
 
 void stop_server(caf::actor_system& sys, const server& srv) {
