@@ -1011,7 +1011,7 @@ int main(int argc, char** argv) {
                  "write the number of devices to this file once every "
                  "device is registered and online");
   app.add_option("--results-file", opts.results_file,
-                 "append 'DEVICE succeeded|failed EXECUTION' for every "
+                 "write a line 'DEVICE succeeded|failed EXECUTION' for every "
                  "upgrade result the node acknowledged");
   try {
     app.parse(argc, argv);

@@ -1,0 +1,904 @@
+/// End-to-end tests: the real fotad, fotactl and fota-sim binaries as
+/// separate processes on loopback, checked through fotactl's JSON output and
+/// the wire client. These are real processes, so waits poll a condition
+/// with a deadline; no assertion rests on a fixed sleep.
+#include "api/client.hpp"
+#include "api/frame_codec.hpp"
+#include "fota/v1/api.pb.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <poll.h>
+#include <regex>
+#include <set>
+#include <spawn.h>
+#include <sstream>
+#include <string>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+extern char** environ;
+
+namespace {
+
+using namespace fota;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+constexpr auto default_deadline = 60s;
+constexpr auto poll_interval = 50ms;
+constexpr const char* product = "e2e-product";
+constexpr const char* target_version = "2.0.0";
+
+// -- waiting -----------------------------------------------------------------
+
+/// Polls `pred` every 50 ms until it holds or `timeout` passes.
+template <class Pred>
+bool eventually(Pred pred, milliseconds timeout = default_deadline) {
+  auto deadline = steady_clock::now() + timeout;
+  for (;;) {
+    if (pred())
+      return true;
+    if (steady_clock::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(poll_interval);
+  }
+}
+
+// -- files -------------------------------------------------------------------
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in{path, std::ios::binary};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+/// A fresh directory, removed at the end unless the test failed.
+class temp_dir {
+public:
+  temp_dir() {
+    auto base = fs::temp_directory_path() / "fota-e2e.XXXXXX";
+    std::string templ = base.string();
+    if (::mkdtemp(templ.data()) == nullptr)
+      throw std::runtime_error("mkdtemp failed: " +
+                               std::string{std::strerror(errno)});
+    path_ = templ;
+  }
+
+  ~temp_dir() {
+    if (::testing::Test::HasFailure()) {
+      std::fprintf(stderr, "e2e: keeping %s for inspection\n", path_.c_str());
+      return;
+    }
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+
+  temp_dir(const temp_dir&) = delete;
+
+  temp_dir& operator=(const temp_dir&) = delete;
+
+  const fs::path& path() const noexcept { return path_; }
+
+  fs::path operator/(const std::string& name) const { return path_ / name; }
+
+private:
+  fs::path path_;
+};
+
+/// Where fotad, fotactl and fota-sim live: $FOTA_BIN_DIR, which ctest sets,
+/// or the build tree's apps/ next to this test binary.
+fs::path bin_dir() {
+  if (const auto* env = std::getenv("FOTA_BIN_DIR"); env && *env)
+    return env;
+  std::error_code ec;
+  auto self = fs::read_symlink("/proc/self/exe", ec);
+  return self.parent_path().parent_path().parent_path() / "apps";
+}
+
+// -- processes ---------------------------------------------------------------
+
+/// One child process with its stdout and stderr in files. The destructor
+/// kills and reaps a child that is still running.
+class process {
+public:
+  process() = default;
+
+  process(const fs::path& exe, const std::vector<std::string>& args,
+          fs::path out, fs::path err)
+    : out_(std::move(out)), err_(std::move(err)) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, out_.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err_.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    std::vector<std::string> argv_s{exe.string()};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_s)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    auto rc =
+        ::posix_spawn(&pid_, exe.c_str(), &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+      pid_ = -1;
+      throw std::runtime_error("cannot start " + exe.string() + ": " +
+                               std::strerror(rc));
+    }
+  }
+
+  process(process&& other) noexcept
+    : pid_(std::exchange(other.pid_, -1)),
+      status_(std::exchange(other.status_, std::nullopt)),
+      out_(std::move(other.out_)), err_(std::move(other.err_)) {
+    // Nothing else to do.
+  }
+
+  process& operator=(process&& other) noexcept {
+    if (this != &other) {
+      reap();
+      pid_ = std::exchange(other.pid_, -1);
+      status_ = std::exchange(other.status_, std::nullopt);
+      out_ = std::move(other.out_);
+      err_ = std::move(other.err_);
+    }
+    return *this;
+  }
+
+  ~process() { reap(); }
+
+  pid_t pid() const noexcept { return pid_; }
+
+  /// The exit code, or 128 + signal number, once the child has ended.
+  std::optional<int> exit_code() {
+    if (!status_ && pid_ > 0) {
+      int st = 0;
+      auto r = ::waitpid(pid_, &st, WNOHANG);
+      if (r == pid_)
+        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    return status_;
+  }
+
+  bool running() { return pid_ > 0 && !exit_code(); }
+
+  /// Waits up to `timeout` for the child to end.
+  std::optional<int> wait_for(milliseconds timeout) {
+    eventually([&] { return !running(); }, timeout);
+    return exit_code();
+  }
+
+  void signal(int sig) {
+    if (running())
+      ::kill(pid_, sig);
+  }
+
+  /// SIGTERM, then SIGKILL if the child lingers; returns the exit code.
+  int stop(milliseconds grace = 10s) {
+    signal(SIGTERM);
+    if (auto rc = wait_for(grace))
+      return *rc;
+    signal(SIGKILL);
+    return wait_for(10s).value_or(-1);
+  }
+
+  std::string out() const { return slurp(out_); }
+
+  std::string err() const { return slurp(err_); }
+
+private:
+  void reap() {
+    if (pid_ > 0 && !exit_code()) {
+      ::kill(pid_, SIGKILL);
+      int st = 0;
+      ::waitpid(pid_, &st, 0);
+    }
+    pid_ = -1;
+  }
+
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+  fs::path out_;
+  fs::path err_;
+};
+
+/// What a finished command printed and how it ended.
+struct run_result {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+// -- JSON --------------------------------------------------------------------
+
+/// Protobuf's JSON mapping prints 64-bit integers as strings.
+uint64_t as_u64(const json& x) {
+  if (x.is_string())
+    return std::stoull(x.get<std::string>());
+  if (x.is_number())
+    return x.get<uint64_t>();
+  return 0;
+}
+
+/// The counters of a task as printed by `fotactl --json task show`.
+struct counters {
+  uint64_t queued = 0;
+  uint64_t notified = 0;
+  uint64_t in_progress = 0;
+  uint64_t succeeded = 0;
+  uint64_t failed = 0;
+  uint64_t timed_out = 0;
+  uint64_t canceled = 0;
+  uint64_t skipped = 0;
+
+  static counters from(const json& c) {
+    counters x;
+    x.queued = as_u64(c.value("queued", json{}));
+    x.notified = as_u64(c.value("notified", json{}));
+    x.in_progress = as_u64(c.value("in_progress", json{}));
+    x.succeeded = as_u64(c.value("succeeded", json{}));
+    x.failed = as_u64(c.value("failed", json{}));
+    x.timed_out = as_u64(c.value("timed_out", json{}));
+    x.canceled = as_u64(c.value("canceled", json{}));
+    x.skipped = as_u64(c.value("skipped", json{}));
+    return x;
+  }
+
+  static counters from(const v1::ExecutionCounters& c) {
+    return counters{c.queued(), c.notified(),  c.in_progress(), c.succeeded(),
+                    c.failed(), c.timed_out(), c.canceled(),    c.skipped()};
+  }
+};
+
+/// The numbers fota-sim prints in its summary, by label.
+std::map<std::string, uint64_t> parse_summary(const std::string& out) {
+  std::map<std::string, uint64_t> result;
+  static const std::regex line{R"(^  ([a-z -]+?) +(\d+)$)"};
+  std::istringstream in{out};
+  std::string l;
+  bool inside = false;
+  while (std::getline(in, l)) {
+    if (l.rfind("fota-sim summary", 0) == 0)
+      inside = true;
+    std::smatch m;
+    if (inside && std::regex_match(l, m, line))
+      result[m[1]] = std::stoull(m[2]);
+  }
+  return result;
+}
+
+// -- raw sockets -------------------------------------------------------------
+
+/// Connects a plain blocking TCP socket to the node.
+int connect_raw(uint16_t port) {
+  auto cl = client::connect("127.0.0.1", port, 5s);
+  if (!cl)
+    return -1;
+  auto fd = ::dup(cl->fd());
+  auto flags = ::fcntl(fd, F_GETFL, 0);
+  ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  return fd;
+}
+
+bool send_all(int fd, const std::string& bytes) {
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    auto n = ::send(fd, bytes.data() + pos, bytes.size() - pos, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return false;
+    pos += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+/// What the node sent on a raw connection until it closed it.
+struct raw_reply {
+  std::vector<v1::ServerFrame> frames;
+  bool eof = false;
+  std::string error;
+};
+
+/// Reads frames until the node closes the connection or `timeout` passes.
+raw_reply read_until_eof(int fd, milliseconds timeout = 10s) {
+  raw_reply result;
+  frame_decoder decoder;
+  auto deadline = steady_clock::now() + timeout;
+  char buf[4096];
+  for (;;) {
+    auto left = std::chrono::duration_cast<milliseconds>(deadline -
+                                                         steady_clock::now());
+    if (left.count() <= 0) {
+      result.error = "timed out";
+      return result;
+    }
+    pollfd pfd{fd, POLLIN, 0};
+    auto ready = ::poll(&pfd, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR)
+      continue;
+    if (ready <= 0)
+      continue;
+    auto n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && errno == ECONNRESET)
+      n = 0;
+    if (n < 0) {
+      result.error = std::strerror(errno);
+      return result;
+    }
+    if (n == 0) {
+      result.eof = true;
+      return result;
+    }
+    decoder.feed(buf, static_cast<size_t>(n));
+    for (;;) {
+      auto r = decoder.next();
+      if (r.status == decode_status::need_more)
+        break;
+      if (r.status == decode_status::error) {
+        result.error = r.error.message;
+        return result;
+      }
+      v1::ServerFrame frame;
+      if (parse_frame(r.payload, frame)) {
+        result.error = "frame does not parse";
+        return result;
+      }
+      result.frames.push_back(std::move(frame));
+    }
+  }
+}
+
+std::string varint32(uint32_t x) {
+  std::string out;
+  while (x >= 0x80) {
+    out.push_back(static_cast<char>((x & 0x7f) | 0x80));
+    x >>= 7;
+  }
+  out.push_back(static_cast<char>(x));
+  return out;
+}
+
+// -- the fixture -------------------------------------------------------------
+
+/// A temp dir, a fotad in it, and helpers to drive fotactl, fota-sim and the
+/// wire client against that node.
+class E2E : public ::testing::Test {
+protected:
+  /// Starts fotad on `port` (0: any free one) with the data dir `data`, and
+  /// waits for its "listening" line. Fails the test when it does not come,
+  /// unless `may_fail`; a fotad that did not start has exited.
+  process start_node(uint16_t port = 0, bool may_fail = false) {
+    auto n = node_starts_++;
+    auto out = dir_ / ("fotad-" + std::to_string(n) + ".out");
+    auto err = dir_ / ("fotad-" + std::to_string(n) + ".err");
+    process p{bin_dir() / "fotad",
+              {"--data-dir", (dir_ / "data").string(), "--listen",
+               std::to_string(port)},
+              out,
+              err};
+    static const std::regex line{R"(fotad listening on port (\d+))"};
+    std::smatch m;
+    std::string text;
+    auto up = eventually(
+        [&] {
+          text = p.out();
+          return std::regex_search(text, m, line) || !p.running();
+        },
+        30s);
+    if (!up || !std::regex_search(text, m, line)) {
+      if (!may_fail)
+        ADD_FAILURE() << "fotad did not start: " << p.err() << p.out();
+      p.stop();
+      return p;
+    }
+    port_ = static_cast<uint16_t>(std::stoul(m[1]));
+    return p;
+  }
+
+  /// Runs a fotactl command against the node and waits for it.
+  run_result ctl(std::vector<std::string> args) {
+    auto n = ctl_runs_++;
+    auto out = dir_ / ("fotactl-" + std::to_string(n) + ".out");
+    auto err = dir_ / ("fotactl-" + std::to_string(n) + ".err");
+    args.insert(args.begin(), {"--port", std::to_string(port_)});
+    process p{bin_dir() / "fotactl", args, out, err};
+    run_result r;
+    r.code = p.wait_for(60s).value_or(-1);
+    r.out = slurp(out);
+    r.err = slurp(err);
+    std::error_code ec;
+    fs::remove(out, ec);
+    fs::remove(err, ec);
+    return r;
+  }
+
+  /// Runs `fotactl --json ...` and parses what it printed.
+  json ctl_json(std::vector<std::string> args, int expected_code = 0) {
+    args.insert(args.begin(), "--json");
+    auto r = ctl(args);
+    EXPECT_EQ(r.code, expected_code) << r.out << r.err;
+    try {
+      return json::parse(r.out);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "fotactl printed no JSON: " << e.what() << "\n"
+                    << r.out << r.err;
+      return json::object();
+    }
+  }
+
+  void add_firmware(const std::string& version, bool verify) {
+    auto r = ctl({"firmware", "add", "--product", product, "--version", version,
+                  "--url", "https://firmware.example/" + version, "--size",
+                  "4096", "--sha256", std::string(64, 'a')});
+    ASSERT_EQ(r.code, 0) << r.out << r.err;
+    if (verify) {
+      r = ctl(
+          {"firmware", "verify", "--product", product, "--version", version});
+      ASSERT_EQ(r.code, 0) << r.out << r.err;
+    }
+  }
+
+  /// Starts fota-sim against the node with the options every test shares.
+  process start_sim(std::vector<std::string> args) {
+    std::vector<std::string> all{
+        "--port",         std::to_string(port_),
+        "--product",      product,
+        "--versions",     "1.0.0:60,1.1.0:30,0.9.0:10",
+        "--ready-file",   (dir_ / "sim.ready").string(),
+        "--results-file", (dir_ / "sim.results").string()};
+    all.insert(all.end(), args.begin(), args.end());
+    return process{bin_dir() / "fota-sim", all, dir_ / "sim.out",
+                   dir_ / "sim.err"};
+  }
+
+  /// Waits for the sim's ready file; returns the device count it holds.
+  uint64_t wait_sim_ready(process& sim) {
+    auto path = dir_ / "sim.ready";
+    auto ready = eventually([&] { return fs::exists(path) || !sim.running(); },
+                            default_deadline);
+    if (!ready || !fs::exists(path)) {
+      ADD_FAILURE() << "fota-sim did not get ready: " << sim.err();
+      return 0;
+    }
+    return std::stoull(slurp(path));
+  }
+
+  /// Creates the rollout: 1.0.0 and 1.1.0 to 2.0.0, snapshot, all devices,
+  /// cloud push. Returns the task id.
+  uint64_t create_rollout() {
+    auto task = ctl_json({"task", "create", "--product", product, "--target",
+                          target_version, "--source", "1.0.0", "--source",
+                          "1.1.0", "--strategy", "snapshot", "--scope", "all",
+                          "--method", "cloud-push", "--name", "e2e-rollout"});
+    return as_u64(task.value("task_id", json{}));
+  }
+
+  /// Polls `fotactl --json task show` until the task is COMPLETED.
+  json wait_completed(uint64_t task, milliseconds timeout = default_deadline) {
+    json shown;
+    auto done = eventually(
+        [&] {
+          auto r = ctl({"--json", "task", "show", std::to_string(task)});
+          if (r.code != 0)
+            return false;
+          shown = json::parse(r.out, nullptr, false);
+          return shown.is_object() &&
+                 shown.value("status", "") == "TASK_STATUS_COMPLETED";
+        },
+        timeout);
+    EXPECT_TRUE(done) << "task " << task
+                      << " did not complete: " << shown.dump(1);
+    return shown;
+  }
+
+  /// An operator connection to the node.
+  std::optional<client> operator_client() {
+    auto cl = client::connect("127.0.0.1", port_, 5s);
+    if (!cl) {
+      ADD_FAILURE() << cl.error().message;
+      return std::nullopt;
+    }
+    auto hello = cl->hello("operator-token", "e2e");
+    if (!hello || hello->status() != v1::STATUS_CODE_OK) {
+      ADD_FAILURE() << "operator hello failed";
+      return std::nullopt;
+    }
+    return std::move(*cl);
+  }
+
+  /// Every device of the product, through all pages of ListDevices.
+  std::vector<v1::Device> list_devices(client& cl,
+                                       const std::string& version = "") {
+    std::vector<v1::Device> result;
+    std::string token;
+    for (;;) {
+      v1::ClientFrame f;
+      auto* x = f.mutable_list_devices();
+      x->set_product_key(product);
+      x->set_version(version);
+      x->set_page_size(1000);
+      x->set_page_token(token);
+      auto r = cl.call(f);
+      if (!r || r->status() != v1::STATUS_CODE_OK) {
+        ADD_FAILURE() << "ListDevices failed";
+        return result;
+      }
+      for (const auto& d : r->device_list().devices())
+        result.push_back(d);
+      token = r->device_list().next_page_token();
+      if (token.empty())
+        return result;
+    }
+  }
+
+  /// The device keys on the task's source versions, as the node sees them.
+  std::set<std::string> devices_on_sources(client& cl) {
+    std::set<std::string> keys;
+    for (const auto* v : {"1.0.0", "1.1.0"})
+      for (const auto& d : list_devices(cl, v))
+        keys.insert(d.device_key());
+    return keys;
+  }
+
+  /// The executions of `task` in `state`, through every page of
+  /// `fotactl --json task details`.
+  std::vector<json> details(uint64_t task, const std::string& state,
+                            uint32_t page_size) {
+    std::vector<json> result;
+    uint64_t token = 0;
+    for (int pages = 0; pages < 10000; ++pages) {
+      std::vector<std::string> args{
+          "task", "details",     std::to_string(task),     "--state",
+          state,  "--page-size", std::to_string(page_size)};
+      if (token != 0) {
+        args.emplace_back("--page-token");
+        args.emplace_back(std::to_string(token));
+      }
+      auto page = ctl_json(args);
+      for (const auto& e : page.value("executions", json::array()))
+        result.push_back(e);
+      token = as_u64(page.value("next_page_token", json{}));
+      if (token == 0)
+        return result;
+    }
+    ADD_FAILURE() << "task details never ran out of pages";
+    return result;
+  }
+
+  temp_dir dir_;
+  uint16_t port_ = 0;
+  int node_starts_ = 0;
+  int ctl_runs_ = 0;
+};
+
+// -- rollouts ----------------------------------------------------------------
+
+TEST_F(E2E, DemoRolloutCompletes) {
+  auto node = start_node();
+  ASSERT_NE(port_, 0);
+  add_firmware(target_version, true);
+  auto sim = start_sim({"--devices", "2000", "--duration-ms", "20-200",
+                        "--start-delay-ms", "0-20", "--failure-rate", "0.1",
+                        "--seed", "42", "--exit-when-idle", "1"});
+  ASSERT_EQ(wait_sim_ready(sim), 2000u);
+  auto cl = operator_client();
+  ASSERT_TRUE(cl);
+  auto on_sources = devices_on_sources(*cl);
+  ASSERT_GT(on_sources.size(), 0u);
+  ASSERT_LT(on_sources.size(), 2000u) << "the mix includes 0.9.0 devices";
+
+  auto task = create_rollout();
+  ASSERT_NE(task, 0u);
+  auto shown = wait_completed(task);
+  auto c = counters::from(shown.value("counters", json::object()));
+  EXPECT_EQ(c.succeeded + c.failed, on_sources.size());
+  EXPECT_GT(c.failed, 0u);
+  EXPECT_EQ(c.timed_out + c.canceled + c.skipped, 0u);
+
+  auto failed = details(task, "failed", 1000);
+  EXPECT_EQ(failed.size(), c.failed);
+  for (const auto& e : failed) {
+    EXPECT_EQ(e.value("state", ""), "EXECUTION_STATE_FAILED");
+    EXPECT_EQ(e.value("failure_code", ""), "E_FLASH") << e.dump();
+    EXPECT_NE(e.value("failure_text", ""), "") << e.dump();
+  }
+
+  // The sim stops by itself once idle; its summary agrees with the node.
+  auto rc = sim.wait_for(default_deadline);
+  ASSERT_TRUE(rc) << "fota-sim did not stop: " << sim.err();
+  EXPECT_EQ(*rc, 0) << sim.err();
+  auto summary = parse_summary(sim.out());
+  EXPECT_EQ(summary["succeeded"], c.succeeded) << sim.out();
+  EXPECT_EQ(summary["failed"], c.failed) << sim.out();
+  EXPECT_EQ(summary["error responses"], 0u) << sim.err();
+  EXPECT_EQ(summary["pushes received"], on_sources.size());
+}
+
+TEST_F(E2E, KillNineMidRolloutLosesNothing) {
+  auto node = start_node();
+  ASSERT_NE(port_, 0);
+  auto port = port_;
+  add_firmware(target_version, true);
+  auto sim =
+      start_sim({"--devices", "3000", "--duration-ms", "500-3000",
+                 "--start-delay-ms", "0-100", "--failure-rate", "0.1", "--seed",
+                 "7", "--exit-when-idle", "2", "--reconnect-seconds", "120"});
+  ASSERT_EQ(wait_sim_ready(sim), 3000u);
+  std::set<std::string> enrolled;
+  {
+    auto cl = operator_client();
+    ASSERT_TRUE(cl);
+    enrolled = devices_on_sources(*cl);
+  }
+  ASSERT_GT(enrolled.size(), 1000u);
+  auto task = create_rollout();
+  ASSERT_NE(task, 0u);
+
+  // Kill the node when roughly 30-60% have succeeded.
+  {
+    auto cl = operator_client();
+    ASSERT_TRUE(cl);
+    uint64_t succeeded = 0;
+    auto reached = eventually([&] {
+      v1::ClientFrame f;
+      f.mutable_get_task()->set_task_id(task);
+      auto r = cl->call(f);
+      if (!r || r->status() != v1::STATUS_CODE_OK)
+        return false;
+      succeeded = r->task().counters().succeeded();
+      return succeeded * 100 >= enrolled.size() * 30;
+    });
+    ASSERT_TRUE(reached) << "only " << succeeded << " succeeded";
+    EXPECT_LE(succeeded * 100, enrolled.size() * 60);
+  }
+  node.signal(SIGKILL);
+  ASSERT_TRUE(node.wait_for(10s));
+
+  // Every success the node acknowledged before it died: the sim logs
+  // results as acknowledgements arrive, and none can arrive once it has
+  // noticed the broken connection.
+  ASSERT_TRUE(eventually([&] {
+    return sim.err().find("connection lost") != std::string::npos;
+  })) << sim.err();
+  std::set<std::string> acked_successes;
+  {
+    std::istringstream in{slurp(dir_ / "sim.results")};
+    std::string key, result, execution;
+    while (in >> key >> result >> execution)
+      if (result == "succeeded")
+        acked_successes.insert(key);
+  }
+  EXPECT_GT(acked_successes.size(), 0u);
+
+  // Restart on the same data dir and port. A port still held by the dead
+  // node's connections may refuse a bind for a while; try again until the
+  // deadline.
+  auto restarted = steady_clock::now();
+  std::string refusals;
+  ASSERT_TRUE(eventually(
+      [&] {
+        node = start_node(port, true);
+        if (node.running())
+          return true;
+        refusals = node.err();
+        return false;
+      },
+      90s))
+      << refusals;
+  auto rebind_ms =
+      std::chrono::duration_cast<milliseconds>(steady_clock::now() - restarted)
+          .count();
+  if (!refusals.empty())
+    std::fprintf(stderr,
+                 "e2e: fotad could bind port %u again only after "
+                 "%lld ms: %s",
+                 port, static_cast<long long>(rebind_ms), refusals.c_str());
+  ASSERT_EQ(port_, port);
+  ASSERT_TRUE(eventually([&] {
+    return sim.err().find("reconnected after") != std::string::npos;
+  })) << sim.err();
+
+  auto shown = wait_completed(task);
+  auto c = counters::from(shown.value("counters", json::object()));
+  EXPECT_EQ(c.succeeded + c.failed, enrolled.size());
+  EXPECT_EQ(c.queued + c.notified + c.in_progress + c.timed_out + c.canceled +
+                c.skipped,
+            0u);
+
+  // Each enrolled device is in exactly one of the two result lists.
+  std::map<std::string, int> finished;
+  std::set<std::string> succeeded;
+  for (const auto& e : details(task, "succeeded", 700)) {
+    ++finished[e.value("device_key", "")];
+    succeeded.insert(e.value("device_key", ""));
+  }
+  for (const auto& e : details(task, "failed", 700))
+    ++finished[e.value("device_key", "")];
+  std::vector<std::string> missing, twice, stranger;
+  for (const auto& key : enrolled)
+    if (finished.count(key) == 0)
+      missing.push_back(key);
+  for (const auto& [key, n] : finished) {
+    if (n > 1)
+      twice.push_back(key);
+    if (enrolled.count(key) == 0)
+      stranger.push_back(key);
+  }
+  EXPECT_EQ(missing, std::vector<std::string>{}) << "enrolled, never finished";
+  EXPECT_EQ(twice, std::vector<std::string>{}) << "finished more than once";
+  EXPECT_EQ(stranger, std::vector<std::string>{}) << "finished, not enrolled";
+
+  // A success acknowledged before the kill is still a success.
+  std::vector<std::string> lost;
+  for (const auto& key : acked_successes)
+    if (succeeded.count(key) == 0)
+      lost.push_back(key);
+  EXPECT_EQ(lost, std::vector<std::string>{})
+      << "acknowledged successes that are not SUCCEEDED";
+
+  // No device is left in an upgrade.
+  {
+    auto cl = operator_client();
+    ASSERT_TRUE(cl);
+    auto devices = list_devices(*cl);
+    EXPECT_EQ(devices.size(), 3000u);
+    std::vector<std::string> busy;
+    for (const auto& d : devices)
+      if (d.active_execution_id() != 0)
+        busy.push_back(d.device_key());
+    EXPECT_EQ(busy, std::vector<std::string>{}) << "devices still upgrading";
+  }
+
+  // The sim counted every result once, as the node did.
+  auto rc = sim.wait_for(default_deadline);
+  ASSERT_TRUE(rc) << "fota-sim did not stop: " << sim.err();
+  EXPECT_EQ(*rc, 0) << sim.err();
+  auto summary = parse_summary(sim.out());
+  std::fprintf(
+      stderr,
+      "e2e: killed at %zu acknowledged successes; fota-sim re-sent "
+      "%llu reports (%llu stale), got %llu error responses\n",
+      acked_successes.size(),
+      static_cast<unsigned long long>(summary["reports re-sent"]),
+      static_cast<unsigned long long>(summary["stale re-sent reports"]),
+      static_cast<unsigned long long>(summary["error responses"]));
+  std::fprintf(stderr, "%s", sim.err().c_str());
+  EXPECT_EQ(summary["succeeded"], c.succeeded) << sim.out() << sim.err();
+  EXPECT_EQ(summary["failed"], c.failed) << sim.out() << sim.err();
+  EXPECT_EQ(summary["reconnects"], 1u);
+}
+
+// -- the wire ----------------------------------------------------------------
+
+TEST_F(E2E, MalformedFrameGetsErrorAndClose) {
+  auto node = start_node();
+  ASSERT_NE(port_, 0);
+  auto good = operator_client();
+  ASSERT_TRUE(good);
+  auto fd = connect_raw(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd, varint32(10) + std::string(10, '\xff')));
+  auto reply = read_until_eof(fd);
+  ::close(fd);
+  ASSERT_TRUE(reply.error.empty()) << reply.error;
+  ASSERT_EQ(reply.frames.size(), 1u);
+  ASSERT_TRUE(reply.frames[0].has_response());
+  EXPECT_EQ(reply.frames[0].response().status(),
+            v1::STATUS_CODE_INVALID_ARGUMENT);
+  EXPECT_NE(reply.frames[0].response().message(), "");
+  EXPECT_TRUE(reply.eof);
+
+  v1::ClientFrame f;
+  f.mutable_list_tasks();
+  auto r = good->call(f, 10s);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->status(), v1::STATUS_CODE_OK) << r->message();
+}
+
+TEST_F(E2E, OversizedFrameGetsErrorAndClose) {
+  auto node = start_node();
+  ASSERT_NE(port_, 0);
+  auto fd = connect_raw(port_);
+  ASSERT_GE(fd, 0);
+  constexpr uint32_t size = 64u << 20;
+  ASSERT_TRUE(send_all(fd, varint32(size) + std::string(100, 'x')));
+  auto reply = read_until_eof(fd);
+  ::close(fd);
+  ASSERT_TRUE(reply.error.empty()) << reply.error;
+  ASSERT_EQ(reply.frames.size(), 1u);
+  ASSERT_TRUE(reply.frames[0].has_response());
+  const auto& res = reply.frames[0].response();
+  EXPECT_EQ(res.status(), v1::STATUS_CODE_RESOURCE_EXHAUSTED);
+  EXPECT_NE(res.message().find(std::to_string(size)), std::string::npos)
+      << res.message();
+  EXPECT_TRUE(reply.eof);
+
+  auto r = ctl({"--json", "task", "list"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+}
+
+TEST_F(E2E, WrongTokenIsUnauthenticated) {
+  auto node = start_node();
+  ASSERT_NE(port_, 0);
+  auto cl = client::connect("127.0.0.1", port_, 5s);
+  ASSERT_TRUE(cl);
+  auto hello = cl->hello("not-a-token", "e2e");
+  ASSERT_TRUE(hello) << hello.error().message;
+  EXPECT_EQ(hello->status(), v1::STATUS_CODE_UNAUTHENTICATED);
+  EXPECT_NE(hello->message(), "");
+  v1::ClientFrame f;
+  f.mutable_list_tasks();
+  auto r = cl->call(f, 10s);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->status(), v1::STATUS_CODE_UNAUTHENTICATED);
+
+  auto listed = ctl({"--json", "task", "list"});
+  EXPECT_EQ(listed.code, 0) << listed.out << listed.err;
+}
+
+// -- fotactl -----------------------------------------------------------------
+
+TEST_F(E2E, UnknownTaskIdIsNotFound) {
+  auto node = start_node();
+  ASSERT_NE(port_, 0);
+  auto r = ctl({"task", "show", "999"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("NOT_FOUND"), std::string::npos) << r.err;
+  auto j = ctl_json({"task", "show", "999"}, 1);
+  EXPECT_EQ(j.value("status", ""), "NOT_FOUND") << j.dump();
+  EXPECT_NE(j.value("message", ""), "");
+}
+
+TEST_F(E2E, InvalidTaskSpecIsRefusedAndWritesNothing) {
+  auto node = start_node();
+  ASSERT_NE(port_, 0);
+  add_firmware(target_version, false);
+  auto unverified = ctl_json({"task", "create", "--product", product,
+                              "--target", target_version, "--source", "1.0.0"},
+                             1);
+  EXPECT_EQ(unverified.value("status", ""), "FAILED_PRECONDITION")
+      << unverified.dump();
+
+  auto verify = ctl({"firmware", "verify", "--product", product, "--version",
+                     target_version});
+  ASSERT_EQ(verify.code, 0) << verify.out << verify.err;
+  auto same = ctl_json({"task", "create", "--product", product, "--target",
+                        target_version, "--source", target_version},
+                       1);
+  EXPECT_EQ(same.value("status", ""), "INVALID_ARGUMENT") << same.dump();
+  EXPECT_NE(same.value("message", "").find("source_versions"),
+            std::string::npos)
+      << same.dump();
+
+  auto tasks = ctl_json({"task", "list"});
+  EXPECT_TRUE(tasks.value("tasks", json::array()).empty()) << tasks.dump();
+}
+
+} // namespace
