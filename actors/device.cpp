@@ -20,11 +20,11 @@ std::string busy_reason(const device_state& d) {
 
 /// Applies `events`, tells fleet and task about a new version, and replies
 /// with the device once durable.
-caf::result<std::string> commit(self_ptr self, expected<event_list> decided) {
+caf::result<std::string> commit(self_ptr self, expected<event_list> decided,
+                                bool reports_version = false) {
   if (!decided)
     return to_error(decided.error());
   auto& st = self->state;
-  auto old_version = st.device.version;
   bool indexed_change = false;
   for (const auto& e : *decided) {
     apply(st.device, e);
@@ -35,14 +35,16 @@ caf::result<std::string> commit(self_ptr self, expected<event_list> decided) {
   auto rp = self->make_response_promise();
   auto new_version = st.device.version;
   persist(self, *st.ctx, *decided, rp,
-          [self, old_version, new_version,
-           indexed_change](caf::response_promise& rp) {
+          [self, new_version, indexed_change,
+           reports_version](caf::response_promise& rp) {
             auto& st = self->state;
             if (indexed_change)
               self->send(st.ctx->fleet, changed_atom_v,
                          st.device.to_proto().SerializeAsString());
-            if (old_version != new_version && st.device.active_execution != 0 &&
-                st.task)
+            // Every report counts while an upgrade is under way, even an
+            // unchanged version: the task may not have heard it before a
+            // crash.
+            if (reports_version && st.device.active_execution != 0 && st.task)
               self->send(st.task, version_atom_v, st.device.active_execution,
                          new_version);
             v1::Response r;
@@ -75,13 +77,13 @@ caf::behavior device_actor(self_ptr self, context_ptr ctx,
           v1::RegisterDevice req;
           if (!parse_body(cmd, req))
             break;
-          return commit(self, decide(&st.device, req, now));
+          return commit(self, decide(&st.device, req, now), true);
         }
         case v1::ClientFrame::kReportVersion: {
           v1::ReportVersion req;
           if (!parse_body(cmd, req))
             break;
-          return commit(self, decide(st.device, req, now));
+          return commit(self, decide(st.device, req, now), true);
         }
         case v1::ClientFrame::kDeviceOnline: {
           v1::DeviceOnline req;
@@ -168,8 +170,13 @@ caf::behavior device_actor(self_ptr self, context_ptr ctx,
         if (st.device.active_execution != 0 &&
             st.device.active_execution != execution)
           return busy_reason(st.device);
+        bool rebind = st.device.active_execution == execution;
         st.device.active_execution = execution;
         st.task = task;
+        // After a restart: the device may already run the target version,
+        // reported before a crash that the task never heard of.
+        if (rebind)
+          self->send(task, version_atom_v, execution, st.device.version);
         return std::string{};
       },
       [=](claim_atom, uint64_t provisional, uint64_t execution,

@@ -101,8 +101,17 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
       start->devices.push_back(
           i == w.device_index.end() ? caf::actor{} : device_actors[i->second]);
     }
+    std::vector<std::pair<caf::actor, uint64_t>> held;
+    for (uint64_t s = 1; s <= t.executions.size(); ++s)
+      if (t.holds_device(t.executions[s - 1]) && start->devices[s - 1])
+        held.emplace_back(start->devices[s - 1], (id << 32) | s);
     start->recovered = std::move(t);
-    tasks.emplace(id, sys.spawn(task_actor, n->ctx_, start));
+    auto task = sys.spawn(task_actor, n->ctx_, start);
+    // Bind each held device to its task now, before any session can send a
+    // report for it.
+    for (auto& [device, execution] : held)
+      caf::anon_send(device, claim_atom_v, execution, task);
+    tasks.emplace(id, std::move(task));
   }
   std::vector<std::pair<device_state, caf::actor>> fleet_devices;
   fleet_devices.reserve(w.devices.size());

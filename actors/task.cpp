@@ -637,15 +637,11 @@ void recover(self_ptr self, std::shared_ptr<task_start> start) {
             },
             [](caf::error&) {});
   }
-  auto me = caf::actor_cast<caf::actor>(self);
+  // node::start binds the held devices back to this task.
   for (uint64_t s = 1; s <= st.task.executions.size(); ++s) {
     const auto& x = st.task.executions[s - 1];
     if (!st.task.holds_device(x) || !st.devices[s - 1])
       continue;
-    // Binds the device back to this task; it already holds the execution.
-    self->request(st.devices[s - 1], caf::infinite, claim_atom_v,
-                  execution_of(st.task, s), me)
-        .then([](const std::string&) {}, [](caf::error&) {});
     if (x.state == v1::EXECUTION_STATE_QUEUED && !finished)
       st.ready.insert(s);
     track(self, s);

@@ -38,6 +38,8 @@ void respond(session_broker* self, uint64_t request_id,
 
 /// Answers with `err` and closes the connection: the stream cannot be
 /// trusted after a framing error.
+void release_devices(session_broker* self);
+
 void fail_and_close(session_broker* self, const failure& err) {
   auto& st = self->state;
   if (st.closing)
@@ -46,6 +48,9 @@ void fail_and_close(session_broker* self, const failure& err) {
   respond(self, 0, error_response(err));
   st.closing = true;
   self->close(st.hdl);
+  // close() sends no connection_closed_msg: end the session here.
+  release_devices(self);
+  self->quit();
 }
 
 /// Takes devices offline that this session brought online.

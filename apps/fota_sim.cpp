@@ -93,10 +93,21 @@ struct sim_options {
   std::string ready_file;
   /// Gets one line per upgrade result the node acknowledged.
   std::string results_file;
+  /// Device-request mode: devices ask for their upgrade (RequestUpgrade) and
+  /// confirm an offer (ConfirmUpgrade) instead of waiting for pushes.
+  bool request_mode = false;
+  std::string request_every = "500-2000";
+  /// Requests answered "no upgrade" before a device stops asking.
+  uint32_t request_attempts = 5;
+  /// Share of devices that go offline and come back, again and again.
+  double churn = 0;
+  std::string churn_period = "2000-8000";
   // Parsed from the strings above.
   std::vector<version_weight> version_mix;
   ms_range duration_ms;
   ms_range start_delay_ms;
+  ms_range request_every_ms;
+  ms_range churn_ms;
 };
 
 /// Thrown for an option value that does not parse; names the option.
@@ -211,6 +222,8 @@ struct device_state {
   outcome result = outcome::none;
   /// Whether `result` is in the summary's counters.
   bool counted = false;
+  /// Device-request mode: "no upgrade" answers in a row.
+  uint8_t refused = 0;
 };
 
 /// What a request or a timer does.
@@ -221,6 +234,9 @@ enum class action : uint8_t {
   progress,
   report_version,
   report_failure,
+  request_upgrade,
+  confirm_upgrade,
+  device_offline,
 };
 
 const char* name_of(action x) {
@@ -237,6 +253,12 @@ const char* name_of(action x) {
     return "ReportVersion";
   case action::report_failure:
     return "ReportFailure";
+  case action::request_upgrade:
+    return "RequestUpgrade";
+  case action::confirm_upgrade:
+    return "ConfirmUpgrade";
+  case action::device_offline:
+    return "DeviceOffline";
   }
   return "?";
 }
@@ -278,6 +300,9 @@ struct stats {
   uint64_t registered = 0;
   uint64_t online = 0;
   uint64_t pushes = 0;
+  uint64_t offers = 0;
+  uint64_t no_upgrade = 0;
+  uint64_t went_offline = 0;
   uint64_t duplicates = 0;
   uint64_t cancel_pushes = 0;
   uint64_t canceled = 0;
@@ -424,8 +449,21 @@ private:
 
   static bool upgrading(phase x) { return x != phase::idle; }
 
+  /// Whether an unanswered request goes out again after a reconnect.
   static bool is_report(action x) {
-    return x != action::register_device && x != action::device_online;
+    return x != action::register_device && x != action::device_online &&
+           x != action::request_upgrade && x != action::device_offline;
+  }
+
+  /// Timers that belong to an upgrade (not to churn).
+  static bool is_upgrade_step(action x) {
+    return x != action::device_offline && x != action::device_online;
+  }
+
+  /// Whether `device` is one of the devices that go offline now and then.
+  bool churns(uint32_t device) const {
+    return opts_.churn > 0 &&
+           (device * 2654435761u % 10000) < opts_.churn * 10000;
   }
 
   // -- connection ------------------------------------------------------------
@@ -564,7 +602,16 @@ private:
       x->set_device_key(key);
       break;
     }
+    case action::confirm_upgrade:
     case action::confirm:
+      if (opts_.request_mode) {
+        auto* x = f.mutable_confirm_upgrade();
+        x->set_product_key(opts_.product);
+        x->set_device_key(key);
+        x->set_execution_id(d.execution_id);
+        break;
+      }
+      [[fallthrough]];
     case action::progress: {
       auto* x = f.mutable_report_progress();
       x->set_product_key(opts_.product);
@@ -579,6 +626,18 @@ private:
       x->set_product_key(opts_.product);
       x->set_device_key(key);
       x->set_version(versions_[d.firmware]);
+      break;
+    }
+    case action::request_upgrade: {
+      auto* x = f.mutable_request_upgrade();
+      x->set_product_key(opts_.product);
+      x->set_device_key(key);
+      break;
+    }
+    case action::device_offline: {
+      auto* x = f.mutable_device_offline();
+      x->set_product_key(opts_.product);
+      x->set_device_key(key);
       break;
     }
     case action::report_failure: {
@@ -602,6 +661,14 @@ private:
 
   void schedule(sim_time due, uint32_t device, action what, uint32_t rest = 0) {
     timers_.push(timer{due, device, devices_[device].generation, rest, what});
+    if (is_upgrade_step(what))
+      ++upgrade_timers_;
+  }
+
+  /// Device-request mode: the device asks again after a while.
+  void schedule_request(sim_time t, uint32_t device) {
+    schedule(t + random_in(opts_.request_every_ms), device,
+             action::request_upgrade);
   }
 
   /// Moves due upgrade steps to the ready queue and advances the devices.
@@ -611,8 +678,29 @@ private:
     while (!timers_.empty() && timers_.top().due <= t) {
       auto tm = timers_.top();
       timers_.pop();
+      if (is_upgrade_step(tm.what))
+        --upgrade_timers_;
       auto& d = devices_[tm.device];
+      // Churn: offline and back, only while the device is not upgrading.
+      if (tm.what == action::device_offline) {
+        if (d.conn != link::online)
+          continue;
+        if (upgrading(d.state))
+          schedule(t + random_in(opts_.churn_ms), tm.device,
+                   action::device_offline);
+        else
+          ready_.push_back(job{tm.device, d.generation, tm.what, false});
+        continue;
+      }
+      if (tm.what == action::device_online) {
+        if (d.conn == link::offline)
+          online_queue_.push_back(tm.device);
+        continue;
+      }
       if (d.generation != tm.generation)
+        continue;
+      if (tm.what == action::request_upgrade &&
+          (d.conn != link::online || upgrading(d.state)))
         continue;
       ready_.push_back(job{tm.device, tm.generation, tm.what, false});
       switch (tm.what) {
@@ -644,6 +732,8 @@ private:
         --active_;
         ++stats_.finished;
         stats_.upgrade_ms_total += static_cast<uint64_t>(t - d.pushed_at);
+        if (opts_.request_mode && d.result == outcome::failed)
+          schedule_request(t, tm.device); // A retry may be offered.
         break;
       default:
         break;
@@ -709,9 +799,34 @@ private:
         d.conn = link::online;
         if (++stats_.online == devices_.size())
           write_ready_file();
+        auto t = now();
+        if (opts_.request_mode && !upgrading(d.state) &&
+            d.result != outcome::succeeded &&
+            d.refused < opts_.request_attempts)
+          schedule_request(t, p.device);
+        if (churns(p.device))
+          schedule(t + random_in(opts_.churn_ms), p.device,
+                   action::device_offline);
         return;
       }
       d.conn = link::offline;
+      break;
+    case action::device_offline:
+      if (ok) {
+        d.conn = link::offline;
+        --stats_.online;
+        ++stats_.went_offline;
+        schedule(now() + random_in(opts_.churn_ms), p.device,
+                 action::device_online);
+        return;
+      }
+      break;
+    case action::request_upgrade:
+      if (ok) {
+        on_offer(p.device, r.offer(), now());
+        return;
+      }
+      schedule_request(now(), p.device);
       break;
     case action::report_version:
       if (ok) {
@@ -779,17 +894,43 @@ private:
                              true});
       return;
     }
+    begin_upgrade(index, p.execution_id(), p.attempt(), p.firmware(), t);
+  }
+
+  /// Starts an upgrade pushed or offered to the device.
+  void begin_upgrade(uint32_t index, uint64_t execution, uint32_t attempt,
+                     const v1::Firmware& fw, sim_time t) {
+    auto& d = devices_[index];
     if (!upgrading(d.state))
       ++active_;
-    d.execution_id = p.execution_id();
-    d.attempt = p.attempt();
+    d.execution_id = execution;
+    d.attempt = attempt;
     ++d.generation;
     d.pushed_at = static_cast<uint32_t>(t);
-    d.firmware = target_ ? *target_ : intern(p.firmware().version());
+    d.firmware = target_ ? *target_ : intern(fw.version());
     d.state = phase::starting;
     d.result = outcome::none;
     d.counted = false;
+    d.refused = 0;
     schedule(t + random_in(opts_.start_delay_ms), index, action::confirm);
+  }
+
+  /// Device-request mode: the node answered a RequestUpgrade.
+  void on_offer(uint32_t index, const v1::UpgradeOffer& offer, sim_time t) {
+    auto& d = devices_[index];
+    if (!offer.available()) {
+      ++stats_.no_upgrade;
+      if (++d.refused < opts_.request_attempts &&
+          d.result != outcome::succeeded)
+        schedule_request(t, index);
+      return;
+    }
+    ++stats_.offers;
+    if (d.execution_id == offer.execution_id() &&
+        d.attempt >= offer.attempt() && upgrading(d.state))
+      return; // The same offer again; the upgrade is under way.
+    begin_upgrade(index, offer.execution_id(), offer.attempt(),
+                  offer.firmware(), t);
   }
 
   void on_cancel(const v1::CancelPush& p) {
@@ -841,8 +982,9 @@ private:
   /// Idle: connected, at least one upgrade seen, all of them finished and
   /// acknowledged, and nothing received for `--exit-when-idle` seconds.
   bool idle_for(sim_time t) const {
-    if (opts_.exit_when_idle <= 0 || !connected_ || stats_.pushes == 0 ||
-        active_ > 0 || !pending_.empty() || has_work() || !timers_.empty())
+    if (opts_.exit_when_idle <= 0 || !connected_ ||
+        stats_.pushes + stats_.offers == 0 || active_ > 0 ||
+        !pending_.empty() || has_work() || upgrade_timers_ > 0)
       return false;
     return static_cast<double>(t - last_activity_) >=
            opts_.exit_when_idle * 1000;
@@ -901,6 +1043,9 @@ private:
                "  registered               {}\n"
                "  online                   {}\n"
                "  pushes received          {}\n"
+               "  offers received          {}\n"
+               "  no-upgrade answers       {}\n"
+               "  went offline (churn)     {}\n"
                "  duplicate pushes         {}\n"
                "  cancel pushes            {}\n"
                "  upgrades canceled        {}\n"
@@ -913,7 +1058,8 @@ private:
                "  mean upgrade time        {}\n"
                "  elapsed                  {:.1f} s\n",
                opts_.seed, devices_.size(), stats_.registered, stats_.online,
-               stats_.pushes, stats_.duplicates, stats_.cancel_pushes,
+               stats_.pushes, stats_.offers, stats_.no_upgrade,
+               stats_.went_offline, stats_.duplicates, stats_.cancel_pushes,
                stats_.canceled, stats_.succeeded, stats_.failed, stats_.errors,
                stats_.reconnects, stats_.resent, stats_.stale, mean,
                now() / 1000.0);
@@ -939,6 +1085,8 @@ private:
   /// The version a successful upgrade reports, when fixed by --target.
   std::optional<uint16_t> target_;
   std::priority_queue<timer, std::vector<timer>, std::greater<>> timers_;
+  /// Timers in `timers_` that belong to upgrades rather than churn.
+  uint64_t upgrade_timers_ = 0;
   std::deque<job> ready_;
   std::deque<uint32_t> online_queue_;
   uint32_t next_register_ = 0;
@@ -1013,11 +1161,33 @@ int main(int argc, char** argv) {
   app.add_option("--results-file", opts.results_file,
                  "write a line 'DEVICE succeeded|failed EXECUTION' for every "
                  "upgrade result the node acknowledged");
+  app.add_flag("--request", opts.request_mode,
+               "device-request mode: devices ask for their upgrade and "
+               "confirm the offer, instead of waiting for pushes");
+  app.add_option("--request-every-ms", opts.request_every,
+                 "pause between a device's upgrade requests, MIN-MAX")
+      ->capture_default_str();
+  app.add_option("--request-attempts", opts.request_attempts,
+                 "'no upgrade' answers before a device stops asking")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1000u));
+  app.add_option("--churn", opts.churn,
+                 "share of devices that go offline and come back again and "
+                 "again (0-1)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--churn-ms", opts.churn_period,
+                 "time a churning device stays online, and then offline, "
+                 "MIN-MAX")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
     opts.version_mix = parse_versions(opts.versions);
     opts.duration_ms = parse_range("--duration-ms", opts.duration);
     opts.start_delay_ms = parse_range("--start-delay-ms", opts.start_delay);
+    opts.request_every_ms =
+        parse_range("--request-every-ms", opts.request_every);
+    opts.churn_ms = parse_range("--churn-ms", opts.churn_period);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {

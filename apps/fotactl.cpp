@@ -768,10 +768,12 @@ v1::TaskSpec build_task_spec(const options& o) {
   }
   spec.set_method(o.method == "device-request" ? v1::METHOD_DEVICE_REQUEST
                                                : v1::METHOD_CLOUD_PUSH);
-  auto* schedule = spec.mutable_schedule();
-  schedule->set_time_zone(o.time_zone);
-  for (const auto& w : o.windows)
-    *schedule->add_windows() = parse_window("--window", w);
+  if (!o.time_zone.empty() || !o.windows.empty()) {
+    auto* schedule = spec.mutable_schedule();
+    schedule->set_time_zone(o.time_zone);
+    for (const auto& w : o.windows)
+      *schedule->add_windows() = parse_window("--window", w);
+  }
   if (!o.rate.empty())
     spec.mutable_rate()->set_max_per_minute(
         static_cast<uint32_t>(parse_uint("--rate", o.rate, UINT32_MAX)));

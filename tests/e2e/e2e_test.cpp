@@ -391,7 +391,7 @@ std::string varint32(uint32_t x) {
 /// wire client against that node.
 class E2E : public ::testing::Test {
 protected:
-  /// Starts fotad on `port` (0: any free one) with the data dir `data`, and
+  /// Starts fotad on `port` (0: any free one) on the test's data dir, and
   /// waits for its "listening" line. Fails the test when it does not come,
   /// unless `may_fail`; a fotad that did not start has exited.
   process start_node(uint16_t port = 0, bool may_fail = false) {
