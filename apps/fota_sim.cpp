@@ -772,8 +772,9 @@ private:
   }
 
   void on_response(uint64_t id, const v1::Response& r) {
-    last_activity_ = now();
     auto i = pending_.find(id);
+    if (i == pending_.end() || is_upgrade_step(i->second.what))
+      last_activity_ = now(); // Churn alone is not activity.
     if (i == pending_.end()) {
       if (r.status() != v1::STATUS_CODE_OK)
         report_error(
@@ -984,8 +985,15 @@ private:
   bool idle_for(sim_time t) const {
     if (opts_.exit_when_idle <= 0 || !connected_ ||
         stats_.pushes + stats_.offers == 0 || active_ > 0 ||
-        !pending_.empty() || has_work() || upgrade_timers_ > 0)
+        upgrade_timers_ > 0 || next_register_ < devices_.size())
       return false;
+    // Churn goes on for ever; only upgrade work keeps the simulator busy.
+    for (const auto& [id, p] : pending_)
+      if (is_upgrade_step(p.what))
+        return false;
+    for (const auto& j : ready_)
+      if (is_upgrade_step(j.what))
+        return false;
     return static_cast<double>(t - last_activity_) >=
            opts_.exit_when_idle * 1000;
   }
