@@ -39,12 +39,13 @@ ctl firmware list --product "$product"
 echo "== starting fota-sim with $devices devices"
 "$bin/fota-sim" --port "$port" --product "$product" --devices "$devices" \
   --versions 1.0.0:70,1.1.0:25,0.9.0:5 --duration-ms 300-3000 \
-  --failure-rate 0.03 --seed 42 --exit-when-idle 2 &
+  --failure-rate 0.03 --seed 42 --exit-when-idle 2 \
+  --ready-file "$work/fleet-ready" &
 sim_pid=$!
-# Wait until the whole fleet is registered.
-last=$(printf 'dev-%06d' $((devices - 1)))
-for _ in $(seq 600); do
-  ctl device show --product "$product" --device "$last" >/dev/null 2>&1 && break
+# Wait until the whole fleet is registered and online.
+for _ in $(seq 1200); do
+  [ -f "$work/fleet-ready" ] && break
+  kill -0 "$sim_pid" 2>/dev/null || { echo "fota-sim stopped early"; exit 1; }
   sleep 0.1
 done
 
