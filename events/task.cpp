@@ -82,6 +82,22 @@ void complete_if_done(const task_state& t, event_list& out, timestamp now) {
   out.push_back(std::move(e));
 }
 
+/// Appends ExecutionsCanceled for the QUEUED executions (`queued_only`) or
+/// for every execution not yet terminal, when there are any.
+void cancel_executions(const task_state& state, event_list& out, timestamp now,
+                       bool queued_only) {
+  auto e = task_event(state, now);
+  auto* canceled = e.mutable_executions_canceled();
+  canceled->set_task_id(state.id);
+  for (uint64_t s = 1; s <= state.executions.size(); ++s) {
+    auto x = state.executions[s - 1].state;
+    if (queued_only ? x == v1::EXECUTION_STATE_QUEUED : !is_terminal(x))
+      canceled->add_sequences(s);
+  }
+  if (canceled->sequences_size() > 0)
+    out.push_back(std::move(e));
+}
+
 status validate_scope(const v1::TaskSpec& spec) {
   const auto& scope = spec.scope();
   int filters = (scope.has_device_keys() ? 1 : 0) + (scope.has_tag() ? 1 : 0) +
@@ -562,14 +578,7 @@ event_list decide_abort(const task_state& state, timestamp now) {
     out.push_back(std::move(e));
     return out;
   }
-  auto c = task_event(state, now);
-  auto* canceled = c.mutable_executions_canceled();
-  canceled->set_task_id(state.id);
-  for (uint64_t s = 1; s <= state.executions.size(); ++s)
-    if (state.executions[s - 1].state == v1::EXECUTION_STATE_QUEUED)
-      canceled->add_sequences(s);
-  if (canceled->sequences_size() > 0)
-    out.push_back(std::move(c));
+  cancel_executions(state, out, now, true);
   auto e = task_event(state, now);
   e.mutable_task_canceled()->set_task_id(state.id);
   e.mutable_task_canceled()->set_reason(buf);
@@ -583,14 +592,7 @@ event_list decide_end(const task_state& state, timestamp now) {
       state.spec.end_time_ms() == 0 || is_finished(state.status) ||
       state.spec.end_time_ms() > to_millis(now))
     return out;
-  auto c = task_event(state, now);
-  auto* canceled = c.mutable_executions_canceled();
-  canceled->set_task_id(state.id);
-  for (uint64_t s = 1; s <= state.executions.size(); ++s)
-    if (state.executions[s - 1].state == v1::EXECUTION_STATE_QUEUED)
-      canceled->add_sequences(s);
-  if (canceled->sequences_size() > 0)
-    out.push_back(std::move(c));
+  cancel_executions(state, out, now, true);
   auto e = task_event(state, now);
   e.mutable_task_completed()->set_task_id(state.id);
   out.push_back(std::move(e));
@@ -628,14 +630,7 @@ expected<event_list> decide_cancel(const task_state& state,
                         task_name(state) + " is already " +
                             v1::TaskStatus_Name(state.status));
   event_list out;
-  auto c = task_event(state, now);
-  auto* canceled = c.mutable_executions_canceled();
-  canceled->set_task_id(state.id);
-  for (uint64_t s = 1; s <= state.executions.size(); ++s)
-    if (!is_terminal(state.executions[s - 1].state))
-      canceled->add_sequences(s);
-  if (canceled->sequences_size() > 0)
-    out.push_back(std::move(c));
+  cancel_executions(state, out, now, false);
   auto e = task_event(state, now);
   e.mutable_task_canceled()->set_task_id(state.id);
   e.mutable_task_canceled()->set_reason(reason);
