@@ -490,6 +490,56 @@ protected:
     return std::stoull(slurp(path));
   }
 
+  /// Starts a second kind of fota-sim: its output, ready and results files
+  /// carry `name`, and only the port, product and those files are preset,
+  /// so `args` choose the fleet (prefix, versions, mode).
+  process start_named_sim(const std::string& name,
+                          std::vector<std::string> args) {
+    std::vector<std::string> all{
+        "--port",         std::to_string(port_),
+        "--product",      product,
+        "--ready-file",   (dir_ / (name + ".ready")).string(),
+        "--results-file", (dir_ / (name + ".results")).string()};
+    all.insert(all.end(), args.begin(), args.end());
+    return process{bin_dir() / "fota-sim", all, dir_ / (name + ".out"),
+                   dir_ / (name + ".err")};
+  }
+
+  /// Waits for the ready file of the sim started as `name`; returns the
+  /// device count it holds.
+  uint64_t wait_named_sim_ready(process& sim, const std::string& name,
+                                milliseconds timeout = default_deadline) {
+    auto path = dir_ / (name + ".ready");
+    auto ready =
+        eventually([&] { return fs::exists(path) || !sim.running(); }, timeout);
+    if (!ready || !fs::exists(path)) {
+      ADD_FAILURE() << "fota-sim " << name
+                    << " did not get ready: " << sim.err() << sim.out();
+      return 0;
+    }
+    return std::stoull(slurp(path));
+  }
+
+  /// `fotactl --json task show ID`, or an empty object when that fails.
+  json show_task(uint64_t task) {
+    auto r = ctl({"--json", "task", "show", std::to_string(task)});
+    if (r.code != 0)
+      return json::object();
+    auto shown = json::parse(r.out, nullptr, false);
+    return shown.is_object() ? shown : json::object();
+  }
+
+  /// The device keys of every execution of `task`, in any state, mapped to
+  /// how often each appears.
+  std::map<std::string, int> execution_devices(uint64_t task) {
+    std::map<std::string, int> result;
+    for (const auto* state : {"queued", "notified", "in-progress", "succeeded",
+                              "failed", "timed-out", "canceled"})
+      for (const auto& e : details(task, state, 500))
+        ++result[e.value("device_key", "")];
+    return result;
+  }
+
   /// Creates the rollout: 1.0.0 and 1.1.0 to 2.0.0, snapshot, all devices,
   /// cloud push. Returns the task id.
   uint64_t create_rollout() {
@@ -899,6 +949,214 @@ TEST_F(E2E, InvalidTaskSpecIsRefusedAndWritesNothing) {
 
   auto tasks = ctl_json({"task", "list"});
   EXPECT_TRUE(tasks.value("tasks", json::array()).empty()) << tasks.dump();
+}
+
+// -- strategies and methods --------------------------------------------------
+
+/// The keys `prefix`000000 ... of `n` sim devices whose ring is `ring`:
+/// fota-sim tags every 10th device ring=canary, the others ring=main.
+std::set<std::string> sim_keys(const std::string& prefix, uint32_t n,
+                               const std::string& ring) {
+  std::set<std::string> keys;
+  for (uint32_t i = 0; i < n; ++i) {
+    if ((i % 10 == 0) != (ring == "canary"))
+      continue;
+    char digits[16];
+    std::snprintf(digits, sizeof(digits), "%06u", i);
+    keys.insert(prefix + digits);
+  }
+  return keys;
+}
+
+std::vector<std::string> key_list(const std::set<std::string>& keys) {
+  return {keys.begin(), keys.end()};
+}
+
+std::vector<std::string> key_list(const std::map<std::string, int>& keys) {
+  std::vector<std::string> result;
+  for (const auto& [key, n] : keys)
+    result.push_back(key);
+  return result;
+}
+
+TEST_F(E2E, IncrementTaskPicksUpLaterDevicesSnapshotDoesNot) {
+  constexpr uint32_t fleet_size = 200;
+  auto node = start_node();
+  ASSERT_NE(port_, 0);
+  add_firmware("2.0.0", true);
+  add_firmware("3.0.0", true);
+  auto fleet = [&](const std::string& prefix, const std::string& seed) {
+    return std::vector<std::string>{
+        "--device-prefix",  prefix,
+        "--devices",        std::to_string(fleet_size),
+        "--versions",       "1.0.0:100",
+        "--duration-ms",    "20-200",
+        "--start-delay-ms", "0-20",
+        "--failure-rate",   "0",
+        "--seed",           seed};
+  };
+  auto early = start_named_sim("early", fleet("early-", "3"));
+  ASSERT_EQ(wait_named_sim_ready(early, "early"), fleet_size);
+
+  // Both tasks at once: the snapshot takes the canaries there are now, the
+  // increment the main ring, now and later.
+  auto snapshot = as_u64(
+      ctl_json({"task", "create", "--product", product, "--target", "2.0.0",
+                "--source", "1.0.0", "--strategy", "snapshot", "--tag",
+                "ring=canary", "--method", "cloud-push", "--name", "canary"})
+          .value("task_id", json{}));
+  auto increment = as_u64(
+      ctl_json({"task", "create", "--product", product, "--target", "3.0.0",
+                "--source", "1.0.0", "--strategy", "increment", "--tag",
+                "ring=main", "--method", "cloud-push", "--name", "main"})
+          .value("task_id", json{}));
+  ASSERT_NE(snapshot, 0u);
+  ASSERT_NE(increment, 0u);
+
+  auto late = start_named_sim("late", fleet("late-", "4"));
+  ASSERT_EQ(wait_named_sim_ready(late, "late"), fleet_size);
+
+  // Both rings of main devices, 90% of each fleet, end in the increment.
+  constexpr uint64_t main_devices = fleet_size * 9 / 10 * 2;
+  json shown;
+  counters c;
+  auto finished = eventually(
+      [&] {
+        shown = show_task(increment);
+        c = counters::from(shown.value("counters", json::object()));
+        return c.succeeded + c.failed + c.timed_out + c.canceled >=
+                   main_devices &&
+               c.queued + c.notified + c.in_progress == 0;
+      },
+      30s);
+  ASSERT_TRUE(finished) << shown.dump(1);
+  EXPECT_EQ(c.succeeded, main_devices) << shown.dump(1);
+  EXPECT_EQ(c.failed + c.timed_out + c.canceled + c.skipped, 0u)
+      << shown.dump(1);
+  EXPECT_NE(shown.value("status", ""), "TASK_STATUS_COMPLETED")
+      << "an increment task stays open for later devices";
+  auto closed = wait_completed(snapshot, 30s);
+  auto sc = counters::from(closed.value("counters", json::object()));
+  EXPECT_EQ(sc.succeeded, fleet_size / 10) << closed.dump(1);
+
+  // Who is in which task.
+  auto in_snapshot = execution_devices(snapshot);
+  auto in_increment = execution_devices(increment);
+  EXPECT_EQ(key_list(in_snapshot),
+            key_list(sim_keys("early-", fleet_size, "canary")))
+      << "the snapshot holds exactly the canaries online at its creation";
+  auto expected_main = sim_keys("early-", fleet_size, "main");
+  auto late_main = sim_keys("late-", fleet_size, "main");
+  expected_main.insert(late_main.begin(), late_main.end());
+  EXPECT_EQ(key_list(in_increment), key_list(expected_main))
+      << "the increment holds every main device, early and late";
+  std::vector<std::string> twice, in_both, late_canaries;
+  for (const auto* m : {&in_snapshot, &in_increment})
+    for (const auto& [key, n] : *m)
+      if (n > 1)
+        twice.push_back(key);
+  for (const auto& [key, n] : in_snapshot)
+    if (in_increment.count(key) != 0)
+      in_both.push_back(key);
+  for (const auto& key : sim_keys("late-", fleet_size, "canary"))
+    if (in_snapshot.count(key) != 0 || in_increment.count(key) != 0)
+      late_canaries.push_back(key);
+  EXPECT_EQ(twice, std::vector<std::string>{}) << "executions per device";
+  EXPECT_EQ(in_both, std::vector<std::string>{}) << "devices in both tasks";
+  EXPECT_EQ(late_canaries, std::vector<std::string>{})
+      << "late canaries joined a task";
+
+  // What the devices run now, as the node sees it.
+  auto cl = operator_client();
+  ASSERT_TRUE(cl);
+  std::map<std::string, std::string> version_of;
+  for (const auto& d : list_devices(*cl))
+    version_of[d.device_key()] = d.version();
+  EXPECT_EQ(version_of.size(), 2u * fleet_size);
+  std::vector<std::string> wrong;
+  auto expect_version = [&](const std::set<std::string>& keys,
+                            const std::string& version) {
+    for (const auto& key : keys)
+      if (version_of[key] != version)
+        wrong.push_back(key + " on '" + version_of[key] + "', not " + version);
+  };
+  expect_version(sim_keys("early-", fleet_size, "canary"), "2.0.0");
+  expect_version(expected_main, "3.0.0");
+  expect_version(sim_keys("late-", fleet_size, "canary"), "1.0.0");
+  EXPECT_EQ(wrong, std::vector<std::string>{});
+
+  // Neither sim saw an error, and between them they counted every upgrade.
+  early.stop();
+  late.stop();
+  auto early_summary = parse_summary(early.out());
+  auto late_summary = parse_summary(late.out());
+  EXPECT_EQ(early_summary["error responses"], 0u) << early.err();
+  EXPECT_EQ(late_summary["error responses"], 0u) << late.err();
+  EXPECT_EQ(early_summary["succeeded"], fleet_size) << early.out();
+  EXPECT_EQ(late_summary["succeeded"], fleet_size * 9 / 10) << late.out();
+}
+
+TEST_F(E2E, DeviceRequestRolloutThroughSim) {
+  constexpr uint64_t fleet_size = 300;
+  auto node = start_node();
+  ASSERT_NE(port_, 0);
+  add_firmware(target_version, true);
+  auto task =
+      as_u64(ctl_json({"task", "create", "--product", product, "--target",
+                       target_version, "--source", "1.0.0", "--strategy",
+                       "increment", "--scope", "all", "--method",
+                       "device-request", "--name", "e2e-request"})
+                 .value("task_id", json{}));
+  ASSERT_NE(task, 0u);
+
+  auto sim =
+      start_named_sim("request", {"--devices",  std::to_string(fleet_size),
+                                  "--versions", "1.0.0:100",
+                                  "--request",  "--request-every-ms",
+                                  "100-400",    "--duration-ms",
+                                  "50-300",     "--start-delay-ms",
+                                  "0-20",       "--failure-rate",
+                                  "0.1",        "--seed",
+                                  "7",          "--churn",
+                                  "0.1",        "--churn-ms",
+                                  "300-900",    "--exit-when-idle",
+                                  "2"});
+  auto rc = sim.wait_for(30s);
+  ASSERT_TRUE(rc) << "fota-sim did not stop: " << sim.out() << sim.err();
+  EXPECT_EQ(*rc, 0) << sim.err();
+
+  auto shown = show_task(task);
+  auto c = counters::from(shown.value("counters", json::object()));
+  EXPECT_EQ(c.succeeded + c.failed, fleet_size) << shown.dump(1);
+  EXPECT_EQ(c.queued + c.notified + c.in_progress, 0u) << shown.dump(1);
+  EXPECT_EQ(c.timed_out + c.canceled + c.skipped, 0u) << shown.dump(1);
+  EXPECT_GT(c.failed, 0u) << "a 10% failure rate over 300 devices";
+
+  // The sim agrees, and every upgrade came as an offer, none as a push.
+  auto summary = parse_summary(sim.out());
+  EXPECT_EQ(summary["succeeded"], c.succeeded) << sim.out() << sim.err();
+  EXPECT_EQ(summary["failed"], c.failed) << sim.out() << sim.err();
+  EXPECT_GE(summary["offers received"], fleet_size) << sim.out();
+  EXPECT_EQ(summary["pushes received"], 0u) << sim.out();
+  EXPECT_EQ(summary["error responses"], 0u) << sim.out() << sim.err();
+  static const std::regex churn_line{R"(went offline \(churn\) +(\d+))"};
+  std::smatch churned;
+  auto out = sim.out();
+  ASSERT_TRUE(std::regex_search(out, churned, churn_line)) << out;
+  EXPECT_GT(std::stoull(churned[1]), 0u) << "devices went offline and back";
+  std::fprintf(stderr,
+               "e2e: device-request rollout: %llu offers, %llu no-upgrade "
+               "answers, %s churn departures, %llu succeeded, %llu failed\n",
+               static_cast<unsigned long long>(summary["offers received"]),
+               static_cast<unsigned long long>(summary["no-upgrade answers"]),
+               churned[1].str().c_str(),
+               static_cast<unsigned long long>(c.succeeded),
+               static_cast<unsigned long long>(c.failed));
+
+  auto failed = details(task, "failed", 500);
+  EXPECT_EQ(failed.size(), c.failed);
+  for (const auto& e : failed)
+    EXPECT_EQ(e.value("failure_code", ""), "E_FLASH") << e.dump();
 }
 
 } // namespace
