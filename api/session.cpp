@@ -210,7 +210,8 @@ acceptor(caf::stateful_actor<acceptor_state, caf::io::broker>* self,
          context_ptr ctx, server_options opts) {
   // SO_REUSEADDR: a node restarted after a crash gets its port back while
   // old connections linger in TIME_WAIT.
-  auto listening = self->add_tcp_doorman(opts.port, nullptr, true);
+  auto listening = self->add_tcp_doorman(
+      opts.port, opts.host.empty() ? nullptr : opts.host.c_str(), true);
   if (listening)
     self->state.port = listening->second;
   else

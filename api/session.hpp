@@ -21,6 +21,8 @@ namespace fota {
 struct server_options {
   /// TCP port; 0 picks a free one.
   uint16_t port = 7411;
+  /// Address to bind; empty means every interface.
+  std::string host;
   std::string operator_token = "operator-token";
   std::string gateway_token = "gateway-token";
   size_t max_frame_size = default_max_frame_size;

@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
   settings s;
   CLI::App app{"fotad: firmware over-the-air batch-upgrade node"};
   app.add_option("--data-dir", s.data_dir, "RocksDB data directory");
-  app.add_option("--listen", s.listen, "TCP port to listen on (0: any free)");
+  app.add_option("--listen", s.listen,
+                 "[ADDRESS:]PORT to listen on (port 0: any free port)");
   app.add_option("--config", s.config, "TOML configuration file");
   app.add_option("--metrics", s.metrics,
                  "serve Prometheus metrics at ADDRESS:PORT/metrics");
@@ -89,8 +90,11 @@ int main(int argc, char** argv) {
   if (!load_config(s, app))
     return 2;
   uint16_t port = 0;
+  std::string host;
   try {
     auto colon = s.listen.rfind(':');
+    if (colon != std::string::npos)
+      host = s.listen.substr(0, colon);
     auto p = std::stoul(
         colon == std::string::npos ? s.listen : s.listen.substr(colon + 1));
     if (p > 65535)
@@ -136,6 +140,7 @@ int main(int argc, char** argv) {
                rec.duration.count(), s.data_dir);
   fota::server_options sopts;
   sopts.port = port;
+  sopts.host = host;
   sopts.operator_token = s.operator_token;
   sopts.gateway_token = s.gateway_token;
   auto listening = fota::start_server(sys, (*node)->context(), sopts);
