@@ -189,8 +189,7 @@ TEST(FirmwareRules, VerificationRunsOnAtMostFiveNamedDevices) {
   apply(c, xs[0]);
   EXPECT_EQ(c.find("p1", "1.0")->status(), v1::FIRMWARE_STATUS_VERIFYING);
   // A run in progress cannot be started again.
-  EXPECT_EQ(failure_of(decide(c, cmd, at(2))).code,
-            errc::failed_precondition);
+  EXPECT_EQ(failure_of(decide(c, cmd, at(2))).code, errc::failed_precondition);
 }
 
 TEST(FirmwareRules, VerificationNamesEachDeviceOnceWithinTimeoutRange) {
@@ -219,7 +218,7 @@ TEST(FirmwareRules, VerifiedWhenEveryDeviceSucceededFailedOtherwise) {
             "device d1 failed: E1 boom");
   // Not VERIFYING any more: a late result changes nothing.
   EXPECT_TRUE(
-    decide_verification_result(c, "p1", "1.0", true, "", at(3)).empty());
+      decide_verification_result(c, "p1", "1.0", true, "", at(3)).empty());
   // Verification can run again after it failed, and then succeed.
   apply(c, events_of(decide(c, cmd, at(4)))[0]);
   auto ok = decide_verification_result(c, "p1", "1.0", true, "", at(5));
