@@ -166,7 +166,7 @@ bool has_source_version(const v1::TaskSpec& spec, const std::string& version) {
 }
 
 /// Whether a device matches a subscription's scope.
-bool matches(const fleet_state& st, const fleet_state::subscription& sub,
+bool matches(const fleet_state::subscription& sub,
              const fleet_state::entry& e) {
   const auto& spec = sub.spec;
   if (e.product != spec.product_key() || e.version == spec.target_version() ||
@@ -262,7 +262,7 @@ void offer_to_subscribers(self_ptr self, uint32_t ordinal) {
   auto& st = self->state;
   const auto& e = st.devices[ordinal];
   for (const auto& sub : st.subscriptions)
-    if (matches(st, sub, e))
+    if (matches(sub, e))
       self->send(sub.task, join_atom_v, device_handle{e.key, e.actor});
 }
 

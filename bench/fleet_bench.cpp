@@ -11,6 +11,7 @@
 /// FOTA_BENCH_PROBE=1 (mailbox delay of the busy actors as p1_*/p3_*
 /// counters).
 #include "actors/node.hpp"
+#include "bench/bench_support.hpp"
 #include "fota/v1/api.pb.h"
 
 #include <algorithm>
@@ -117,21 +118,11 @@ void reset_peak_rss() {
   out << "5";
 }
 
-/// Creates a fresh directory under the system's temp directory (TMPDIR).
 std::string make_temp_dir() {
-  auto pattern =
-      (std::filesystem::temp_directory_path() / "fota-fleet-bench-XXXXXX")
-          .string();
-  if (mkdtemp(pattern.data()) == nullptr)
-    return {};
-  return pattern;
+  return fota::bench::make_temp_dir("fota-fleet-bench");
 }
 
-void remove_dir(const std::string& path) {
-  std::error_code ec;
-  if (!path.empty())
-    std::filesystem::remove_all(path, ec);
-}
+using fota::bench::remove_dir;
 
 std::string device_key(uint64_t i) {
   char buf[32];

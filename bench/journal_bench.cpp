@@ -2,6 +2,7 @@
 /// baseline, and the journal's group commit under concurrent writers that
 /// each wait for their acknowledgement before sending the next event.
 #include "actors/journal.hpp"
+#include "bench/bench_support.hpp"
 #include "fota/v1/events.pb.h"
 #include "storage/event_log.hpp"
 
@@ -41,20 +42,11 @@ std::string make_envelope() {
   return envelope.SerializeAsString();
 }
 
-/// Creates a fresh directory under the system's temp directory (TMPDIR).
 std::string make_temp_dir() {
-  auto pattern =
-      (std::filesystem::temp_directory_path() / "fota-bench-XXXXXX").string();
-  if (mkdtemp(pattern.data()) == nullptr)
-    return {};
-  return pattern;
+  return fota::bench::make_temp_dir("fota-bench");
 }
 
-void remove_dir(const std::string& path) {
-  std::error_code ec;
-  if (!path.empty())
-    std::filesystem::remove_all(path, ec);
-}
+using fota::bench::remove_dir;
 
 std::string big_endian_key(uint64_t x) {
   std::string key(8, '\0');
