@@ -28,16 +28,4 @@ failure from_error(const caf::error& x) {
   return failure{errc::internal, "unexpected error: " + caf::to_string(x)};
 }
 
-std::string ok_response() {
-  v1::Response r;
-  r.set_status(v1::STATUS_CODE_OK);
-  return r.SerializeAsString();
-}
-
-std::string ok_response(const v1::Response& filled) {
-  v1::Response r = filled;
-  r.set_status(v1::STATUS_CODE_OK);
-  return r.SerializeAsString();
-}
-
 } // namespace fota

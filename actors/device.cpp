@@ -2,210 +2,330 @@
 
 #include <caf/event_based_actor.hpp>
 #include <caf/result.hpp>
+#include <caf/send.hpp>
 
 namespace fota {
 
 namespace {
 
-using self_ptr = caf::stateful_actor<device_actor_state>*;
-
-std::string busy_reason(const device_state& d) {
-  auto task = std::to_string(d.active_execution >> 32);
-  auto seq = d.active_execution & 0xFFFFFFFFu;
-  if (seq & 0x80000000u) // A provisional claim: the task is enrolling it.
-    return "device " + d.key + " is busy: being enrolled in task " + task;
-  return "device " + d.key + " is busy in execution " + task + "/" +
-         std::to_string(seq);
-}
-
-/// Applies `events`, tells fleet and task about a new version, and replies
-/// with the device once durable.
-caf::result<std::string> commit(self_ptr self, expected<event_list> decided,
-                                bool reports_version = false) {
-  if (!decided)
-    return to_error(decided.error());
-  auto& st = self->state;
-  bool indexed_change = false;
-  for (const auto& e : *decided) {
-    apply(st.device, e);
-    indexed_change = indexed_change || e.has_device_version_reported() ||
-                     e.has_device_tags_changed() ||
-                     e.has_device_attributes_changed();
-  }
-  auto rp = self->make_response_promise();
-  auto new_version = st.device.version;
-  persist(self, *st.ctx, *decided, rp,
-          [self, new_version, indexed_change,
-           reports_version](caf::response_promise& rp) {
-            auto& st = self->state;
-            if (indexed_change)
-              self->send(st.ctx->fleet, changed_atom_v,
-                         st.device.to_proto().SerializeAsString());
-            // Every report counts while an upgrade is under way, even an
-            // unchanged version: the task may not have heard it before a
-            // crash.
-            if (reports_version && st.device.active_execution != 0 && st.task)
-              self->send(st.task, version_atom_v, st.device.active_execution,
-                         new_version);
-            v1::Response r;
-            *r.mutable_device() = st.device.to_proto();
-            rp.deliver(ok_response(r));
-          });
-  return rp;
-}
-
-caf::result<std::string> not_active(const device_state& d, uint64_t exec) {
-  return to_error(make_failure(errc::failed_precondition,
-                               "execution " + std::to_string(exec >> 32) + "/" +
-                                   std::to_string(exec & 0xFFFFFFFFu) +
-                                   " is not active on device " + d.key));
+upgrade_offer no_offer(std::string reason) {
+  upgrade_offer o;
+  o.reason = std::move(reason);
+  return o;
 }
 
 } // namespace
 
-caf::behavior device_actor(self_ptr self, context_ptr ctx,
-                           device_state initial) {
-  self->state.ctx = std::move(ctx);
-  self->state.device = std::move(initial);
+// -- gateway and operator commands --------------------------------------------
+
+caf::result<device_state>
+device_actor_state::commit(expected<event_list> decided) {
+  if (!decided)
+    return to_error(decided.error());
+  bool indexed = false;
+  for (const auto& e : *decided) {
+    if (auto err = apply(device, e))
+      return to_error(make_failure(errc::internal, err->message));
+    indexed = indexed || e.has_device_version_reported() ||
+              e.has_device_tags_changed() || e.has_device_attributes_changed();
+  }
+  out.add(*decided);
+  out.schedule_flush(self);
+  if (indexed)
+    out.then([this, d = device] { self->send(ctx->fleet, changed_atom_v, d); });
+  auto rp = self->make_response_promise<device_state>();
+  out.reply(rp, device);
+  return rp;
+}
+
+caf::result<device_state> device_actor_state::operator()(register_device& cmd) {
+  auto result = commit(decide(&device, cmd, ctx->now()));
+  // Every report counts while an upgrade is under way, even an unchanged
+  // version: the task may not have heard it before a crash.
+  if (task && !is_enrolling_claim(device.active_execution))
+    out.then([this, x = device.active_execution, v = device.version] {
+      self->send(task, version_atom_v, x, v);
+    });
+  return result;
+}
+
+caf::result<device_state> device_actor_state::operator()(device_online& cmd,
+                                                         caf::actor& origin) {
+  session = origin;
+  auto result = commit(decide(device, cmd, ctx->now()));
+  if (task && !is_enrolling_claim(device.active_execution))
+    out.then([this, x = device.active_execution, s = session] {
+      self->send(task, status_atom_v, x, s);
+    });
+  return result;
+}
+
+caf::result<device_state> device_actor_state::operator()(device_offline& cmd,
+                                                         caf::actor& origin) {
+  if (origin && session && origin != session) {
+    // Online on another session by now.
+    auto rp = self->make_response_promise<device_state>();
+    out.reply(rp, device);
+    return rp;
+  }
+  session = nullptr;
+  auto result = commit(decide(device, cmd, ctx->now()));
+  if (task && !is_enrolling_claim(device.active_execution))
+    out.then([this, x = device.active_execution] {
+      self->send(task, status_atom_v, x, caf::actor{});
+    });
+  return result;
+}
+
+caf::result<device_state> device_actor_state::operator()(report_version& cmd) {
+  auto result = commit(decide(device, cmd, ctx->now()));
+  if (task && !is_enrolling_claim(device.active_execution))
+    out.then([this, x = device.active_execution, v = device.version] {
+      self->send(task, version_atom_v, x, v);
+    });
+  return result;
+}
+
+caf::result<device_state> device_actor_state::operator()(set_device_tags& cmd) {
+  return commit(decide(device, cmd, ctx->now()));
+}
+
+caf::result<device_state>
+device_actor_state::operator()(set_device_attributes& cmd) {
+  return commit(decide(device, cmd, ctx->now()));
+}
+
+caf::result<device_state> device_actor_state::operator()(get_device&) {
+  auto rp = self->make_response_promise<device_state>();
+  out.reply(rp, device);
+  return rp;
+}
+
+status device_actor_state::check_holder(execution_id execution) const {
+  if (!execution || execution != device.active_execution || !task ||
+      is_enrolling_claim(execution))
+    return make_failure(errc::failed_precondition,
+                        "execution " + execution.to_string() +
+                            " is not active on device " + device.key);
+  return std::nullopt;
+}
+
+caf::result<accepted> device_actor_state::operator()(report_progress& cmd) {
+  if (auto err = check_holder(cmd.execution))
+    return to_error(*err);
+  return self->delegate(task, std::move(cmd));
+}
+
+caf::result<accepted> device_actor_state::operator()(report_failure& cmd) {
+  if (auto err = check_holder(cmd.execution))
+    return to_error(*err);
+  return self->delegate(task, std::move(cmd));
+}
+
+caf::result<accepted> device_actor_state::operator()(confirm_upgrade& cmd) {
+  if (auto err = check_holder(cmd.execution))
+    return to_error(*err);
+  return self->delegate(task, std::move(cmd));
+}
+
+caf::result<accepted> device_actor_state::operator()(ack_push& cmd) {
+  if (auto err = check_holder(cmd.execution))
+    return to_error(*err);
+  return self->delegate(task, std::move(cmd));
+}
+
+caf::result<upgrade_offer> device_actor_state::operator()(request_upgrade&) {
+  const auto& held = device.active_execution;
+  if (held && !is_enrolling_claim(held) && task && !asking) {
+    // The task holding the device answers: the same offer again, or busy.
+    return self->delegate(task, offer_atom_v, held.sequence(), device.version);
+  }
+  auto rp = self->make_response_promise<upgrade_offer>();
+  if (asking) {
+    out.reply(rp, no_offer("busy: a request of device " + device.key +
+                           " is being answered"));
+    return rp;
+  }
+  if (held) {
+    out.reply(rp, no_offer("busy: " + busy_reason(device)));
+    return rp;
+  }
+  asking = true;
+  self->request(ctx->tasks, caf::infinite, candidate_atom_v, device.product,
+                device.key)
+      .then(
+          [this, rp](offer_candidates& xs) {
+            auto a = std::make_shared<asking_state>();
+            a->candidates = std::move(xs);
+            ask(rp, std::move(a), 0);
+          },
+          [this, rp](caf::error& err) mutable {
+            asking = false;
+            rp.deliver(err);
+          });
+  return rp;
+}
+
+void device_actor_state::ask(caf::typed_response_promise<upgrade_offer> rp,
+                             std::shared_ptr<asking_state> a, size_t index) {
+  auto refuse = [&](std::string reason) {
+    asking = false;
+    out.reply(rp, no_offer(std::move(reason)));
+  };
+  if (device.active_execution) {
+    // A task claimed the device while it asked.
+    refuse("busy: " + busy_reason(device));
+    return;
+  }
+  if (index == a->candidates.size()) {
+    // The best task's reason is the one the device hears.
+    refuse(a->first_refusal.empty()
+               ? "no upgrade available: no running device-request task "
+                 "covers device " +
+                     device.key
+               : a->first_refusal);
+    return;
+  }
+  // The device-request offer holds the device: from here on, claims of other
+  // tasks find it busy.
+  auto& c = a->candidates[index];
+  auto id = execution_id{c.id, c.sequence};
+  device.active_execution = id;
+  task = c.task;
+  auto let_go = [this, id] {
+    if (device.active_execution == id) {
+      device.active_execution = execution_id{};
+      task = nullptr;
+    }
+  };
+  self->request(c.task, caf::infinite, offer_atom_v, c.sequence, device.version)
+      .then(
+          [this, rp, a, index, let_go](upgrade_offer& offer) mutable {
+            if (offer.available) {
+              asking = false;
+              out.reply(rp, std::move(offer));
+              return;
+            }
+            let_go();
+            if (a->first_refusal.empty())
+              a->first_refusal = offer.reason;
+            ask(rp, a, index + 1);
+          },
+          [this, rp, a, index, let_go](caf::error&) {
+            let_go();
+            ask(rp, a, index + 1);
+          });
+}
+
+// -- messages from tasks ------------------------------------------------------
+
+caf::result<claim_result>
+device_actor_state::operator()(claim_atom, execution_id claimant) {
+  auto rp = self->make_response_promise<claim_result>();
+  claim_result r;
+  if (auto err = decide_claim(device, claimant)) {
+    r.reason = err->message;
+  } else {
+    r.granted = true;
+    device.active_execution = claimant;
+    if (device.online)
+      r.session = session;
+  }
+  out.reply(rp, std::move(r));
+  return rp;
+}
+
+void device_actor_state::operator()(bind_atom, execution_id execution,
+                                    task_sink& holder) {
+  const auto& held = device.active_execution;
+  bool claimed = !held || held == execution ||
+                 (is_enrolling_claim(held) && held.task() == execution.task());
+  if (!claimed)
+    return; // Another execution holds the device; the claim rule kept it.
+  device.active_execution = execution;
+  task = holder;
+  // The task learns whether the device is online, and its version: after a
+  // restart, the device may already run the target, reported before a crash
+  // that the task never heard of.
+  out.then([this, execution, s = device.online ? session : caf::actor{},
+            v = device.version] {
+    self->send(task, status_atom_v, execution, s);
+    self->send(task, version_atom_v, execution, v);
+  });
+}
+
+void device_actor_state::operator()(release_atom, execution_id execution) {
+  const auto& held = device.active_execution;
+  bool ours = held == execution ||
+              (is_enrolling_claim(execution) && held &&
+               held.task() == execution.task() && is_enrolling_claim(held));
+  if (!ours)
+    return;
+  device.active_execution = execution_id{};
+  task = nullptr;
+  // Free again: increment tasks that wanted the device may claim it now.
+  out.then([this, d = device] { self->send(ctx->fleet, free_atom_v, d); });
+}
+
+void device_actor_state::operator()(push_atom, push_frame& push) {
+  if (!session || !device.online)
+    return;
+  if (!push.cancel && push.execution != device.active_execution)
+    return;
+  caf::anon_send(session, push_atom_v, std::move(push.frame));
+  if (!push.cancel)
+    node_metrics::add(ctx->metrics->pushes);
+}
+
+caf::result<digest_sum> device_actor_state::operator()(digest_atom) {
+  auto rp = self->make_response_promise<digest_sum>();
+  digest_sum sum;
+  sum.add(device);
+  out.reply(rp, sum);
+  return rp;
+}
+
+// -- behavior -----------------------------------------------------------------
+
+device_impl::behavior_type
+device_behavior(device_actor_state::self_pointer self, context_ptr ctx,
+                device_state initial, event_list registration) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.device = std::move(initial);
+  st.out.init(st.ctx->journal, st.ctx->metrics);
   ignore_stray_errors(self);
+  if (!registration.empty()) {
+    // A device registered just now: its registration is its first event,
+    // and the fleet selects it for scopes once that is durable.
+    st.out.add(registration);
+    st.out.schedule_flush(self);
+    st.out.then([self] {
+      auto& st = self->state;
+      self->send(st.ctx->fleet, changed_atom_v, st.device);
+    });
+  }
   return {
-      [=](command& cmd) -> caf::result<std::string> {
-        auto& st = self->state;
-        auto now = st.ctx->now();
-        switch (cmd.kind) {
-        case v1::ClientFrame::kRegisterDevice: {
-          v1::RegisterDevice req;
-          if (!parse_body(cmd, req))
-            break;
-          return commit(self, decide(&st.device, req, now), true);
-        }
-        case v1::ClientFrame::kReportVersion: {
-          v1::ReportVersion req;
-          if (!parse_body(cmd, req))
-            break;
-          return commit(self, decide(st.device, req, now), true);
-        }
-        case v1::ClientFrame::kDeviceOnline: {
-          v1::DeviceOnline req;
-          if (!parse_body(cmd, req))
-            break;
-          st.session = cmd.origin;
-          auto result = commit(self, decide(st.device, req, now));
-          if (st.device.active_execution != 0 && st.task)
-            self->send(st.task, online_atom_v, st.device.active_execution);
-          return result;
-        }
-        case v1::ClientFrame::kDeviceOffline: {
-          v1::DeviceOffline req;
-          if (!parse_body(cmd, req))
-            break;
-          if (cmd.origin && st.session && cmd.origin != st.session)
-            return ok_response(); // Online on another session by now.
-          st.session = nullptr;
-          return commit(self, decide(st.device, req, now));
-        }
-        case v1::ClientFrame::kSetDeviceTags: {
-          v1::SetDeviceTags req;
-          if (!parse_body(cmd, req))
-            break;
-          return commit(self, decide(st.device, req, now));
-        }
-        case v1::ClientFrame::kSetDeviceAttributes: {
-          v1::SetDeviceAttributes req;
-          if (!parse_body(cmd, req))
-            break;
-          return commit(self, decide(st.device, req, now));
-        }
-        case v1::ClientFrame::kGetDevice: {
-          v1::Response r;
-          *r.mutable_device() = st.device.to_proto();
-          return ok_response(r);
-        }
-        case v1::ClientFrame::kReportProgress: {
-          v1::ReportProgress req;
-          if (!parse_body(cmd, req))
-            break;
-          if (req.execution_id() != st.device.active_execution || !st.task)
-            return not_active(st.device, req.execution_id());
-          return forward(self, st.task, std::move(cmd));
-        }
-        case v1::ClientFrame::kRequestUpgrade: {
-          if (st.device.active_execution == 0 || !st.task) {
-            v1::Response r;
-            r.mutable_offer()->set_available(false);
-            r.mutable_offer()->set_reason(
-                "no upgrade available: no active device-request task covers "
-                "device " +
-                st.device.key);
-            return ok_response(r);
-          }
-          return forward(self, st.task, std::move(cmd));
-        }
-        case v1::ClientFrame::kConfirmUpgrade: {
-          v1::ConfirmUpgrade req;
-          if (!parse_body(cmd, req))
-            break;
-          if (req.execution_id() != st.device.active_execution || !st.task)
-            return not_active(st.device, req.execution_id());
-          return forward(self, st.task, std::move(cmd));
-        }
-        case v1::ClientFrame::kReportFailure: {
-          v1::ReportFailure req;
-          if (!parse_body(cmd, req))
-            break;
-          if (req.execution_id() != st.device.active_execution || !st.task)
-            return not_active(st.device, req.execution_id());
-          return forward(self, st.task, std::move(cmd));
-        }
-        default:
-          return to_error(
-              make_failure(errc::internal, "device actor got command " +
-                                               std::to_string(cmd.kind)));
-        }
-        return to_error(make_failure(errc::invalid_argument,
-                                     "request body does not parse"));
+      [self](register_device& x) { return self->state(x); },
+      [self](device_online& x, caf::actor& s) { return self->state(x, s); },
+      [self](device_offline& x, caf::actor& s) { return self->state(x, s); },
+      [self](report_version& x) { return self->state(x); },
+      [self](set_device_tags& x) { return self->state(x); },
+      [self](set_device_attributes& x) { return self->state(x); },
+      [self](get_device& x) { return self->state(x); },
+      [self](report_progress& x) { return self->state(x); },
+      [self](report_failure& x) { return self->state(x); },
+      [self](confirm_upgrade& x) { return self->state(x); },
+      [self](ack_push& x) { return self->state(x); },
+      [self](request_upgrade& x) { return self->state(x); },
+      [self](claim_atom tag, execution_id x) { return self->state(tag, x); },
+      [self](bind_atom tag, execution_id x, task_sink& t) {
+        self->state(tag, x, t);
       },
-      [=](claim_atom, uint64_t execution, const caf::actor& task) {
-        auto& st = self->state;
-        if (st.device.active_execution != 0 &&
-            st.device.active_execution != execution)
-          return busy_reason(st.device);
-        bool rebind = st.device.active_execution == execution;
-        st.device.active_execution = execution;
-        st.task = task;
-        // After a restart: the device may already run the target version,
-        // reported before a crash that the task never heard of.
-        if (rebind)
-          self->send(task, version_atom_v, execution, st.device.version);
-        return std::string{};
-      },
-      [=](claim_atom, uint64_t provisional, uint64_t execution,
-          const caf::actor& task) {
-        auto& st = self->state;
-        if (st.device.active_execution == provisional) {
-          st.device.active_execution = execution;
-          st.task = task;
-        }
-      },
-      [=](release_atom, uint64_t execution) {
-        auto& st = self->state;
-        if (st.device.active_execution == execution) {
-          st.device.active_execution = 0;
-          st.task = nullptr;
-        }
-      },
-      [=](const push_order& order) {
-        auto& st = self->state;
-        if (order.execution != st.device.active_execution ||
-            !st.device.online || !st.session)
-          return false;
-        self->send(st.session, push_atom_v, order.frame);
-        node_metrics::add(st.ctx->metrics->pushes);
-        return true;
-      },
-      [=](get_atom) {
-        return self->state.device.to_proto().SerializeAsString();
-      },
+      [self](release_atom tag, execution_id x) { self->state(tag, x); },
+      [self](push_atom tag, push_frame& x) { self->state(tag, x); },
+      [self](digest_atom tag) { return self->state(tag); },
+      [self](flush_atom) { self->state.out.flush(self); },
   };
 }
 

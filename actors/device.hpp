@@ -1,35 +1,109 @@
-/// The device actor, one per device: its state, the one execution it may be
-/// in, and the route of pushes to the gateway session it is online on.
+/// The device actor, one per device: its state, the one execution that may
+/// hold it (the busy claim rule), and the route of pushes to the gateway
+/// session it is online on.
 #pragma once
 
 #include "actors/context.hpp"
+#include "actors/outbox.hpp"
 #include "events/device.hpp"
 
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 namespace fota {
 
+/// The device as implemented: `device_actor` plus the flush of its outbox.
+using device_impl = device_actor::extend<caf::reacts_to<flush_atom>>;
+
 struct device_actor_state {
+  // -- member types -----------------------------------------------------------
+
+  using self_pointer = device_impl::stateful_pointer<device_actor_state>;
+
+  // -- constants --------------------------------------------------------------
+
+  static inline constexpr const char* name = "fota.device";
+
+  // -- constructors -----------------------------------------------------------
+
+  explicit device_actor_state(self_pointer ptr) : self(ptr) {
+    // nop
+  }
+
+  // -- gateway and operator commands -----------------------------------------
+
+  caf::result<device_state> operator()(register_device& cmd);
+  caf::result<device_state> operator()(device_online& cmd, caf::actor& session);
+  caf::result<device_state> operator()(device_offline& cmd,
+                                       caf::actor& session);
+  caf::result<device_state> operator()(report_version& cmd);
+  caf::result<device_state> operator()(set_device_tags& cmd);
+  caf::result<device_state> operator()(set_device_attributes& cmd);
+  caf::result<device_state> operator()(get_device& cmd);
+
+  /// Reports about an execution go to its task, if it holds the device.
+  caf::result<accepted> operator()(report_progress& cmd);
+  caf::result<accepted> operator()(report_failure& cmd);
+  caf::result<accepted> operator()(confirm_upgrade& cmd);
+  caf::result<accepted> operator()(ack_push& cmd);
+
+  /// The device asks for its upgrade: the task holding it answers; a free
+  /// device asks the device-request tasks that cover it, best first.
+  caf::result<upgrade_offer> operator()(request_upgrade& cmd);
+
+  // -- messages from tasks ----------------------------------------------------
+
+  /// The busy claim: granted when nothing else holds the device.
+  caf::result<claim_result> operator()(claim_atom, execution_id claimant);
+
+  /// The claimant's execution is durable: it holds the device.
+  void operator()(bind_atom, execution_id execution, task_sink& task);
+
+  /// The execution ended, durably: the device is free.
+  void operator()(release_atom, execution_id execution);
+
+  /// Hands a push to the gateway session, if the device is online.
+  void operator()(push_atom, push_frame& push);
+
+  caf::result<digest_sum> operator()(digest_atom);
+
+  // -- member variables -------------------------------------------------------
+
+  self_pointer self;
   context_ptr ctx;
   device_state device;
   /// Gateway session the device is online on.
   caf::actor session;
-  /// Task of the active execution.
-  caf::actor task;
+  /// Task of the execution that holds the device.
+  task_sink task;
+  /// Whether a RequestUpgrade is being answered.
+  bool asking = false;
+  outbox out;
 
-  static inline constexpr const char* name = "fota.device";
+private:
+  /// Applies and persists `decided`; replies with the device once durable
+  /// and tells the fleet and the task what changed.
+  caf::result<device_state> commit(expected<event_list> decided);
+
+  /// Why `execution` may not report on this device, or nothing.
+  status check_holder(execution_id execution) const;
+
+  /// A RequestUpgrade of a free device on its way through the candidates.
+  struct asking_state {
+    offer_candidates candidates;
+    std::string first_refusal;
+  };
+
+  /// Tries the device-request tasks of `a` from `index` on.
+  void ask(caf::typed_response_promise<upgrade_offer> rp,
+           std::shared_ptr<asking_state> a, size_t index);
 };
 
-/// Handles device commands (forwarded by the fleet) and:
-/// - `(claim_atom, execution, task) -> std::string`: empty when claimed,
-///   otherwise why the device is busy;
-/// - `(claim_atom, provisional, execution, task)`: turns a provisional
-///   claim into the final one;
-/// - `(release_atom, execution)`: the execution ended;
-/// - `push_order -> bool`: true when handed to the gateway, false when the
-///   device is offline;
-/// - `(get_atom) -> std::string`: the serialized `v1::Device`.
-caf::behavior device_actor(caf::stateful_actor<device_actor_state>* self,
-                           context_ptr ctx, device_state initial);
+/// Spawns a device from its state; `registration` holds the events of a
+/// device registered just now, which the device persists before anything
+/// else (empty for a device recovered from the log).
+device_impl::behavior_type
+device_behavior(device_actor_state::self_pointer self, context_ptr ctx,
+                device_state initial, event_list registration);
 
 } // namespace fota

@@ -1,11 +1,13 @@
-/// The dispatcher: grants push credit to tasks with queued executions, in
+/// The dispatcher: grants push credit to tasks with pushes to send, in
 /// priority order and round robin between tasks of equal priority, under the
-/// node's rate limit, each task's own rate (with its ramp-up) and schedule
-/// windows, and a bound on pushes in flight. It wakes on timers at window
-/// edges and token refills, and never polls.
+/// node's rate limit, each task's own rate (with its ramp-up, which follows
+/// the task's durable successes) and schedule windows, and a bound on pushes
+/// in flight. It wakes on timers at window edges and token refills, and
+/// never polls.
 #pragma once
 
 #include "actors/context.hpp"
+#include "events/rate.hpp"
 #include "events/schedule.hpp"
 
 #include <cstdint>
@@ -13,54 +15,51 @@
 #include <vector>
 
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 namespace fota {
 
-/// A token bucket over an injected clock: `per_minute` tokens a minute,
-/// holding at most one second's worth (at least one token).
-class rate_limiter {
-public:
-  explicit rate_limiter(uint32_t per_minute = 0, timestamp now = {});
-
-  /// Whole tokens available at `now`; unlimited when the rate is 0.
-  uint64_t available(timestamp now);
-
-  void take(uint64_t n) noexcept;
-  void give_back(uint64_t n) noexcept;
-
-  /// When the next token will be available, after `now`.
-  timestamp next_token(timestamp now) const;
-
-  bool unlimited() const noexcept { return per_minute_ == 0; }
-
-  uint32_t per_minute() const noexcept { return per_minute_; }
-
-  /// Changes the rate from `now` on, keeping the tokens already earned.
-  void set_rate(uint32_t per_minute, timestamp now);
-
-private:
-  uint32_t per_minute_;
-  double tokens_;
-  double capacity_;
-  timestamp last_;
-};
-
-/// The push rate of a task after `successes` successes: the ramp-up's base
-/// times its factor for every completed step, capped by the task's maximum
-/// (0 = unlimited).
-uint32_t ramp_rate(const v1::RateLimit& rate, uint64_t successes);
+/// The dispatcher as implemented: `dispatcher_actor` plus its timer.
+using dispatcher_impl = dispatcher_actor::extend<caf::reacts_to<tick_atom>>;
 
 struct dispatcher_state {
+  // -- member types -----------------------------------------------------------
+
+  using self_pointer = dispatcher_impl::stateful_pointer<dispatcher_state>;
+
+  /// What the dispatcher knows about one task.
   struct demand {
-    caf::actor task;
+    credit_sink task;
     uint64_t pending = 0;
     int32_t priority = 0;
-    v1::RateLimit rate;
+    rate_spec rate;
     schedule windows;
     rate_limiter limiter;
-    uint64_t successes = 0;
   };
 
+  // -- constants --------------------------------------------------------------
+
+  static inline constexpr const char* name = "fota.dispatcher";
+
+  /// Largest credit granted at once, so that tasks interleave.
+  static constexpr uint64_t max_grant = 256;
+
+  // -- constructors -----------------------------------------------------------
+
+  explicit dispatcher_state(self_pointer ptr) : self(ptr) {
+    // nop
+  }
+
+  // -- message handlers -------------------------------------------------------
+
+  void operator()(demand_atom, push_demand& d);
+  void operator()(settled_atom, const credit_sink& task, uint64_t pushes,
+                  uint64_t unused);
+  void operator()(tick_atom);
+
+  // -- member variables -------------------------------------------------------
+
+  self_pointer self;
   context_ptr ctx;
   std::vector<demand> tasks;
   /// Round-robin position among tasks.
@@ -70,18 +69,15 @@ struct dispatcher_state {
   /// When the pending wake-up timer fires, if one is set.
   std::optional<timestamp> wake_at;
 
-  static inline constexpr const char* name = "fota.dispatcher";
+private:
+  /// Grants credit until nothing more can be granted now, and sets a timer
+  /// for the earliest moment a blocked task can go on.
+  void dispatch();
+
+  void schedule_wake(timestamp at);
 };
 
-/// Messages:
-/// - `(demand_atom, task, pending, spec bytes)` from tasks with executions
-///   to push;
-/// - `(settled_atom, delivered, returned)` when pushes are answered or credit
-///   is returned;
-/// - `(success_atom, task)` for the ramp-up;
-/// - `(tick_atom)` from its own timer.
-/// Sends `(credit_atom, n)` to tasks.
-caf::behavior dispatcher_actor(caf::stateful_actor<dispatcher_state>* self,
-                               context_ptr ctx);
+dispatcher_impl::behavior_type
+dispatcher_behavior(dispatcher_state::self_pointer self, context_ptr ctx);
 
 } // namespace fota

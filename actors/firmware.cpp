@@ -1,196 +1,222 @@
 #include "actors/firmware.hpp"
 
+#include "events/limits.hpp"
+
 #include <caf/event_based_actor.hpp>
 #include <caf/result.hpp>
 
 namespace fota {
 
-namespace {
-
-using self_ptr = caf::stateful_actor<firmware_actor_state>*;
-
-v1::Response with_firmware(const firmware_catalog& c, const std::string& p,
-                           const std::string& v) {
-  v1::Response r;
-  if (const auto* fw = c.find(p, v))
-    *r.mutable_firmware() = *fw;
-  return r;
-}
-
-/// Applies the decided events at once and replies with the firmware once
-/// they are durable.
-caf::result<std::string> commit(self_ptr self, expected<event_list> decided,
-                                const std::string& product,
-                                const std::string& version) {
+caf::result<firmware_record>
+firmware_actor_state::commit(expected<event_list> decided,
+                             const std::string& product,
+                             const std::string& version) {
   if (!decided)
     return to_error(decided.error());
   for (const auto& e : *decided)
-    apply(self->state.catalog, e);
-  auto reply = with_firmware(self->state.catalog, product, version);
-  auto rp = self->make_response_promise();
-  persist(self, *self->state.ctx, *decided, rp,
-          [reply](caf::response_promise& rp) mutable {
-            rp.deliver(ok_response(reply));
-          });
+    if (auto err = apply(catalog, e))
+      return to_error(make_failure(errc::internal, err->message));
+  out.add(*decided);
+  out.schedule_flush(self);
+  auto rp = self->make_response_promise<firmware_record>();
+  const auto* fw = catalog.find(product, version);
+  out.reply(rp, fw != nullptr ? *fw : firmware_record{});
   return rp;
 }
 
-/// Records the outcome of a verification run.
-void conclude(self_ptr self, const std::string& product,
-              const std::string& version, bool ok, const std::string& reason) {
-  auto& st = self->state;
-  auto events = decide_verification_result(st.catalog, product, version, ok,
-                                           reason, st.ctx->now());
+void firmware_actor_state::commit_quietly(const event_list& events) {
   for (const auto& e : events)
-    apply(st.catalog, e);
-  persist(self, *st.ctx, events, caf::response_promise{},
-          [](caf::response_promise&) {});
+    if (apply(catalog, e))
+      return;
+  out.add(events);
+  out.schedule_flush(self);
 }
 
-/// Starts the verification task: a snapshot cloud push of the firmware to
-/// the named devices, on whatever version they run.
-void start_run(self_ptr self, const v1::VerifyFirmware& req) {
-  auto& st = self->state;
-  v1::TaskSpec spec;
-  spec.set_name("verification of " + req.product_key() + "/" + req.version());
-  spec.set_product_key(req.product_key());
-  spec.set_target_version(req.version());
-  spec.set_strategy(v1::STRATEGY_SNAPSHOT);
-  spec.set_method(v1::METHOD_CLOUD_PUSH);
-  spec.mutable_scope()->set_kind(v1::SCOPE_KIND_TARGET);
-  *spec.mutable_scope()->mutable_device_keys()->mutable_device_keys() =
-      req.device_keys();
-  spec.set_timeout_seconds(req.timeout_seconds());
-  spec.set_verification(true);
-  auto product = req.product_key();
-  auto version = req.version();
-  self->request(st.ctx->tasks, caf::infinite, spawn_atom_v,
-                spec.SerializeAsString())
-      .then([](const std::string&) {},
-            [=](caf::error& err) {
-              conclude(self, product, version, false,
-                       "verification run could not start: " +
-                           from_error(err).message);
-            });
+caf::result<firmware_record>
+firmware_actor_state::operator()(create_firmware& cmd) {
+  return commit(decide(catalog, cmd, ctx->now()), cmd.product, cmd.version);
 }
 
-} // namespace
+caf::result<firmware_record>
+firmware_actor_state::operator()(verify_firmware& cmd) {
+  auto result =
+      commit(decide(catalog, cmd, ctx->now()), cmd.product, cmd.version);
+  const auto* fw = catalog.find(cmd.product, cmd.version);
+  if (fw == nullptr || fw->status != v1::FIRMWARE_STATUS_VERIFYING)
+    return result;
+  // The run: a snapshot cloud push of the firmware to the named devices, on
+  // whatever version they run. It starts once VERIFYING is durable.
+  task_spec spec;
+  spec.name = "verification of " + cmd.product + "/" + cmd.version;
+  spec.product = cmd.product;
+  spec.target_version = cmd.version;
+  spec.strategy = v1::STRATEGY_SNAPSHOT;
+  spec.method = v1::METHOD_CLOUD_PUSH;
+  spec.scope.kind = v1::SCOPE_KIND_TARGET;
+  spec.scope.filters = task_scope::device_keys_filter;
+  spec.scope.device_keys = cmd.devices;
+  spec.timeout_seconds = cmd.timeout_seconds;
+  spec.verification = true;
+  out.then([this, spec = std::move(spec), product = cmd.product,
+            version = cmd.version] {
+    self->request(ctx->tasks, caf::infinite, spawn_atom_v, spec)
+        .then([](task_summary&) {},
+              [this, product, version](caf::error& err) {
+                commit_quietly(decide_verification_result(
+                    catalog, product, version, false,
+                    "verification run could not start: " +
+                        from_error(err).message,
+                    ctx->now()));
+              });
+  });
+  return result;
+}
 
-caf::behavior firmware_actor(self_ptr self, context_ptr ctx,
-                             firmware_catalog catalog) {
-  self->state.ctx = std::move(ctx);
-  self->state.catalog = std::move(catalog);
-  return {
-      [=](const command& cmd) -> caf::result<std::string> {
-        auto& st = self->state;
-        auto now = st.ctx->now();
-        switch (cmd.kind) {
-        case v1::ClientFrame::kCreateFirmware: {
-          v1::CreateFirmware req;
-          if (!parse_body(cmd, req))
-            break;
-          return commit(self, decide(st.catalog, req, now),
-                        req.firmware().product_key(), req.firmware().version());
-        }
-        case v1::ClientFrame::kVerifyFirmware: {
-          v1::VerifyFirmware req;
-          if (!parse_body(cmd, req))
-            break;
-          auto result = commit(self, decide(st.catalog, req, now),
-                               req.product_key(), req.version());
-          const auto* fw = st.catalog.find(req.product_key(), req.version());
-          if (fw != nullptr && fw->status() == v1::FIRMWARE_STATUS_VERIFYING)
-            start_run(self, req);
-          return result;
-        }
-        case v1::ClientFrame::kGetFirmware: {
-          v1::GetFirmware req;
-          if (!parse_body(cmd, req))
-            break;
-          if (st.catalog.find(req.product_key(), req.version()) == nullptr)
-            return to_error(make_failure(
-                errc::not_found, "firmware " + req.product_key() + "/" +
-                                     req.version() + " does not exist"));
-          return ok_response(
-              with_firmware(st.catalog, req.product_key(), req.version()));
-        }
-        case v1::ClientFrame::kListFirmware: {
-          v1::ListFirmware req;
-          if (!parse_body(cmd, req))
-            break;
-          v1::Response r;
-          auto* list = r.mutable_firmware_list();
-          for (const auto& [key, fw] : st.catalog.entries)
-            if (req.product_key().empty() || key.first == req.product_key())
-              *list->add_firmwares() = fw;
-          return ok_response(r);
-        }
-        case v1::ClientFrame::kDeleteFirmware: {
-          v1::DeleteFirmware req;
-          if (!parse_body(cmd, req))
-            break;
-          auto rp = self->make_response_promise<std::string>();
-          self->request(st.ctx->tasks, caf::infinite, lookup_atom_v,
-                        req.product_key(), req.version())
-              .then(
-                  [=](bool in_use) mutable {
-                    auto decided = decide(self->state.catalog, req, in_use,
-                                          self->state.ctx->now());
-                    if (!decided) {
-                      rp.deliver(to_error(decided.error()));
-                      return;
-                    }
-                    for (const auto& e : *decided)
-                      apply(self->state.catalog, e);
-                    persist(self, *self->state.ctx, *decided, rp,
-                            [](caf::response_promise& rp) {
-                              rp.deliver(ok_response());
-                            });
-                  },
-                  [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
-          return rp;
-        }
-        default:
-          return to_error(
-              make_failure(errc::internal, "firmware actor got command " +
-                                               std::to_string(cmd.kind)));
-        }
+caf::result<firmware_record>
+firmware_actor_state::operator()(skip_verification& cmd) {
+  return commit(decide(catalog, cmd, ctx->now()), cmd.product, cmd.version);
+}
+
+caf::result<firmware_record>
+firmware_actor_state::operator()(get_firmware& cmd) {
+  const auto* fw = catalog.find(cmd.product, cmd.version);
+  if (fw == nullptr)
+    return to_error(
+        make_failure(errc::not_found, firmware_name(cmd.product, cmd.version) +
+                                          " does not exist"));
+  auto rp = self->make_response_promise<firmware_record>();
+  out.reply(rp, *fw);
+  return rp;
+}
+
+caf::result<firmware_page>
+firmware_actor_state::operator()(list_firmware& cmd) {
+  uint64_t from = 0;
+  if (!cmd.page_token.empty()) {
+    for (char c : cmd.page_token)
+      if (c < '0' || c > '9' || cmd.page_token.size() > 18)
         return to_error(make_failure(errc::invalid_argument,
-                                     "request body does not parse"));
-      },
-      [=](verified_atom, const std::string& product, const std::string& version,
-          bool ok, const std::string& reason) {
-        conclude(self, product, version, ok, reason);
-      },
-      [=](tick_atom) {
-        // After recovery: a run that never got its task (the node stopped in
-        // between) is over.
-        for (const auto& [key, fw] : self->state.catalog.entries) {
-          if (fw.status() != v1::FIRMWARE_STATUS_VERIFYING)
-            continue;
-          auto product = key.first;
-          auto version = key.second;
-          self->request(self->state.ctx->tasks, caf::infinite, lookup_atom_v,
-                        product, version)
-              .then(
-                  [=](bool running) {
-                    if (!running)
-                      conclude(self, product, version, false,
-                               "verification run was interrupted by a restart "
-                               "before it started; verify again");
-                  },
-                  [](caf::error&) {});
-        }
-      },
-      [=](get_atom, const std::string& product,
-          const std::string& version) -> caf::result<std::string> {
-        const auto* fw = self->state.catalog.find(product, version);
-        if (fw == nullptr)
-          return to_error(make_failure(errc::invalid_argument,
-                                       "target_version: firmware " + product +
-                                           "/" + version + " does not exist"));
-        return fw->SerializeAsString();
-      },
+                                     "page_token: \"" + cmd.page_token +
+                                         "\" is not a page token"));
+    from = std::stoull(cmd.page_token);
+  }
+  auto size = cmd.page_size == 0 ? limits::default_page_size : cmd.page_size;
+  firmware_page page;
+  uint64_t i = 0;
+  for (const auto& [key, fw] : catalog.entries) {
+    if (!cmd.product.empty() && key.first != cmd.product)
+      continue;
+    if (i++ < from)
+      continue;
+    if (page.items.size() == size) {
+      page.next_page_token = std::to_string(i - 1);
+      break;
+    }
+    page.items.push_back(fw);
+  }
+  auto rp = self->make_response_promise<firmware_page>();
+  out.reply(rp, std::move(page));
+  return rp;
+}
+
+caf::result<accepted> firmware_actor_state::operator()(delete_firmware& cmd) {
+  auto i = users.find({cmd.product, cmd.version});
+  bool in_use = i != users.end() && !i->second.empty();
+  auto decided = decide(catalog, cmd, in_use, ctx->now());
+  if (!decided)
+    return to_error(decided.error());
+  for (const auto& e : *decided)
+    if (auto err = apply(catalog, e))
+      return to_error(make_failure(errc::internal, err->message));
+  out.add(*decided);
+  out.schedule_flush(self);
+  auto rp = self->make_response_promise<accepted>();
+  out.reply(rp, accepted{});
+  return rp;
+}
+
+caf::result<firmware_record>
+firmware_actor_state::operator()(reserve_atom, task_id task,
+                                 const std::string& product,
+                                 const std::string& version) {
+  const auto* fw = catalog.find(product, version);
+  if (fw == nullptr)
+    return to_error(
+        make_failure(errc::invalid_argument,
+                     "target_version: " + firmware_name(product, version) +
+                         " does not exist"));
+  users[{product, version}].insert(task);
+  auto rp = self->make_response_promise<firmware_record>();
+  out.reply(rp, *fw);
+  return rp;
+}
+
+void firmware_actor_state::operator()(release_atom, task_id task) {
+  for (auto i = users.begin(); i != users.end();) {
+    i->second.erase(task);
+    if (i->second.empty())
+      i = users.erase(i);
+    else
+      ++i;
+  }
+}
+
+void firmware_actor_state::operator()(verified_atom, const std::string& product,
+                                      const std::string& version, bool ok,
+                                      const std::string& reason) {
+  commit_quietly(decide_verification_result(catalog, product, version, ok,
+                                            reason, ctx->now()));
+}
+
+caf::result<digest_sum> firmware_actor_state::operator()(digest_atom) {
+  auto rp = self->make_response_promise<digest_sum>();
+  out.then([this, rp]() mutable {
+    digest_sum sum;
+    for (const auto& [key, fw] : catalog.entries)
+      sum.add(fw);
+    rp.deliver(sum);
+  });
+  return rp;
+}
+
+firmware_impl::behavior_type
+firmware_behavior(firmware_actor_state::self_pointer self, context_ptr ctx,
+                  firmware_catalog catalog,
+                  std::map<firmware_catalog::key, std::set<task_id>> users,
+                  std::set<firmware_catalog::key> running_verifications) {
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.catalog = std::move(catalog);
+  st.users = std::move(users);
+  st.out.init(st.ctx->journal, st.ctx->metrics);
+  ignore_stray_errors(self);
+  // A run that never got its task (the node stopped in between) is over.
+  std::vector<firmware_catalog::key> interrupted;
+  for (const auto& [key, fw] : st.catalog.entries)
+    if (fw.status == v1::FIRMWARE_STATUS_VERIFYING &&
+        running_verifications.count(key) == 0)
+      interrupted.push_back(key);
+  for (const auto& [product, version] : interrupted)
+    st.commit_quietly(decide_verification_result(
+        st.catalog, product, version, false,
+        "verification run was interrupted by a restart before it started; "
+        "verify again",
+        st.ctx->now()));
+  return {
+      [self](create_firmware& x) { return self->state(x); },
+      [self](verify_firmware& x) { return self->state(x); },
+      [self](skip_verification& x) { return self->state(x); },
+      [self](get_firmware& x) { return self->state(x); },
+      [self](list_firmware& x) { return self->state(x); },
+      [self](delete_firmware& x) { return self->state(x); },
+      [self](reserve_atom tag, task_id t, const std::string& p,
+             const std::string& v) { return self->state(tag, t, p, v); },
+      [self](release_atom tag, task_id t) { self->state(tag, t); },
+      [self](verified_atom tag, const std::string& p, const std::string& v,
+             bool ok,
+             const std::string& reason) { self->state(tag, p, v, ok, reason); },
+      [self](digest_atom tag) { return self->state(tag); },
+      [self](flush_atom) { self->state.out.flush(self); },
   };
 }
 

@@ -1,6 +1,8 @@
 #include "actors/fleet.hpp"
 
 #include "actors/device.hpp"
+#include "actors/gather.hpp"
+#include "events/limits.hpp"
 #include "events/replay.hpp"
 
 #include <algorithm>
@@ -12,368 +14,253 @@ namespace fota {
 
 namespace {
 
-using self_ptr = caf::stateful_actor<fleet_state>*;
-
-constexpr uint32_t default_page_size = 100;
-constexpr uint32_t max_page_size = 1000;
-
-caf::error unknown_device(const std::string& product, const std::string& key) {
-  return to_error(make_failure(
-      errc::not_found, "device " + product + "/" + key + " is not registered"));
+/// Parses a page token that is an offset; an empty token is 0.
+expected<uint64_t> offset_of(const std::string& token) {
+  if (token.empty())
+    return uint64_t{0};
+  uint64_t x = 0;
+  for (char c : token) {
+    if (c < '0' || c > '9' || x > (UINT64_MAX - 9) / 10)
+      return make_failure(errc::invalid_argument,
+                          "page_token: \"" + token + "\" is not a page token");
+    x = x * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return x;
 }
 
-void offer_to_subscribers(self_ptr self, uint32_t ordinal);
+uint32_t page_size_of(uint32_t requested) {
+  return requested == 0 ? limits::default_page_size : requested;
+}
 
-caf::result<std::string> register_device(self_ptr self, const command& cmd) {
-  auto& st = self->state;
-  v1::RegisterDevice req;
-  if (!parse_body(cmd, req))
-    return to_error(
-        make_failure(errc::invalid_argument, "RegisterDevice does not parse"));
-  auto decided = decide(nullptr, req, st.ctx->now());
+} // namespace
+
+std::string fleet_state::key_of(const std::string& product,
+                                const std::string& device) {
+  return device_ref(product, device);
+}
+
+// -- device commands ----------------------------------------------------------
+
+caf::result<device_state> fleet_state::operator()(register_device& cmd) {
+  if (auto i = directory.find(key_of(cmd.product, cmd.device));
+      i != directory.end())
+    return self->delegate(i->second, std::move(cmd));
+  auto decided = decide(nullptr, cmd, ctx->now());
   if (!decided)
     return to_error(decided.error());
-  auto device = make_device(decided->front());
-  auto actor = self->spawn<caf::linked>(device_actor, st.ctx, device);
-  auto ordinal = st.add(actor, device);
-  offer_to_subscribers(self, ordinal);
-  node_metrics::add(st.ctx->metrics->registrations);
-  auto rp = self->make_response_promise();
-  persist(self, *st.ctx, *decided, rp, [device](caf::response_promise& rp) {
-    v1::Response r;
-    *r.mutable_device() = device.to_proto();
-    rp.deliver(ok_response(r));
+  auto initial = make_device(decided->front());
+  // The new device's actor persists its registration first of all, and
+  // answers this command once it is durable.
+  auto actor = self->spawn<caf::linked>(device_behavior, ctx, initial,
+                                        std::move(*decided));
+  directory.emplace(key_of(cmd.product, cmd.device), actor);
+  node_metrics::add(ctx->metrics->registrations);
+  return self->delegate(actor, std::move(cmd));
+}
+
+caf::result<device_page> fleet_state::operator()(list_devices& cmd) {
+  if (cmd.product.empty())
+    return to_error(
+        make_failure(errc::invalid_argument, "product_key: must not be empty"));
+  auto from = offset_of(cmd.page_token);
+  if (!from)
+    return to_error(from.error());
+  auto size = page_size_of(cmd.page_size);
+  std::vector<device_actor> page;
+  std::string next;
+  for (uint64_t i = *from; i < index.size(); ++i) {
+    const auto& d = index.at(static_cast<fleet_index::ordinal>(i));
+    if (d.product != cmd.product ||
+        (!cmd.version.empty() && d.version != cmd.version))
+      continue;
+    if (page.size() == size) {
+      next = std::to_string(i);
+      break;
+    }
+    page.push_back(actors[i]);
+  }
+  auto rp = self->make_response_promise<device_page>();
+  gather<device_state>(
+      self, std::move(page),
+      [this, rp, next](std::vector<device_state>& xs, size_t) mutable {
+        device_page result;
+        for (auto& x : xs)
+          if (!x.key.empty())
+            result.items.push_back(std::move(x));
+        result.next_page_token = next;
+        out.reply(rp, std::move(result));
+      },
+      get_device{});
+  return rp;
+}
+
+// -- asset trees --------------------------------------------------------------
+
+caf::result<asset_tree> fleet_state::operator()(create_asset_tree& cmd) {
+  auto decided = decide(trees, cmd, ctx->now());
+  if (!decided)
+    return to_error(decided.error());
+  for (const auto& e : *decided)
+    if (auto err = apply(trees, e))
+      return to_error(make_failure(errc::internal, err->message));
+  out.add(*decided);
+  out.schedule_flush(self);
+  auto rp = self->make_response_promise<asset_tree>();
+  out.reply(rp, cmd.tree);
+  return rp;
+}
+
+caf::result<accepted> fleet_state::operator()(delete_asset_tree& cmd) {
+  auto decided = decide(trees, cmd, ctx->now());
+  if (!decided)
+    return to_error(decided.error());
+  for (const auto& e : *decided)
+    if (auto err = apply(trees, e))
+      return to_error(make_failure(errc::internal, err->message));
+  out.add(*decided);
+  out.schedule_flush(self);
+  auto rp = self->make_response_promise<accepted>();
+  out.reply(rp, accepted{});
+  return rp;
+}
+
+caf::result<asset_tree_page> fleet_state::operator()(list_asset_trees& cmd) {
+  auto from = offset_of(cmd.page_token);
+  if (!from)
+    return to_error(from.error());
+  auto size = page_size_of(cmd.page_size);
+  asset_tree_page page;
+  uint64_t i = 0;
+  for (const auto& [key, tree] : trees) {
+    if (!cmd.product.empty() && key.first != cmd.product)
+      continue;
+    if (i++ < *from)
+      continue;
+    if (page.items.size() == size) {
+      page.next_page_token = std::to_string(i - 1);
+      break;
+    }
+    page.items.push_back(tree);
+  }
+  auto rp = self->make_response_promise<asset_tree_page>();
+  out.reply(rp, std::move(page));
+  return rp;
+}
+
+// -- scope --------------------------------------------------------------------
+
+caf::result<device_handles> fleet_state::operator()(scope_atom, task_spec& spec,
+                                                    task_joiner& joiner) {
+  subscription sub;
+  auto selected = index.select(spec, trees, sub.named);
+  if (!selected)
+    return to_error(selected.error());
+  device_handles out;
+  out.reserve(selected->size());
+  for (auto x : *selected)
+    out.push_back(device_handle{index.at(x).key, actors[x]});
+  if (joiner) {
+    sub.task = joiner;
+    sub.spec = std::move(spec);
+    self->monitor(sub.task);
+    subscriptions.push_back(std::move(sub));
+  }
+  return out;
+}
+
+void fleet_state::operator()(forget_atom, task_joiner& joiner) {
+  subscriptions.erase(
+      std::remove_if(subscriptions.begin(), subscriptions.end(),
+                     [&](const subscription& s) { return s.task == joiner; }),
+      subscriptions.end());
+}
+
+caf::result<device_actor> fleet_state::operator()(lookup_atom,
+                                                  const std::string& product,
+                                                  const std::string& key) {
+  auto i = directory.find(key_of(product, key));
+  if (i == directory.end())
+    return to_error(make_failure(errc::not_found, device_name(product, key) +
+                                                      " is not registered"));
+  return i->second;
+}
+
+// -- messages from devices ----------------------------------------------------
+
+void fleet_state::offer(fleet_index::ordinal x) {
+  const auto& e = index.at(x);
+  for (const auto& sub : subscriptions)
+    if (in_scope(sub.spec, sub.named, e))
+      self->send(sub.task, join_atom_v, device_handle{e.key, actors[x]});
+}
+
+void fleet_state::operator()(changed_atom, device_state& d) {
+  if (auto x = index.find(d.product, d.key)) {
+    index.update(*x, d);
+    offer(*x);
+    return;
+  }
+  auto i = directory.find(key_of(d.product, d.key));
+  if (i == directory.end())
+    return;
+  auto x = index.add(d);
+  actors.push_back(i->second);
+  offer(x);
+}
+
+void fleet_state::operator()(free_atom, device_state& d) {
+  if (auto x = index.find(d.product, d.key))
+    offer(*x);
+}
+
+caf::result<digest_sum> fleet_state::operator()(digest_atom) {
+  auto rp = self->make_response_promise<digest_sum>();
+  std::vector<device_actor> all;
+  all.reserve(directory.size());
+  for (const auto& [key, actor] : directory)
+    all.push_back(actor);
+  digest_sum sum;
+  for (const auto& [key, tree] : trees)
+    sum.add(tree);
+  out.then([this, rp, all = std::move(all), sum]() mutable {
+    gather<digest_sum>(
+        self, std::move(all),
+        [rp, sum](std::vector<digest_sum>& xs, size_t failures) mutable {
+          if (failures > 0) {
+            rp.deliver(to_error(make_failure(
+                errc::unavailable,
+                std::to_string(failures) + " device actors did not answer")));
+            return;
+          }
+          for (const auto& x : xs)
+            sum.add(x);
+          rp.deliver(sum);
+        },
+        digest_atom_v);
   });
   return rp;
 }
 
-caf::result<std::string> list_devices(self_ptr self, const command& cmd) {
-  auto& st = self->state;
-  v1::ListDevices req;
-  if (!parse_body(cmd, req))
-    return to_error(
-        make_failure(errc::invalid_argument, "ListDevices does not parse"));
-  if (req.product_key().empty())
-    return to_error(
-        make_failure(errc::invalid_argument, "product_key: must not be empty"));
-  auto size = req.page_size() == 0 ? default_page_size : req.page_size();
-  if (size > max_page_size)
-    return to_error(make_failure(errc::invalid_argument,
-                                 "page_size: must be at most 1000"));
-  uint64_t from = 0;
-  if (!req.page_token().empty()) {
-    try {
-      from = std::stoull(req.page_token());
-    } catch (const std::exception&) {
-      return to_error(make_failure(errc::invalid_argument,
-                                   "page_token: \"" + req.page_token() +
-                                       "\" is not a page token"));
-    }
-  }
-  std::vector<caf::actor> page;
-  uint64_t next = 0;
-  for (uint64_t i = from; i < st.devices.size(); ++i) {
-    const auto& d = st.devices[i];
-    if (d.product != req.product_key() ||
-        (!req.version().empty() && d.version != req.version()))
-      continue;
-    if (page.size() == size) {
-      next = i;
-      break;
-    }
-    page.push_back(d.actor);
-  }
-  auto rp = self->make_response_promise<std::string>();
-  struct collect {
-    v1::Response response;
-    std::vector<std::string> parts;
-    size_t pending;
-  };
-  auto acc = std::make_shared<collect>();
-  acc->parts.resize(page.size());
-  acc->pending = page.size();
-  if (next != 0)
-    acc->response.mutable_device_list()->set_next_page_token(
-        std::to_string(next));
-  auto finish = [acc, rp]() mutable {
-    auto* list = acc->response.mutable_device_list();
-    for (auto& p : acc->parts)
-      list->add_devices()->ParseFromString(p);
-    rp.deliver(ok_response(acc->response));
-  };
-  if (page.empty()) {
-    finish();
-    return rp;
-  }
-  for (size_t i = 0; i < page.size(); ++i)
-    self->request(page[i], caf::infinite, get_atom_v)
-        .then(
-            [acc, i, finish](std::string& bytes) mutable {
-              acc->parts[i] = std::move(bytes);
-              if (--acc->pending == 0)
-                finish();
-            },
-            [acc, finish](caf::error&) mutable {
-              if (--acc->pending == 0)
-                finish();
-            });
-  return rp;
-}
+// -- behavior -----------------------------------------------------------------
 
-} // namespace
-
-namespace {
-
-std::string join_key(std::initializer_list<std::string_view> parts) {
-  std::string out;
-  for (auto p : parts) {
-    if (!out.empty())
-      out.push_back('\0');
-    out.append(p);
-  }
-  return out;
-}
-
-template <class Map>
-void index_labels(Map& index, const std::string& product, const label_map& xs,
-                  uint32_t ordinal, bool insert) {
-  for (const auto& [k, v] : xs) {
-    auto key = join_key({product, k, v});
-    if (insert) {
-      index[key].insert(ordinal);
-    } else if (auto i = index.find(key); i != index.end()) {
-      i->second.erase(ordinal);
-      if (i->second.empty())
-        index.erase(i);
-    }
-  }
-}
-
-template <class Map>
-label_map labels_of(const Map& xs) {
-  label_map out(xs.begin(), xs.end());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-bool has_source_version(const v1::TaskSpec& spec, const std::string& version) {
-  if (spec.source_versions().empty())
-    return true; // Verification runs take devices on any version.
-  for (const auto& v : spec.source_versions())
-    if (v == version)
-      return true;
-  return false;
-}
-
-/// Whether a device matches a subscription's scope.
-bool matches(const fleet_state::subscription& sub,
-             const fleet_state::entry& e) {
-  const auto& spec = sub.spec;
-  if (e.product != spec.product_key() || e.version == spec.target_version() ||
-      !has_source_version(spec, e.version))
-    return false;
-  const auto& scope = spec.scope();
-  if (scope.kind() == v1::SCOPE_KIND_ALL)
-    return true;
-  if (scope.has_tag()) {
-    const auto* v = find_label(e.tags, scope.tag().key());
-    return v != nullptr && *v == scope.tag().value();
-  }
-  if (scope.has_attribute()) {
-    const auto* v = find_label(e.attributes, scope.attribute().name());
-    return v != nullptr && *v == scope.attribute().value();
-  }
-  return sub.keys.count(e.key) > 0;
-}
-
-/// The devices in a task's scope in registration order; `keys` receives the
-/// device keys named by a device-key or asset-tree filter.
-expected<std::vector<uint32_t>> resolve(const fleet_state& st,
-                                        const v1::TaskSpec& spec,
-                                        std::unordered_set<std::string>& keys) {
-  const auto& p = spec.product_key();
-  const auto& scope = spec.scope();
-  std::vector<uint32_t> out;
-  auto on_source = [&](uint32_t o) {
-    const auto& e = st.devices[o];
-    return e.version != spec.target_version() &&
-           has_source_version(spec, e.version);
-  };
-  auto take = [&](const fleet_state::ordinals* xs) {
-    if (xs != nullptr)
-      for (auto o : *xs)
-        if (on_source(o))
-          out.push_back(o);
-  };
-  auto lookup = [](const auto& index,
-                   const std::string& key) -> const fleet_state::ordinals* {
-    auto i = index.find(key);
-    return i == index.end() ? nullptr : &i->second;
-  };
-  if (scope.kind() == v1::SCOPE_KIND_ALL) {
-    if (spec.source_versions().empty())
-      return make_failure(errc::invalid_argument,
-                          "source_versions: must name at least one version");
-    for (const auto& v : spec.source_versions())
-      take(lookup(st.by_version, join_key({p, v})));
-  } else if (scope.has_tag()) {
-    take(lookup(st.by_tag,
-                join_key({p, scope.tag().key(), scope.tag().value()})));
-  } else if (scope.has_attribute()) {
-    take(lookup(st.by_attribute, join_key({p, scope.attribute().name(),
-                                           scope.attribute().value()})));
-  } else if (scope.has_device_keys()) {
-    for (const auto& k : scope.device_keys().device_keys()) {
-      auto i = st.directory.find(device_ref(p, k));
-      if (i == st.directory.end())
-        return make_failure(errc::invalid_argument,
-                            "scope.device_keys: device " + k +
-                                " is not registered for product " + p);
-      keys.insert(k);
-      if (on_source(i->second))
-        out.push_back(i->second);
-    }
-  } else if (scope.has_asset_trees()) {
-    for (const auto& sel : scope.asset_trees().trees()) {
-      auto t = st.trees.find({p, sel.tree_id()});
-      if (t == st.trees.end())
-        return make_failure(errc::invalid_argument,
-                            "scope.asset_trees: tree " + sel.tree_id() +
-                                " does not exist for product " + p);
-      auto devices = selected_devices(t->second, sel.node_ids());
-      if (!devices)
-        return std::move(devices).error();
-      for (const auto& k : *devices) {
-        keys.insert(k);
-        auto i = st.directory.find(device_ref(p, k));
-        if (i != st.directory.end() && on_source(i->second))
-          out.push_back(i->second);
-      }
-    }
-  }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
-}
-
-/// Offers a device that registered or reported a new version to the
-/// increment tasks whose scope it matches.
-void offer_to_subscribers(self_ptr self, uint32_t ordinal) {
-  auto& st = self->state;
-  const auto& e = st.devices[ordinal];
-  for (const auto& sub : st.subscriptions)
-    if (matches(sub, e))
-      self->send(sub.task, join_atom_v, device_handle{e.key, e.actor});
-}
-
-caf::result<std::string> tree_command(self_ptr self, const command& cmd) {
-  auto& st = self->state;
-  auto now = st.ctx->now();
-  auto commit = [&](expected<event_list> decided,
-                    v1::Response reply) -> caf::result<std::string> {
-    if (!decided)
-      return to_error(decided.error());
-    for (const auto& e : *decided)
-      apply(st.trees, e);
-    auto rp = self->make_response_promise();
-    persist(self, *st.ctx, *decided, rp, [reply](caf::response_promise& rp) {
-      rp.deliver(ok_response(reply));
-    });
-    return rp;
-  };
-  switch (cmd.kind) {
-  case v1::ClientFrame::kCreateAssetTree: {
-    v1::CreateAssetTree req;
-    if (!parse_body(cmd, req))
-      break;
-    v1::Response r;
-    *r.mutable_asset_tree() = req.tree();
-    return commit(decide(st.trees, req, now), r);
-  }
-  case v1::ClientFrame::kDeleteAssetTree: {
-    v1::DeleteAssetTree req;
-    if (!parse_body(cmd, req))
-      break;
-    return commit(decide(st.trees, req, now), v1::Response{});
-  }
-  case v1::ClientFrame::kListAssetTrees: {
-    v1::ListAssetTrees req;
-    if (!parse_body(cmd, req))
-      break;
-    v1::Response r;
-    auto* list = r.mutable_asset_tree_list();
-    for (const auto& [key, tree] : st.trees)
-      if (req.product_key().empty() || key.first == req.product_key())
-        *list->add_trees() = tree;
-    return ok_response(r);
-  }
-  default:
-    break;
-  }
-  return to_error(
-      make_failure(errc::invalid_argument, "request body does not parse"));
-}
-
-} // namespace
-
-uint32_t fleet_state::add(caf::actor actor, const device_state& d) {
-  auto ordinal = static_cast<uint32_t>(devices.size());
-  devices.push_back(entry{d.product, d.key, d.version, d.tags, d.attributes,
-                          std::move(actor)});
-  directory.emplace(device_ref(d.product, d.key), ordinal);
-  by_version[join_key({d.product, d.version})].insert(ordinal);
-  index_labels(by_tag, d.product, d.tags, ordinal, true);
-  index_labels(by_attribute, d.product, d.attributes, ordinal, true);
-  return ordinal;
-}
-
-void fleet_state::update(uint32_t ordinal, const v1::Device& d) {
-  auto& e = devices[ordinal];
-  if (e.version != d.version()) {
-    auto old = by_version.find(join_key({e.product, e.version}));
-    if (old != by_version.end()) {
-      old->second.erase(ordinal);
-      if (old->second.empty())
-        by_version.erase(old);
-    }
-    e.version = d.version();
-    by_version[join_key({e.product, e.version})].insert(ordinal);
-  }
-  auto tags = labels_of(d.tags());
-  if (tags != e.tags) {
-    index_labels(by_tag, e.product, e.tags, ordinal, false);
-    e.tags = std::move(tags);
-    index_labels(by_tag, e.product, e.tags, ordinal, true);
-  }
-  auto attributes = labels_of(d.attributes());
-  if (attributes != e.attributes) {
-    index_labels(by_attribute, e.product, e.attributes, ordinal, false);
-    e.attributes = std::move(attributes);
-    index_labels(by_attribute, e.product, e.attributes, ordinal, true);
-  }
-}
-
-const fleet_state::entry* fleet_state::find(const std::string& product,
-                                            const std::string& key) const {
-  auto i = directory.find(device_ref(product, key));
-  return i == directory.end() ? nullptr : &devices[i->second];
-}
-
-caf::behavior
-fleet_actor(self_ptr self, context_ptr ctx,
-            std::vector<std::pair<device_state, caf::actor>> devices,
-            tree_catalog trees) {
+fleet_impl::behavior_type
+fleet_behavior(fleet_state::self_pointer self, context_ptr ctx,
+               std::vector<std::pair<device_state, device_actor>> devices,
+               tree_catalog trees) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.trees = std::move(trees);
+  st.out.init(st.ctx->journal, st.ctx->metrics);
   survive_children(self);
   ignore_stray_errors(self);
-  st.devices.reserve(devices.size());
+  st.actors.reserve(devices.size());
   for (auto& [d, actor] : devices) {
     self->link_to(actor);
-    st.add(std::move(actor), d);
+    st.directory.emplace(device_ref(d.product, d.key), actor);
+    st.index.add(d);
+    st.actors.push_back(std::move(actor));
   }
-  self->set_down_handler([=](const caf::down_msg& down) {
+  self->set_down_handler([self](const caf::down_msg& down) {
     auto& subs = self->state.subscriptions;
     subs.erase(std::remove_if(subs.begin(), subs.end(),
                               [&](const auto& s) {
@@ -382,81 +269,38 @@ fleet_actor(self_ptr self, context_ptr ctx,
                subs.end());
   });
   return {
-      [=](command& cmd) -> caf::result<std::string> {
-        auto& st = self->state;
-        switch (cmd.kind) {
-        case v1::ClientFrame::kListDevices:
-          return list_devices(self, cmd);
-        case v1::ClientFrame::kCreateAssetTree:
-        case v1::ClientFrame::kDeleteAssetTree:
-        case v1::ClientFrame::kListAssetTrees:
-          return tree_command(self, cmd);
-        default:
-          break;
-        }
-        v1::DeviceRef ref;
-        if (!ref.ParseFromString(cmd.body))
-          return to_error(make_failure(errc::invalid_argument,
-                                       "request body does not parse"));
-        if (auto err = validate_device_ref(ref.product_key(), ref.device_key()))
-          return to_error(*err);
-        const auto* e = st.find(ref.product_key(), ref.device_key());
-        if (e != nullptr)
-          return forward(self, e->actor, std::move(cmd));
-        if (cmd.kind == v1::ClientFrame::kRegisterDevice)
-          return register_device(self, cmd);
-        return unknown_device(ref.product_key(), ref.device_key());
+      [self](register_device& x) { return self->state(x); },
+      [self](device_online& x, caf::actor& s) {
+        return self->state.route(x, s);
       },
-      [=](scope_atom, const std::string& spec_bytes,
-          bool subscribe) -> caf::result<device_handles> {
-        auto& st = self->state;
-        v1::TaskSpec spec;
-        if (!spec.ParseFromString(spec_bytes))
-          return to_error(make_failure(errc::internal, "spec does not parse"));
-        fleet_state::subscription sub;
-        auto ordinals = resolve(st, spec, sub.keys);
-        if (!ordinals)
-          return to_error(ordinals.error());
-        device_handles out;
-        out.reserve(ordinals->size());
-        for (auto o : *ordinals)
-          out.push_back(device_handle{st.devices[o].key, st.devices[o].actor});
-        if (subscribe) {
-          sub.task = caf::actor_cast<caf::actor>(self->current_sender());
-          sub.spec = std::move(spec);
-          self->monitor(sub.task);
-          st.subscriptions.push_back(std::move(sub));
-        }
-        return out;
+      [self](device_offline& x, caf::actor& s) {
+        return self->state.route(x, s);
       },
-      [=](forget_atom) {
-        auto& subs = self->state.subscriptions;
-        auto sender = self->current_sender();
-        subs.erase(std::remove_if(subs.begin(), subs.end(),
-                                  [&](const auto& s) {
-                                    return s.task.address() == sender;
-                                  }),
-                   subs.end());
+      [self](report_version& x) { return self->state.route(x); },
+      [self](set_device_tags& x) { return self->state.route(x); },
+      [self](set_device_attributes& x) { return self->state.route(x); },
+      [self](get_device& x) { return self->state.route(x); },
+      [self](report_progress& x) { return self->state.route(x); },
+      [self](report_failure& x) { return self->state.route(x); },
+      [self](confirm_upgrade& x) { return self->state.route(x); },
+      [self](ack_push& x) { return self->state.route(x); },
+      [self](request_upgrade& x) { return self->state.route(x); },
+      [self](list_devices& x) { return self->state(x); },
+      [self](create_asset_tree& x) { return self->state(x); },
+      [self](delete_asset_tree& x) { return self->state(x); },
+      [self](list_asset_trees& x) { return self->state(x); },
+      [self](scope_atom tag, task_spec& spec, task_joiner& joiner) {
+        return self->state(tag, spec, joiner);
       },
-      [=](changed_atom, const std::string& device_bytes) {
-        auto& st = self->state;
-        v1::Device d;
-        if (!d.ParseFromString(device_bytes))
-          return;
-        auto i = st.directory.find(device_ref(d.product_key(), d.device_key()));
-        if (i == st.directory.end())
-          return;
-        bool new_version = st.devices[i->second].version != d.version();
-        st.update(i->second, d);
-        if (new_version)
-          offer_to_subscribers(self, i->second);
+      [self](forget_atom tag, task_joiner& joiner) {
+        self->state(tag, joiner);
       },
-      [=](lookup_atom, const std::string& product,
-          const std::string& key) -> caf::result<caf::actor> {
-        if (const auto* e = self->state.find(product, key))
-          return e->actor;
-        return unknown_device(product, key);
-      },
+      [self](lookup_atom tag, const std::string& product,
+             const std::string& key) { return self->state(tag, product, key); },
+      [self](changed_atom tag, device_state& d) { self->state(tag, d); },
+      [self](free_atom tag, device_state& d) { self->state(tag, d); },
+      [self](digest_atom tag) { return self->state(tag); },
+      [self](flush_atom) { self->state.out.flush(self); },
   };
 }
 

@@ -1,81 +1,129 @@
 /// The fleet actor: the device directory (key → device actor), the indexes
-/// by (product, version), tag and attribute, the asset trees, registration
-/// of new devices, scope queries, and the subscriptions of increment tasks
-/// to devices that register or report a source version.
+/// scope selection reads (`events/fleet_index.hpp`), the asset trees,
+/// registration of new devices, scope queries, and the subscriptions of
+/// increment tasks to devices that enter their scope later.
 #pragma once
 
 #include "actors/context.hpp"
+#include "actors/outbox.hpp"
 #include "events/asset_tree.hpp"
 #include "events/device.hpp"
+#include "events/fleet_index.hpp"
 
-#include <cstdint>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 namespace fota {
 
+/// The fleet as implemented: `fleet_actor` plus the flush of its outbox.
+using fleet_impl = fleet_actor::extend<caf::reacts_to<flush_atom>>;
+
 struct fleet_state {
-  /// A device as the directory sees it.
-  struct entry {
-    std::string product;
-    std::string key;
-    std::string version;
-    label_map tags;
-    label_map attributes;
-    caf::actor actor;
-  };
+  // -- member types -----------------------------------------------------------
+
+  using self_pointer = fleet_impl::stateful_pointer<fleet_state>;
 
   /// An increment task and the scope it enrols from.
   struct subscription {
-    caf::actor task;
-    v1::TaskSpec spec;
+    task_joiner task;
+    task_spec spec;
     /// Devices named by a device-key filter or selected in asset trees.
-    std::unordered_set<std::string> keys;
+    std::unordered_set<std::string> named;
   };
 
-  using ordinals = std::set<uint32_t>;
-
-  context_ptr ctx;
-  /// Devices in registration order; the index is the ordinal.
-  std::vector<entry> devices;
-  /// product + '\0' + device key → ordinal.
-  std::unordered_map<std::string, uint32_t> directory;
-  /// product + '\0' + version → ordinals.
-  std::unordered_map<std::string, ordinals> by_version;
-  /// product + '\0' + key + '\0' + value → ordinals.
-  std::unordered_map<std::string, ordinals> by_tag;
-  std::unordered_map<std::string, ordinals> by_attribute;
-  tree_catalog trees;
-  std::vector<subscription> subscriptions;
-
-  /// Adds a device actor to the directory and the indexes.
-  uint32_t add(caf::actor actor, const device_state& d);
-
-  /// Moves a device to its new version, tags and attributes in the indexes.
-  void update(uint32_t ordinal, const v1::Device& d);
-
-  const entry* find(const std::string& product, const std::string& key) const;
+  // -- constants --------------------------------------------------------------
 
   static inline constexpr const char* name = "fota.fleet";
+
+  // -- constructors -----------------------------------------------------------
+
+  explicit fleet_state(self_pointer ptr) : self(ptr) {
+    // nop
+  }
+
+  // -- device commands --------------------------------------------------------
+
+  /// Registers an unknown device (its actor persists the registration) or
+  /// hands the command to the device's actor.
+  caf::result<device_state> operator()(register_device& cmd);
+
+  /// Hands a device command to the device's actor.
+  template <class Command, class... Ts>
+  auto route(Command& cmd, Ts&... xs) -> caf::result<typename Command::reply> {
+    if (auto err = validate_device_ref(cmd.product, cmd.device))
+      return to_error(*err);
+    auto i = directory.find(key_of(cmd.product, cmd.device));
+    if (i == directory.end())
+      return to_error(
+          make_failure(errc::not_found, device_name(cmd.product, cmd.device) +
+                                            " is not registered"));
+    return self->delegate(i->second, std::move(cmd), std::move(xs)...);
+  }
+
+  caf::result<device_page> operator()(list_devices& cmd);
+
+  // -- asset trees ------------------------------------------------------------
+
+  caf::result<asset_tree> operator()(create_asset_tree& cmd);
+  caf::result<accepted> operator()(delete_asset_tree& cmd);
+  caf::result<asset_tree_page> operator()(list_asset_trees& cmd);
+
+  // -- scope ------------------------------------------------------------------
+
+  /// The devices in a task's scope; with `joiner`, subscribes the task.
+  caf::result<device_handles> operator()(scope_atom, task_spec& spec,
+                                         task_joiner& joiner);
+
+  void operator()(forget_atom, task_joiner& joiner);
+
+  caf::result<device_actor> operator()(lookup_atom, const std::string& product,
+                                       const std::string& key);
+
+  // -- messages from devices --------------------------------------------------
+
+  /// A device's durable registration, version, tags or attributes.
+  void operator()(changed_atom, device_state& d);
+
+  /// A device is free again.
+  void operator()(free_atom, device_state& d);
+
+  caf::result<digest_sum> operator()(digest_atom);
+
+  // -- member variables -------------------------------------------------------
+
+  self_pointer self;
+  context_ptr ctx;
+  /// Every device, durably registered or not: where its commands go.
+  std::unordered_map<std::string, device_actor> directory;
+  /// Durably registered devices, for scope selection.
+  fleet_index index;
+  /// The actor of each indexed device, by ordinal.
+  std::vector<device_actor> actors;
+  tree_catalog trees;
+  std::vector<subscription> subscriptions;
+  outbox out;
+
+private:
+  static std::string key_of(const std::string& product,
+                            const std::string& device);
+
+  /// Offers the indexed device `x` to the increment tasks whose scope it is
+  /// in.
+  void offer(fleet_index::ordinal x);
 };
 
-/// Routes device commands to device actors (registering unknown devices),
-/// manages asset trees, and answers:
-/// - `(scope_atom, spec bytes, subscribe) -> device_handles`: the devices in
-///   a task's scope, in registration order; with `subscribe`, the sender
-///   also gets `(join_atom, device_handle)` for every device that later
-///   registers or reports a source version and matches, until it sends
-///   `(forget_atom)`;
-/// - `(changed_atom, device bytes)` from device actors: keeps indexes current.
-/// The fleet links to every device actor, so they stop with it.
-caf::behavior
-fleet_actor(caf::stateful_actor<fleet_state>* self, context_ptr ctx,
-            std::vector<std::pair<device_state, caf::actor>> devices,
-            tree_catalog trees);
+/// The fleet of a node; `devices` are the recovered devices and their
+/// actors, in registration order. The fleet links to every device actor, so
+/// they stop with it.
+fleet_impl::behavior_type
+fleet_behavior(fleet_state::self_pointer self, context_ptr ctx,
+               std::vector<std::pair<device_state, device_actor>> devices,
+               tree_catalog trees);
 
 } // namespace fota

@@ -17,12 +17,7 @@
 namespace fota {
 
 void add_message_types(caf::actor_system_config& cfg) {
-  cfg.add_message_type<event_batch>("fota::event_batch");
-  cfg.add_message_type<sequence_number>("fota::sequence_number");
-  cfg.add_message_type<command>("fota::command");
-  cfg.add_message_type<device_handle>("fota::device_handle");
-  cfg.add_message_type<device_handles>("fota::device_handles");
-  cfg.add_message_type<push_order>("fota::push_order");
+  cfg.add_message_types<caf::id_block::fota>();
   cfg.add_error_category(caf::atom("fota"), [](uint8_t code, caf::atom_value,
                                                const caf::message& ctx) {
     std::string out = "fota::";
@@ -42,6 +37,44 @@ node::~node() {
   stop();
 }
 
+namespace {
+
+/// What the firmware actor needs to know about the recovered tasks.
+struct firmware_usage {
+  std::map<firmware_catalog::key, std::set<task_id>> users;
+  std::set<firmware_catalog::key> running_verifications;
+  /// Finished verification runs whose outcome the firmware may not have
+  /// heard before the node stopped.
+  std::set<uint64_t> report_outcome;
+};
+
+firmware_usage usage_of(const world& w) {
+  firmware_usage out;
+  for (const auto& [id, t] : w.tasks) {
+    firmware_catalog::key key{t.spec.product, t.spec.target_version};
+    if (!is_finished(t.status))
+      out.users[key].insert(task_id{id});
+    if (!t.spec.verification)
+      continue;
+    // The run of the firmware's latest verification is the task created
+    // after that verification started.
+    auto started = w.verification_started_at.find(key);
+    auto created = w.task_created_at.find(id);
+    if (started == w.verification_started_at.end() ||
+        created == w.task_created_at.end() || created->second < started->second)
+      continue;
+    const auto* fw = w.firmware.find(key.first, key.second);
+    if (fw == nullptr || fw->status != v1::FIRMWARE_STATUS_VERIFYING)
+      continue;
+    out.running_verifications.insert(key);
+    if (is_finished(t.status))
+      out.report_outcome.insert(id);
+  }
+  return out;
+}
+
+} // namespace
+
 expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
                                             node_config cfg) {
   auto started = std::chrono::steady_clock::now();
@@ -52,28 +85,25 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   if (!log)
     return std::move(log).error();
   std::unique_ptr<node> n{new node(sys, std::move(*log))};
-  // Replay.
+  // Replay, checking every event; the first violation stops the start.
   world w;
   uint64_t replayed = 0;
-  std::optional<failure> decode_error;
-  auto st = n->log_->read(sequence_number{1}, [&](sequence_number seq,
-                                                  std::string_view bytes) {
-    event e;
-    if (!e.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-      decode_error =
-          make_failure(errc::corrupted, "event " + std::to_string(seq.value()) +
-                                            " does not decode");
-      return false;
-    }
-    apply(w, e);
-    ++replayed;
-    return true;
-  });
+  status violation;
+  auto st = n->log_->read(sequence_number{1},
+                          [&](sequence_number seq, std::string_view bytes) {
+                            violation = replay(w, seq, bytes);
+                            if (violation)
+                              return false;
+                            ++replayed;
+                            return true;
+                          });
   if (st)
     return std::move(*st);
-  if (decode_error)
-    return std::move(*decode_error);
+  if (violation)
+    return make_failure(errc::corrupted,
+                        "the log does not replay: " + violation->message);
   finish_replay(w);
+  auto usage = usage_of(w);
   // Wiring.
   auto& ctx = *n->ctx_;
   ctx.clock = cfg.clock ? cfg.clock : std::make_shared<system_clock>();
@@ -81,53 +111,61 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   auto* log_ptr = n->log_.get();
   n->detached_journal_ = cfg.detach_journal;
   if (cfg.detach_journal)
-    ctx.journal = caf::actor_cast<journal_actor>(
-        sys.spawn<caf::detached>(journal, log_ptr));
+    ctx.journal = sys.spawn<caf::detached>(journal, log_ptr);
   else
-    ctx.journal = caf::actor_cast<journal_actor>(sys.spawn(journal, log_ptr));
-  ctx.firmware = sys.spawn(firmware_actor, n->ctx_, w.firmware);
-  ctx.dispatcher = sys.spawn(dispatcher_actor, n->ctx_);
-  std::vector<caf::actor> device_actors;
+    ctx.journal = sys.spawn(journal, log_ptr);
+  ctx.firmware =
+      sys.spawn(firmware_behavior, n->ctx_, w.firmware, std::move(usage.users),
+                std::move(usage.running_verifications));
+  ctx.dispatcher = sys.spawn(dispatcher_behavior, n->ctx_);
+  std::vector<device_actor> device_actors;
   device_actors.reserve(w.devices.size());
   for (const auto& d : w.devices)
-    device_actors.push_back(sys.spawn(device_actor, n->ctx_, d));
-  std::map<uint64_t, caf::actor> tasks;
+    device_actors.push_back(
+        sys.spawn(device_behavior, n->ctx_, d, event_list{}));
+  std::map<uint64_t, task_registry_state::entry> tasks;
   for (auto& [id, t] : w.tasks) {
     auto start = std::make_shared<task_start>();
     start->devices.reserve(t.executions.size());
-    for (const auto& x : t.executions) {
-      auto i =
-          w.device_index.find(device_ref(t.spec.product_key(), x.device_key));
-      start->devices.push_back(
-          i == w.device_index.end() ? caf::actor{} : device_actors[i->second]);
+    std::vector<std::pair<uint64_t, device_actor>> held;
+    for (uint64_t s = 1; s <= t.executions.size(); ++s) {
+      const auto& x = t.executions[s - 1];
+      auto i = w.device_index.find(device_ref(t.spec.product, x.device_key));
+      auto actor =
+          i == w.device_index.end() ? device_actor{} : device_actors[i->second];
+      start->devices.push_back(actor);
+      if (t.holds_device(x) && actor)
+        held.emplace_back(s, actor);
     }
-    std::vector<std::pair<caf::actor, uint64_t>> held;
-    for (uint64_t s = 1; s <= t.executions.size(); ++s)
-      if (t.holds_device(t.executions[s - 1]) && start->devices[s - 1])
-        held.emplace_back(start->devices[s - 1], (id << 32) | s);
+    task_registry_state::entry e;
+    e.product = t.spec.product;
+    e.device_request = t.spec.method == v1::METHOD_DEVICE_REQUEST;
+    auto tid = t.id;
     start->recovered = std::move(t);
-    auto task = sys.spawn(task_actor, n->ctx_, start);
+    start->report_outcome = usage.report_outcome.count(id) > 0;
+    e.actor = sys.spawn(task_behavior, n->ctx_, start);
     // Bind each held device to its task now, before any session can send a
     // report for it.
-    for (auto& [device, execution] : held)
-      caf::anon_send(device, claim_atom_v, execution, task);
-    tasks.emplace(id, std::move(task));
+    auto sink = caf::actor_cast<task_sink>(e.actor);
+    for (auto& [s, device] : held)
+      caf::anon_send(device, bind_atom_v, execution_id{tid, execution_seq{s}},
+                     sink);
+    tasks.emplace(id, std::move(e));
   }
-  std::vector<std::pair<device_state, caf::actor>> fleet_devices;
+  std::vector<std::pair<device_state, device_actor>> fleet_devices;
   fleet_devices.reserve(w.devices.size());
   for (size_t i = 0; i < w.devices.size(); ++i)
     fleet_devices.emplace_back(std::move(w.devices[i]), device_actors[i]);
-  ctx.fleet = sys.spawn(fleet_actor, n->ctx_, std::move(fleet_devices),
+  ctx.fleet = sys.spawn(fleet_behavior, n->ctx_, std::move(fleet_devices),
                         std::move(w.trees));
-  ctx.tasks = sys.spawn(task_registry, n->ctx_, std::move(tasks));
-  n->router_ = sys.spawn(router_actor, n->ctx_);
-  anon_send(ctx.firmware, tick_atom_v); // Wiring done: check verifications.
+  ctx.tasks = sys.spawn(task_registry_behavior, n->ctx_, std::move(tasks));
+  n->router_ = sys.spawn(router_behavior, n->ctx_);
   n->actors_ = {caf::actor_cast<caf::actor>(ctx.journal),
-                ctx.firmware,
-                ctx.dispatcher,
-                ctx.fleet,
-                ctx.tasks,
-                n->router_};
+                caf::actor_cast<caf::actor>(ctx.firmware),
+                caf::actor_cast<caf::actor>(ctx.dispatcher),
+                caf::actor_cast<caf::actor>(ctx.fleet),
+                caf::actor_cast<caf::actor>(ctx.tasks),
+                caf::actor_cast<caf::actor>(n->router_)};
   n->recovery_.events = replayed;
   n->recovery_.devices = device_actors.size();
   n->recovery_.tasks = w.tasks.size();

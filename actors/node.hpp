@@ -46,13 +46,15 @@ public:
   node(const node&) = delete;
   node& operator=(const node&) = delete;
 
-  /// Opens the data directory, replays the log and spawns the actors.
+  /// Opens the data directory, replays the log and spawns the actors. A log
+  /// that does not replay (an event that violates the rules, an unknown
+  /// event type) stops the start with an error naming the event's sequence.
   static expected<std::unique_ptr<node>> start(caf::actor_system& sys,
                                                node_config cfg);
 
   /// The in-process API: `(request_atom, role, ClientFrame bytes)` replies
   /// with `Response` bytes.
-  const caf::actor& router() const noexcept { return router_; }
+  const router_actor& router() const noexcept { return router_; }
 
   /// Handles of the node's actors.
   const context_ptr& context() const noexcept { return ctx_; }
@@ -76,7 +78,7 @@ private:
   caf::actor_system& sys_;
   std::unique_ptr<storage::event_log> log_;
   context_ptr ctx_;
-  caf::actor router_;
+  router_actor router_;
   std::vector<caf::actor> actors_;
   recovery_stats recovery_;
   bool stopped_ = false;

@@ -1,63 +1,163 @@
-/// Routing of API requests to the actors that own them, shared by network
-/// sessions and the in-process API so that both take one code path.
+/// The edge between the wire and the actors, shared by network sessions and
+/// the in-process API so that both take one code path: a `ClientFrame` is
+/// parsed once into its command (`events/codec.hpp`), checked against the
+/// sender's role, and sent as a typed message to the actor that owns the
+/// entity; the typed reply becomes the `Response`.
 #pragma once
 
 #include "actors/context.hpp"
+#include "events/codec.hpp"
 #include "events/status.hpp"
 
 #include <string>
+#include <type_traits>
+#include <utility>
+#include <variant>
 
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 namespace fota {
 
-/// Returns the role a request needs, or ROLE_UNSPECIFIED for Hello and
-/// unknown bodies.
-v1::Role required_role(v1::ClientFrame::BodyCase kind) noexcept;
+/// Combines the digests of the node's actors into the state digest.
+template <class Self, class Done>
+void state_digest_of(Self* self, const node_context& ctx, Done done);
 
-/// Checks the role and builds the command for the owning actor, or returns
-/// why the request is refused.
-expected<std::pair<caf::actor, command>>
-make_command(const node_context& ctx, v1::Role role,
-             const v1::ClientFrame& frame, caf::actor origin);
+namespace detail {
 
-/// Sends `frame` to its owner as `self` and calls `reply(response)` with
-/// the response, whatever the outcome.
-/// A session that knows the device actor of a device request passes it as
-/// `device`, which skips the fleet's directory lookup.
+/// Sends `cmd` (and `xs...`) to `dest` and hands the response to `reply`.
+template <class Self, class Dest, class Command, class Reply, class... Ts>
+void ask_owner(Self* self, const Dest& dest, Command cmd, Reply reply,
+               Ts... xs) {
+  using result = typename Command::reply;
+  self->request(dest, caf::infinite, std::move(cmd), std::move(xs)...)
+      .then([reply](result& r) mutable { reply(to_response(r)); },
+            [reply](caf::error& err) mutable {
+              reply(error_response(from_error(err)));
+            });
+}
+
+template <class T, class... Ts>
+inline constexpr bool is_one_of = (std::is_same_v<T, Ts> || ...);
+
+} // namespace detail
+
+/// Sends `req`, from a client with `role`, to the actor that owns it as
+/// `self`, and calls `reply(response)` with the response, whatever the
+/// outcome. `origin` is the session of a gateway (pushes for devices it
+/// brings online go there). A session that knows the actor of a device
+/// passes it as `device`, which skips the fleet's directory.
 template <class Self, class Reply>
-void route(Self* self, const node_context& ctx, v1::Role role,
-           const v1::ClientFrame& frame, caf::actor origin, Reply reply,
-           const caf::actor& device = caf::actor{}) {
-  auto routed = make_command(ctx, role, frame, std::move(origin));
-  if (!routed) {
-    reply(error_response(routed.error()));
+void route(Self* self, const node_context& ctx, v1::Role role, request req,
+           const caf::actor& origin, Reply reply,
+           const device_actor& device = device_actor{}) {
+  auto needed = required_role(req);
+  if (role == v1::ROLE_UNSPECIFIED) {
+    reply(error_response(make_failure(errc::unauthenticated,
+                                      "send Hello with a valid token first")));
     return;
   }
-  auto& [dest, cmd] = *routed;
-  if (device && dest == ctx.fleet)
-    dest = device;
-  self->request(dest, caf::infinite, std::move(cmd))
-      .then(
-          [reply](std::string& bytes) mutable {
-            v1::Response r;
-            if (!r.ParseFromString(bytes))
-              r = error_response(
-                  make_failure(errc::internal, "owner replied with bad bytes"));
-            reply(r);
-          },
-          [reply](caf::error& err) mutable {
-            reply(error_response(from_error(err)));
+  if (role != needed) {
+    reply(error_response(make_failure(errc::permission_denied,
+                                      "role " + v1::Role_Name(role) +
+                                          " may not send " + name_of(req))));
+    return;
+  }
+  std::visit(
+      [&](auto& cmd) {
+        using command = std::decay_t<decltype(cmd)>;
+        using namespace detail;
+        if constexpr (is_one_of<command, create_firmware, verify_firmware,
+                                skip_verification, get_firmware, list_firmware,
+                                delete_firmware>) {
+          ask_owner(self, ctx.firmware, std::move(cmd), reply);
+        } else if constexpr (is_one_of<command, create_task, get_task,
+                                       list_tasks, get_task_details, pause_task,
+                                       resume_task, cancel_task>) {
+          ask_owner(self, ctx.tasks, std::move(cmd), reply);
+        } else if constexpr (std::is_same_v<command, get_state_digest>) {
+          state_digest_of(self, ctx, [reply](expected<state_digest> x) mutable {
+            reply(x ? to_response(*x) : error_response(x.error()));
           });
+        } else if constexpr (is_one_of<command, device_online,
+                                       device_offline>) {
+          if (device)
+            ask_owner(self, device, std::move(cmd), reply, origin);
+          else
+            ask_owner(self, ctx.fleet, std::move(cmd), reply, origin);
+        } else if constexpr (command::role == v1::ROLE_GATEWAY) {
+          if (device)
+            ask_owner(self, device, std::move(cmd), reply);
+          else
+            ask_owner(self, ctx.fleet, std::move(cmd), reply);
+        } else {
+          ask_owner(self, ctx.fleet, std::move(cmd), reply);
+        }
+      },
+      req);
+}
+
+/// Parses the command of `frame` and routes it.
+template <class Self, class Reply>
+void route(Self* self, const node_context& ctx, v1::Role role,
+           const v1::ClientFrame& frame, const caf::actor& origin,
+           Reply reply) {
+  auto req = decode(frame);
+  if (!req) {
+    reply(error_response(req.error()));
+    return;
+  }
+  route(self, ctx, role, std::move(*req), origin, std::move(reply));
+}
+
+template <class Self, class Done>
+void state_digest_of(Self* self, const node_context& ctx, Done done) {
+  struct acc_t {
+    digest_sum sum;
+    int pending = 3;
+    std::optional<failure> error;
+    Done done;
+    journal_actor journal;
+
+    acc_t(Done d, journal_actor j) : done(std::move(d)), journal(std::move(j)) {
+      // nop
+    }
+  };
+  auto acc = std::make_shared<acc_t>(std::move(done), ctx.journal);
+  auto part = [self, acc](digest_sum& x) {
+    acc->sum.add(x);
+    if (--acc->pending == 0) {
+      if (acc->error) {
+        acc->done(*acc->error);
+        return;
+      }
+      // Everything the parts include is durable: the log's last sequence
+      // covers it.
+      self->request(acc->journal, caf::infinite, append_atom_v, event_batch{})
+          .then(
+              [acc](sequence_number last) { acc->done(acc->sum.finish(last)); },
+              [acc](caf::error& err) { acc->done(from_error(err)); });
+    }
+  };
+  auto failed = [self, acc](caf::error& err) {
+    acc->error = from_error(err);
+    if (--acc->pending == 0)
+      acc->done(*acc->error);
+  };
+  self->request(ctx.firmware, caf::infinite, digest_atom_v).then(part, failed);
+  self->request(ctx.fleet, caf::infinite, digest_atom_v).then(part, failed);
+  self->request(ctx.tasks, caf::infinite, digest_atom_v).then(part, failed);
 }
 
 struct router_state {
-  context_ptr ctx;
   static inline constexpr const char* name = "fota.router";
+  context_ptr ctx;
 };
 
-/// The in-process API: `(request_atom, role, frame bytes) -> response bytes`.
-caf::behavior router_actor(caf::stateful_actor<router_state>* self,
-                           context_ptr ctx);
+/// The in-process API: `(request_atom, role, ClientFrame bytes)` replies
+/// with `Response` bytes, the same code path as the network.
+router_actor::behavior_type
+router_behavior(router_actor::stateful_pointer<router_state> self,
+                context_ptr ctx);
 
 } // namespace fota

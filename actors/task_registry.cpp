@@ -1,43 +1,132 @@
 #include "actors/task_registry.hpp"
 
-#include "actors/task.hpp"
-#include "events/task.hpp"
+#include "actors/gather.hpp"
+#include "events/limits.hpp"
+
+#include <algorithm>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/result.hpp>
 
 namespace fota {
 
-namespace {
-
-using self_ptr = caf::stateful_actor<task_registry_state>*;
-
-std::vector<caf::actor> all_tasks(const task_registry_state& st) {
-  std::vector<caf::actor> out;
-  out.reserve(st.tasks.size());
-  for (const auto& [id, t] : st.tasks)
-    out.push_back(t);
-  return out;
-}
-
-caf::result<std::string> create_task(self_ptr self, const v1::TaskSpec& spec) {
-  auto& st = self->state;
+caf::result<task_summary> task_registry_state::spawn(task_spec spec) {
+  if (next_id > max_task_id)
+    return to_error(
+        make_failure(errc::resource_exhausted, "task ids are exhausted"));
   auto start = std::make_shared<task_start>();
   start->is_new = true;
-  start->id = st.next_id++;
-  start->spec = spec;
-  auto rp = self->make_response_promise<std::string>();
+  start->id = task_id{next_id++};
+  start->spec = std::move(spec);
+  auto rp = self->make_response_promise<task_summary>();
   start->created = rp;
-  auto task = self->spawn<caf::linked>(task_actor, st.ctx, start);
-  st.tasks.emplace(start->id, task);
-  self->monitor(task);
+  auto actor = self->spawn<caf::linked>(task_behavior, ctx, start);
+  tasks.emplace(start->id.value(),
+                entry{actor, start->spec.product,
+                      start->spec.method == v1::METHOD_DEVICE_REQUEST});
+  self->monitor(actor);
   return rp;
 }
 
-} // namespace
+caf::result<task_summary> task_registry_state::operator()(create_task& cmd) {
+  if (cmd.spec.verification)
+    return to_error(make_failure(
+        errc::invalid_argument,
+        "spec.verification: only VerifyFirmware starts verification runs"));
+  return spawn(std::move(cmd.spec));
+}
 
-caf::behavior task_registry(self_ptr self, context_ptr ctx,
-                            std::map<uint64_t, caf::actor> tasks) {
+caf::result<task_summary> task_registry_state::operator()(spawn_atom,
+                                                          task_spec& spec) {
+  return spawn(std::move(spec));
+}
+
+caf::result<task_page> task_registry_state::operator()(list_tasks& cmd) {
+  uint64_t after = 0;
+  if (!cmd.page_token.empty()) {
+    for (char c : cmd.page_token)
+      if (c < '0' || c > '9' || cmd.page_token.size() > 18)
+        return to_error(make_failure(errc::invalid_argument,
+                                     "page_token: \"" + cmd.page_token +
+                                         "\" is not a page token"));
+    after = std::stoull(cmd.page_token);
+  }
+  auto size = cmd.page_size == 0 ? limits::default_page_size : cmd.page_size;
+  std::vector<task_actor> page;
+  std::string next;
+  for (auto i = tasks.upper_bound(after); i != tasks.end(); ++i) {
+    if (page.size() == size) {
+      next = std::to_string(std::prev(i)->first);
+      break;
+    }
+    page.push_back(i->second.actor);
+  }
+  auto rp = self->make_response_promise<task_page>();
+  gather<task_summary>(
+      self, std::move(page),
+      [rp, next](std::vector<task_summary>& xs, size_t) mutable {
+        task_page out;
+        for (auto& x : xs)
+          if (x.id.value() != 0)
+            out.items.push_back(std::move(x));
+        out.next_page_token = next;
+        rp.deliver(std::move(out));
+      },
+      get_atom_v);
+  return rp;
+}
+
+caf::result<offer_candidates>
+task_registry_state::operator()(candidate_atom, const std::string& product,
+                                const std::string& device) {
+  std::vector<task_actor> asked;
+  for (const auto& [id, t] : tasks)
+    if (t.device_request && t.product == product)
+      asked.push_back(t.actor);
+  auto rp = self->make_response_promise<offer_candidates>();
+  gather<offer_candidates>(
+      self, std::move(asked),
+      [rp](std::vector<offer_candidates>& xs, size_t) mutable {
+        offer_candidates out;
+        for (auto& x : xs)
+          out.insert(out.end(), x.begin(), x.end());
+        // Higher priority first; the older task first among equals.
+        std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+          return a.priority != b.priority ? a.priority > b.priority
+                                          : a.id < b.id;
+        });
+        rp.deliver(std::move(out));
+      },
+      candidate_atom_v, device);
+  return rp;
+}
+
+caf::result<digest_sum> task_registry_state::operator()(digest_atom) {
+  std::vector<task_actor> all;
+  for (const auto& [id, t] : tasks)
+    all.push_back(t.actor);
+  auto rp = self->make_response_promise<digest_sum>();
+  gather<digest_sum>(
+      self, std::move(all),
+      [rp](std::vector<digest_sum>& xs, size_t failures) mutable {
+        if (failures > 0) {
+          rp.deliver(to_error(make_failure(errc::unavailable,
+                                           std::to_string(failures) +
+                                               " task actors did not answer")));
+          return;
+        }
+        digest_sum sum;
+        for (const auto& x : xs)
+          sum.add(x);
+        rp.deliver(sum);
+      },
+      digest_atom_v);
+  return rp;
+}
+
+task_registry_actor::behavior_type
+task_registry_behavior(task_registry_state::self_pointer self, context_ptr ctx,
+                       std::map<uint64_t, task_registry_state::entry> tasks) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.tasks = std::move(tasks);
@@ -46,99 +135,33 @@ caf::behavior task_registry(self_ptr self, context_ptr ctx,
   if (!st.tasks.empty())
     st.next_id = st.tasks.rbegin()->first + 1;
   for (const auto& [id, t] : st.tasks) {
-    self->monitor(t);
-    self->link_to(t);
+    self->monitor(t.actor);
+    self->link_to(t.actor);
   }
-  self->set_down_handler([=](const caf::down_msg& down) {
+  self->set_down_handler([self](const caf::down_msg& down) {
     auto& tasks = self->state.tasks;
     for (auto i = tasks.begin(); i != tasks.end(); ++i)
-      if (i->second.address() == down.source) {
+      if (i->second.actor.address() == down.source) {
         tasks.erase(i);
         return;
       }
   });
   return {
-      [=](command& cmd) -> caf::result<std::string> {
-        auto& st = self->state;
-        switch (cmd.kind) {
-        case v1::ClientFrame::kCreateTask: {
-          v1::CreateTask req;
-          if (!parse_body(cmd, req))
-            break;
-          if (req.spec().verification())
-            return to_error(make_failure(
-                errc::invalid_argument,
-                "spec.verification: only VerifyFirmware starts verification "
-                "runs"));
-          return create_task(self, req.spec());
-        }
-        case v1::ClientFrame::kListTasks: {
-          auto rp = self->make_response_promise<std::string>();
-          gather(
-              self, all_tasks(st),
-              [rp](std::vector<std::string>& replies) mutable {
-                v1::Response r;
-                auto* list = r.mutable_task_list();
-                for (const auto& bytes : replies)
-                  if (!bytes.empty())
-                    list->add_tasks()->ParseFromString(bytes);
-                rp.deliver(ok_response(r));
-              },
-              get_atom_v);
-          return rp;
-        }
-        case v1::ClientFrame::kGetTask:
-        case v1::ClientFrame::kGetTaskDetails:
-        case v1::ClientFrame::kPauseTask:
-        case v1::ClientFrame::kResumeTask:
-        case v1::ClientFrame::kCancelTask: {
-          // Each of these has the task id as field 1.
-          v1::GetTask ref;
-          if (!ref.ParseFromString(cmd.body))
-            break;
-          auto i = st.tasks.find(ref.task_id());
-          if (i == st.tasks.end())
-            return to_error(make_failure(
-                errc::not_found,
-                "task " + std::to_string(ref.task_id()) + " does not exist"));
-          return forward(self, i->second, std::move(cmd));
-        }
-        default:
-          return to_error(
-              make_failure(errc::internal, "task registry got command " +
-                                               std::to_string(cmd.kind)));
-        }
-        return to_error(make_failure(errc::invalid_argument,
-                                     "request body does not parse"));
+      [self](create_task& x) { return self->state(x); },
+      [self](get_task& x) { return self->state.route(x); },
+      [self](list_tasks& x) { return self->state(x); },
+      [self](get_task_details& x) { return self->state.route(x); },
+      [self](pause_task& x) { return self->state.route(x); },
+      [self](resume_task& x) { return self->state.route(x); },
+      [self](cancel_task& x) { return self->state.route(x); },
+      [self](spawn_atom tag, task_spec& spec) {
+        return self->state(tag, spec);
       },
-      [=](spawn_atom,
-          const std::string& spec_bytes) -> caf::result<std::string> {
-        v1::TaskSpec spec;
-        if (!spec.ParseFromString(spec_bytes))
-          return to_error(make_failure(errc::internal, "spec does not parse"));
-        return create_task(self, spec);
+      [self](candidate_atom tag, const std::string& product,
+             const std::string& device) {
+        return self->state(tag, product, device);
       },
-      [=](lookup_atom, const std::string& product, const std::string& version) {
-        auto rp = self->make_response_promise<bool>();
-        gather(
-            self, all_tasks(self->state),
-            [rp, product, version](std::vector<std::string>& replies) mutable {
-              for (const auto& bytes : replies) {
-                v1::TaskSummary s;
-                if (bytes.empty() || !s.ParseFromString(bytes))
-                  continue;
-                if (!is_finished(s.status()) &&
-                    s.spec().product_key() == product &&
-                    s.spec().target_version() == version) {
-                  rp.deliver(true);
-                  return;
-                }
-              }
-              rp.deliver(false);
-            },
-            get_atom_v);
-        return rp;
-      },
+      [self](digest_atom tag) { return self->state(tag); },
   };
 }
 

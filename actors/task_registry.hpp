@@ -1,30 +1,78 @@
-/// The task registry: allocates task ids, spawns a task actor per task, and
-/// routes task commands by id.
+/// The task registry: allocates task ids, spawns a task actor per task,
+/// routes task commands by id, lists tasks, and finds the device-request
+/// tasks that could offer a device its upgrade.
 #pragma once
 
 #include "actors/context.hpp"
+#include "actors/task.hpp"
 
 #include <cstdint>
 #include <map>
+#include <string>
 
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 namespace fota {
 
 struct task_registry_state {
-  context_ptr ctx;
-  std::map<uint64_t, caf::actor> tasks;
-  uint64_t next_id = 1;
+  // -- member types -----------------------------------------------------------
+
+  using self_pointer =
+      task_registry_actor::stateful_pointer<task_registry_state>;
+
+  /// A task as the registry knows it.
+  struct entry {
+    task_actor actor;
+    std::string product;
+    bool device_request = false;
+  };
+
+  // -- constants --------------------------------------------------------------
 
   static inline constexpr const char* name = "fota.tasks";
+
+  // -- constructors -----------------------------------------------------------
+
+  explicit task_registry_state(self_pointer ptr) : self(ptr) {
+    // nop
+  }
+
+  // -- message handlers -------------------------------------------------------
+
+  caf::result<task_summary> operator()(create_task& cmd);
+  caf::result<task_page> operator()(list_tasks& cmd);
+  caf::result<task_summary> operator()(spawn_atom, task_spec& spec);
+  caf::result<offer_candidates> operator()(candidate_atom,
+                                           const std::string& product,
+                                           const std::string& device);
+  caf::result<digest_sum> operator()(digest_atom);
+
+  /// Hands a command naming a task id to the task.
+  template <class Command>
+  auto route(Command& cmd) -> caf::result<typename Command::reply> {
+    auto i = tasks.find(cmd.task.value());
+    if (i == tasks.end())
+      return to_error(make_failure(errc::not_found,
+                                   "task " + std::to_string(cmd.task.value()) +
+                                       " does not exist"));
+    return self->delegate(i->second.actor, std::move(cmd));
+  }
+
+  // -- member variables -------------------------------------------------------
+
+  self_pointer self;
+  context_ptr ctx;
+  std::map<uint64_t, entry> tasks;
+  uint64_t next_id = 1;
+
+private:
+  caf::result<task_summary> spawn(task_spec spec);
 };
 
-/// Handles CreateTask, ListTasks and the commands that name a task id,
-/// `(spawn_atom, spec bytes) -> response bytes` to start a verification run,
-/// and `(lookup_atom, product, version) -> bool`: whether an unfinished task
-/// targets that firmware.
-caf::behavior task_registry(caf::stateful_actor<task_registry_state>* self,
-                            context_ptr ctx,
-                            std::map<uint64_t, caf::actor> tasks);
+/// `tasks` are the recovered tasks.
+task_registry_actor::behavior_type
+task_registry_behavior(task_registry_state::self_pointer self, context_ptr ctx,
+                       std::map<uint64_t, task_registry_state::entry> tasks);
 
 } // namespace fota

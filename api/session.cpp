@@ -7,6 +7,7 @@
 
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
 #include <google/protobuf/io/coded_stream.h>
 
 namespace fota {
@@ -26,26 +27,40 @@ void write_frame(session_broker* self, const std::string& payload) {
 
 void respond(session_broker* self, uint64_t request_id,
              const v1::Response& response) {
-  auto& m = *self->state.ctx->metrics;
-  node_metrics::add(response.status() == v1::STATUS_CODE_OK
-                        ? m.responses_ok
-                        : m.responses_error);
+  auto& st = self->state;
+  auto& m = *st.ctx->metrics;
   v1::ServerFrame frame;
   frame.set_request_id(request_id);
   *frame.mutable_response() = response;
-  write_frame(self, frame.SerializeAsString());
+  auto bytes = frame.SerializeAsString();
+  if (bytes.size() > st.opts.max_frame_size) {
+    // A client must refuse a frame beyond the limit: say so instead.
+    frame.mutable_response()->Clear();
+    frame.mutable_response()->set_status(v1::STATUS_CODE_RESOURCE_EXHAUSTED);
+    frame.mutable_response()->set_message(
+        "the response of " + std::to_string(bytes.size()) +
+        " bytes exceeds the frame limit of " +
+        std::to_string(st.opts.max_frame_size) +
+        " bytes; ask for a smaller page");
+    bytes = frame.SerializeAsString();
+  }
+  node_metrics::add(frame.response().status() == v1::STATUS_CODE_OK
+                        ? m.responses_ok
+                        : m.responses_error);
+  write_frame(self, bytes);
 }
 
 /// Answers with `err` and closes the connection: the stream cannot be
 /// trusted after a framing error.
 void release_devices(session_broker* self);
 
-void fail_and_close(session_broker* self, const failure& err) {
+void fail_and_close(session_broker* self, const failure& err,
+                    uint64_t request_id = 0) {
   auto& st = self->state;
   if (st.closing)
     return;
   node_metrics::add(st.ctx->metrics->frames_refused);
-  respond(self, 0, error_response(err));
+  respond(self, request_id, error_response(err));
   st.closing = true;
   self->close(st.hdl);
   // close() sends no connection_closed_msg: end the session here.
@@ -61,17 +76,22 @@ void release_devices(session_broker* self) {
   auto me = caf::actor_cast<caf::actor>(self);
   for (const auto& [ref, actor] : st.online) {
     const auto& [product, key] = ref;
-    v1::DeviceOffline off;
-    off.set_product_key(product);
-    off.set_device_key(key);
-    self->send(st.ctx->fleet, command{v1::ClientFrame::kDeviceOffline,
-                                      off.SerializeAsString(), me});
+    caf::anon_send(st.ctx->fleet, device_offline{product, key}, me);
   }
   st.online.clear();
 }
 
 void hello(session_broker* self, uint64_t request_id, const v1::Hello& h) {
   auto& st = self->state;
+  if (st.greeted) {
+    fail_and_close(self,
+                   make_failure(errc::failed_precondition,
+                                "Hello was already sent on this session; a "
+                                "second Hello closes the connection"),
+                   request_id);
+    return;
+  }
+  st.greeted = true;
   v1::Response r;
   if (!h.token().empty() && h.token() == st.opts.operator_token)
     st.role = v1::ROLE_OPERATOR;
@@ -102,45 +122,38 @@ void handle_frame(session_broker* self, std::string_view payload) {
     hello(self, id, frame.hello());
     return;
   }
-  // Track devices going online/offline on this session.
+  // The one parse of the request.
+  auto req = decode(frame);
+  if (!req) {
+    respond(self, id, error_response(req.error()));
+    return;
+  }
+  // Track devices going online/offline on this session; reports of devices
+  // online here go straight to their actor.
   std::optional<std::pair<std::string, std::string>> went_online;
-  if (frame.has_device_online())
-    went_online.emplace(frame.device_online().product_key(),
-                        frame.device_online().device_key());
-  if (frame.has_device_offline())
-    st.online.erase({frame.device_offline().product_key(),
-                     frame.device_offline().device_key()});
-  // Device requests of devices online here go straight to their actor.
-  caf::actor device;
-  if (st.role == v1::ROLE_GATEWAY && !went_online) {
-    v1::DeviceRef ref;
-    const auto* field =
-        frame.GetDescriptor()->FindFieldByNumber(frame.body_case());
-    if (field != nullptr && field->message_type() != nullptr &&
-        field->message_type()->FindFieldByName("device_key") != nullptr) {
-      const auto& body = frame.GetReflection()->GetMessage(frame, field);
-      const auto* pk = body.GetDescriptor()->FindFieldByName("product_key");
-      const auto* dk = body.GetDescriptor()->FindFieldByName("device_key");
-      if (pk != nullptr && dk != nullptr) {
-        auto i = st.online.find({body.GetReflection()->GetString(body, pk),
-                                 body.GetReflection()->GetString(body, dk)});
-        if (i != st.online.end())
-          device = i->second;
-      }
+  device_actor device;
+  if (auto ref = device_of(*req); ref && st.role == v1::ROLE_GATEWAY) {
+    if (std::holds_alternative<device_online>(*req)) {
+      went_online = *ref;
+    } else if (std::holds_alternative<device_offline>(*req)) {
+      st.online.erase(*ref);
+    } else if (auto i = st.online.find(*ref); i != st.online.end()) {
+      device = i->second;
     }
   }
   route(
-      self, *st.ctx, st.role, frame, caf::actor_cast<caf::actor>(self),
+      self, *st.ctx, st.role, std::move(*req),
+      caf::actor_cast<caf::actor>(self),
       [self, id, went_online](const v1::Response& r) {
         auto& st = self->state;
         if (st.closing)
           return;
         if (went_online && r.status() == v1::STATUS_CODE_OK) {
-          st.online.emplace(*went_online, caf::actor{});
+          st.online.emplace(*went_online, device_actor{});
           self->request(st.ctx->fleet, caf::infinite, lookup_atom_v,
                         went_online->first, went_online->second)
               .then(
-                  [self, ref = *went_online](caf::actor& a) {
+                  [self, ref = *went_online](device_actor& a) {
                     auto i = self->state.online.find(ref);
                     if (i != self->state.online.end())
                       i->second = std::move(a);

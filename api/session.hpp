@@ -36,7 +36,9 @@ struct session_state {
   v1::Role role = v1::ROLE_UNSPECIFIED;
   /// Devices this session brought online, by (product, device key), with
   /// their actors once the fleet named them: reports go straight there.
-  std::map<std::pair<std::string, std::string>, caf::actor> online;
+  std::map<std::pair<std::string, std::string>, device_actor> online;
+  /// Whether the client sent its Hello; a second one closes the session.
+  bool greeted = false;
   bool closing = false;
 
   static inline constexpr const char* name = "fota.session";

@@ -237,6 +237,7 @@ enum class action : uint8_t {
   request_upgrade,
   confirm_upgrade,
   device_offline,
+  ack_push,
 };
 
 const char* name_of(action x) {
@@ -259,6 +260,8 @@ const char* name_of(action x) {
     return "ConfirmUpgrade";
   case action::device_offline:
     return "DeviceOffline";
+  case action::ack_push:
+    return "AckPush";
   }
   return "?";
 }
@@ -452,7 +455,8 @@ private:
   /// Whether an unanswered request goes out again after a reconnect.
   static bool is_report(action x) {
     return x != action::register_device && x != action::device_online &&
-           x != action::request_upgrade && x != action::device_offline;
+           x != action::request_upgrade && x != action::device_offline &&
+           x != action::ack_push;
   }
 
   /// Timers that belong to an upgrade (not to churn).
@@ -638,6 +642,14 @@ private:
       auto* x = f.mutable_device_offline();
       x->set_product_key(opts_.product);
       x->set_device_key(key);
+      break;
+    }
+    case action::ack_push: {
+      auto* x = f.mutable_ack_push();
+      x->set_product_key(opts_.product);
+      x->set_device_key(key);
+      x->set_execution_id(d.execution_id);
+      x->set_attempt(d.attempt);
       break;
     }
     case action::report_failure: {
@@ -835,6 +847,15 @@ private:
         return;
       }
       break;
+    case action::ack_push:
+      // An acknowledgement that arrives after the device moved on is stale,
+      // not an error.
+      if (ok || r.status() == v1::STATUS_CODE_FAILED_PRECONDITION) {
+        if (!ok)
+          ++stats_.stale;
+        return;
+      }
+      break;
     case action::report_failure:
       if (ok) {
         count_result(p.device, p.generation, outcome::failed);
@@ -885,8 +906,11 @@ private:
     auto& d = devices_[index];
     if (d.execution_id == p.execution_id() && d.attempt >= p.attempt()) {
       // Seen before. Still upgrading: the reports follow. Finished: the node
-      // missed the final report, so it goes out again.
+      // missed the final report, so it goes out again. Either way the
+      // gateway acknowledges it.
       ++stats_.duplicates;
+      if (d.attempt == p.attempt())
+        ready_.push_front(job{index, d.generation, action::ack_push, false});
       if (!upgrading(d.state) && d.result != outcome::none)
         ready_.push_back(job{index, d.generation,
                              d.result == outcome::succeeded
@@ -896,6 +920,9 @@ private:
       return;
     }
     begin_upgrade(index, p.execution_id(), p.attempt(), p.firmware(), t);
+    // The gateway has the push: acknowledged at once, before the reports.
+    ready_.push_front(
+        job{index, devices_[index].generation, action::ack_push, false});
   }
 
   /// Starts an upgrade pushed or offered to the device.

@@ -353,7 +353,15 @@ void print_firmware(const v1::Firmware& x) {
     props.emplace_back("verified on", join(x.verification_device_keys()));
   if (!x.verification_failure().empty())
     props.emplace_back("verification failure", x.verification_failure());
+  if (!x.verification_skip_reason().empty())
+    props.emplace_back("verification skipped", x.verification_skip_reason());
   print_properties(props);
+}
+
+/// Prints where the next page starts, if there is one.
+void print_next_page(const std::string& token) {
+  if (!token.empty())
+    fmt::print("\nnext page: --page-token {}\n", token);
 }
 
 void print_firmware_list(const v1::FirmwareList& x) {
@@ -363,6 +371,7 @@ void print_firmware_list(const v1::FirmwareList& x) {
     out.add({fw.product_key(), fw.version(), name_of(fw.status()),
              std::to_string(fw.size()), fw.sha256().substr(0, 12)});
   out.print();
+  print_next_page(x.next_page_token());
 }
 
 uint64_t total_executions(const v1::ExecutionCounters& c) {
@@ -470,6 +479,7 @@ void print_task_list(const v1::TaskList& x) {
              std::to_string(total_executions(c))});
   }
   out.print();
+  print_next_page(x.next_page_token());
 }
 
 void print_task_details(const v1::TaskDetails& x) {
@@ -550,6 +560,7 @@ void print_tree_list(const v1::AssetTreeList& x) {
              std::to_string(t.nodes_size()), std::to_string(devices)});
   }
   out.print();
+  print_next_page(x.next_page_token());
 }
 
 /// Prints the result a response carries, for responses without a printer of
@@ -583,6 +594,18 @@ void print_result(const v1::Response& x) {
   case v1::Response::kAssetTreeList:
     print_tree_list(x.asset_tree_list());
     break;
+  case v1::Response::kStateDigest: {
+    const auto& d = x.state_digest();
+    print_properties({
+        {"sha256", d.sha256()},
+        {"devices", std::to_string(d.devices())},
+        {"firmware", std::to_string(d.firmware())},
+        {"tasks", std::to_string(d.tasks())},
+        {"executions", std::to_string(d.executions())},
+        {"last sequence", std::to_string(d.last_sequence())},
+    });
+    break;
+  }
   default:
     break;
   }
@@ -665,8 +688,9 @@ struct options {
   std::string sha256;
   std::string signature_file;
   std::string description;
-  // firmware verify
+  // firmware verify, skip-verification
   std::string verify_timeout;
+  std::string reason;
   // task create
   std::string name;
   std::string target;
@@ -869,6 +893,12 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
   auto task_id = [&](CLI::App* sub) {
     sub->add_option("id", o.task_id, "task id")->required();
   };
+  auto paged = [&](CLI::App* sub, const std::string& what) {
+    sub->add_option("--page-size", o.page_size,
+                    what + " per page (default 100, at most 1000)");
+    sub->add_option("--page-token", o.page_token,
+                    "the page token printed by the previous page");
+  };
 
   // -- firmware --------------------------------------------------------------
 
@@ -908,10 +938,11 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
   });
 
   auto* fw_verify = fw->add_subcommand(
-      "verify", "verify firmware on up to 5 devices (none: attest directly)");
+      "verify", "verify firmware by pushing it to 1 to 5 devices");
   product(fw_verify);
   fw_verify->add_option("--version", o.version, "version string")->required();
-  fw_verify->add_option("--device", o.devices, "device key (repeatable)");
+  fw_verify->add_option("--device", o.devices, "device key (repeatable, 1-5)")
+      ->required();
   fw_verify->add_option("--timeout", o.verify_timeout,
                         "per-device timeout: SECONDS, 30m, 2h");
   add(fw_verify, [&] {
@@ -923,6 +954,22 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
       x->add_device_keys(d);
     if (!o.verify_timeout.empty())
       x->set_timeout_seconds(parse_duration("--timeout", o.verify_timeout));
+    return f;
+  });
+
+  auto* fw_skip = fw->add_subcommand(
+      "skip-verification",
+      "attest firmware without a verification run; the reason is recorded");
+  product(fw_skip);
+  fw_skip->add_option("--version", o.version, "version string")->required();
+  fw_skip->add_option("--reason", o.reason, "why no run is needed (required)")
+      ->required();
+  add(fw_skip, [&] {
+    v1::ClientFrame f;
+    auto* x = f.mutable_skip_verification();
+    x->set_product_key(o.product);
+    x->set_version(o.version);
+    x->set_reason(o.reason);
     return f;
   });
 
@@ -938,9 +985,13 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
 
   auto* fw_list = fw->add_subcommand("list", "list firmware");
   fw_list->add_option("--product", o.product, "only this product");
+  paged(fw_list, "firmware");
   add(fw_list, [&] {
     v1::ClientFrame f;
-    f.mutable_list_firmware()->set_product_key(o.product);
+    auto* x = f.mutable_list_firmware();
+    x->set_product_key(o.product);
+    x->set_page_size(o.page_size);
+    x->set_page_token(o.page_token);
     return f;
   });
 
@@ -1023,9 +1074,12 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
   });
 
   auto* t_list = task->add_subcommand("list", "list tasks");
+  paged(t_list, "tasks");
   add(t_list, [&] {
     v1::ClientFrame f;
-    f.mutable_list_tasks();
+    auto* x = f.mutable_list_tasks();
+    x->set_page_size(o.page_size);
+    x->set_page_token(o.page_token);
     return f;
   });
 
@@ -1095,9 +1149,7 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
   auto* d_list = dev->add_subcommand("list", "list the devices of a product");
   product(d_list);
   d_list->add_option("--version", o.version, "only devices on this version");
-  d_list->add_option("--page-size", o.page_size, "devices per page");
-  d_list->add_option("--page-token", o.page_token,
-                     "continue after this device key");
+  paged(d_list, "devices");
   add(d_list, [&] {
     v1::ClientFrame f;
     auto* x = f.mutable_list_devices();
@@ -1170,6 +1222,20 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
 
   // -- tree ------------------------------------------------------------------
 
+  // -- node ------------------------------------------------------------------
+
+  auto* node = app.add_subcommand("node", "inspect the node");
+  node->require_subcommand(1);
+  auto* n_digest = node->add_subcommand(
+      "digest",
+      "digest of the node's durable state; a node and its log replayed into "
+      "a fresh node give the same");
+  add(n_digest, [&] {
+    v1::ClientFrame f;
+    f.mutable_get_state_digest();
+    return f;
+  });
+
   auto* tree = app.add_subcommand("tree", "manage asset trees");
   tree->require_subcommand(1);
 
@@ -1199,9 +1265,13 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
 
   auto* tr_list = tree->add_subcommand("list", "list asset trees");
   product(tr_list);
+  paged(tr_list, "trees");
   add(tr_list, [&] {
     v1::ClientFrame f;
-    f.mutable_list_asset_trees()->set_product_key(o.product);
+    auto* x = f.mutable_list_asset_trees();
+    x->set_product_key(o.product);
+    x->set_page_size(o.page_size);
+    x->set_page_token(o.page_token);
     return f;
   });
 

@@ -142,7 +142,7 @@ struct pending_upgrade {
 /// The simulated gateway session: the origin of every device command, so
 /// that the node pushes to it.
 struct gateway_state {
-  caf::actor fleet;
+  fota::fleet_actor fleet;
   /// This session's devices: `first`, `first + stride`, ...
   uint64_t first = 0;
   uint64_t stride = 1;
@@ -210,37 +210,23 @@ void note_error(gateway_pointer self, std::string what) {
     st.first_error = std::move(what);
 }
 
-/// Checks that `bytes` is an OK `Response`; records the error otherwise.
-bool is_ok(gateway_pointer self, const std::string& bytes, const char* what) {
-  fota::v1::Response r;
-  if (!r.ParseFromString(bytes)) {
-    note_error(self, std::string{what} + ": response does not parse");
-    return false;
-  }
-  if (r.status() != fota::v1::STATUS_CODE_OK) {
-    note_error(self, std::string{what} + ": " +
-                         fota::v1::StatusCode_Name(r.status()) + " " +
-                         r.message());
-    return false;
-  }
-  return true;
-}
-
-/// Sends a device command to the fleet and calls `then(ok)` with whether it
-/// succeeded.
-template <class Message, class Then>
-void send_command(gateway_pointer self, int32_t kind, const Message& body,
-                  const char* what, Then then) {
-  fota::command cmd{kind, body.SerializeAsString(),
-                    caf::actor_cast<caf::actor>(self)};
-  self->request(self->state.fleet, caf::infinite, std::move(cmd))
-      .then([self, what,
-             then](std::string& bytes) { then(is_ok(self, bytes, what)); },
-            [self, what, then](caf::error& err) {
-              note_error(self,
-                         std::string{what} + ": " + self->system().render(err));
-              then(false);
-            });
+/// Sends a device command to the fleet, from this session, and calls
+/// `then(ok)` with whether it succeeded.
+template <class Command, class Then>
+void send_command(gateway_pointer self, Command cmd, const char* what,
+                  Then then) {
+  auto on_error = [self, what, then](caf::error& err) {
+    note_error(self, std::string{what} + ": " + self->system().render(err));
+    then(false);
+  };
+  using reply = typename Command::reply;
+  if constexpr (std::is_same_v<Command, fota::device_online>)
+    self->request(self->state.fleet, caf::infinite, std::move(cmd),
+                  caf::actor_cast<caf::actor>(self))
+        .then([then](reply&) { then(true); }, on_error);
+  else
+    self->request(self->state.fleet, caf::infinite, std::move(cmd))
+        .then([then](reply&) { then(true); }, on_error);
 }
 
 void register_next(gateway_pointer self);
@@ -261,23 +247,15 @@ void register_next(gateway_pointer self) {
   while (st.outstanding < st.window && st.next_register < st.register_target) {
     auto key = device_key(st.first + st.stride * st.next_register++);
     ++st.outstanding;
-    fota::v1::RegisterDevice reg;
-    reg.set_product_key(product);
-    reg.set_device_key(key);
-    reg.set_version(source_version);
-    send_command(self, fota::v1::ClientFrame::kRegisterDevice, reg,
-                 "RegisterDevice", [self, key](bool ok) {
-                   if (!ok) {
-                     registration_done(self);
-                     return;
-                   }
-                   fota::v1::DeviceOnline online;
-                   online.set_product_key(product);
-                   online.set_device_key(key);
-                   send_command(self, fota::v1::ClientFrame::kDeviceOnline,
-                                online, "DeviceOnline",
-                                [self](bool) { registration_done(self); });
-                 });
+    fota::register_device reg{product, key, source_version, {}, {}};
+    send_command(self, std::move(reg), "RegisterDevice", [self, key](bool ok) {
+      if (!ok) {
+        registration_done(self);
+        return;
+      }
+      send_command(self, fota::device_online{product, key}, "DeviceOnline",
+                   [self](bool) { registration_done(self); });
+    });
   }
 }
 
@@ -301,24 +279,17 @@ void upgrade_next(gateway_pointer self) {
     auto job = std::move(st.queue.front());
     st.queue.pop_front();
     ++st.outstanding;
-    fota::v1::ReportProgress progress;
-    progress.set_product_key(product);
-    progress.set_device_key(job.device_key);
-    progress.set_execution_id(job.execution_id);
-    progress.set_step(50);
-    send_command(self, fota::v1::ClientFrame::kReportProgress, progress,
-                 "ReportProgress", [self, key = job.device_key](bool ok) {
+    fota::report_progress progress{
+        product, job.device_key, fota::execution_id{job.execution_id}, 50, {}};
+    send_command(self, std::move(progress), "ReportProgress",
+                 [self, key = job.device_key](bool ok) {
                    if (!ok) {
                      upgrade_done(self);
                      return;
                    }
-                   fota::v1::ReportVersion version;
-                   version.set_product_key(product);
-                   version.set_device_key(key);
-                   version.set_version(target_version);
-                   send_command(self, fota::v1::ClientFrame::kReportVersion,
-                                version, "ReportVersion",
-                                [self](bool) { upgrade_done(self); });
+                   send_command(
+                       self, fota::report_version{product, key, target_version},
+                       "ReportVersion", [self](bool) { upgrade_done(self); });
                  });
   }
 }
@@ -328,8 +299,8 @@ uint64_t devices_of(uint64_t n, uint64_t first, uint64_t stride) {
   return n > first ? (n - first + stride - 1) / stride : 0;
 }
 
-caf::behavior gateway(gateway_pointer self, caf::actor fleet, uint64_t first,
-                      uint64_t stride, size_t window) {
+caf::behavior gateway(gateway_pointer self, fota::fleet_actor fleet,
+                      uint64_t first, uint64_t stride, size_t window) {
   auto& st = self->state;
   st.fleet = std::move(fleet);
   st.first = first;
@@ -629,8 +600,8 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
       std::string phase = "registration";
       // Phase 1: register and bring online.
       const auto& ctx = *node->context();
-      auto journal = caf::actor_cast<caf::actor>(ctx.journal);
-      auto probe_fleet = make_probe<caf::actor>(
+      const auto& journal = ctx.journal;
+      auto probe_fleet = make_probe<fota::device_actor>(
           ctx.fleet, fota::lookup_atom_v, std::string{product}, device_key(0));
       auto probe_journal = make_probe<fota::sequence_number>(
           journal, fota::append_atom_v, fota::event_batch{});
@@ -670,10 +641,12 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
       if (error.empty())
         check(node->call(frame), "CreateFirmware");
       frame.Clear();
-      frame.mutable_verify_firmware()->set_product_key(product);
-      frame.mutable_verify_firmware()->set_version(target_version);
+      auto* skip = frame.mutable_skip_verification();
+      skip->set_product_key(product);
+      skip->set_version(target_version);
+      skip->set_reason("benchmark image");
       if (error.empty())
-        check(node->call(frame), "VerifyFirmware");
+        check(node->call(frame), "SkipVerification");
       uint64_t seq_before = 0;
       if (error.empty()) {
         auto seq = durable_sequence(self, *node);
@@ -719,12 +692,13 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
             node->router(), fota::request_atom_v,
             static_cast<int32_t>(fota::v1::ROLE_OPERATOR),
             get.SerializeAsString());
-        caf::actor device;
+        fota::device_actor device;
         self->request(ctx.fleet, caf::infinite, fota::lookup_atom_v,
                       std::string{product}, device_key(n - 1))
-            .receive([&](caf::actor& x) { device = std::move(x); },
+            .receive([&](fota::device_actor& x) { device = std::move(x); },
                      [](caf::error&) {});
-        auto probe_device = make_probe<std::string>(device, fota::get_atom_v);
+        auto probe_device = make_probe<fota::device_state>(
+            device, fota::get_device{std::string{product}, device_key(n - 1)});
         std::tie(p3, p3_results) =
             start_prober(sys, {"task", "fleet", "device", "journal", "gateway"},
                          {probe_task, probe_fleet, probe_device, probe_journal,

@@ -20,8 +20,7 @@ status check_text(const std::string& field, const std::string& x,
   return std::nullopt;
 }
 
-template <class Map>
-status check_labels(const std::string& field, const Map& xs) {
+status check_labels(const std::string& field, const label_map& xs) {
   for (const auto& [k, v] : xs) {
     if (auto err = check_text(field + " key", k))
       return err;
@@ -29,6 +28,15 @@ status check_labels(const std::string& field, const Map& xs) {
       return err;
   }
   return std::nullopt;
+}
+
+/// The non-empty labels of `xs`, sorted.
+label_map without_removals(const label_map& xs) {
+  label_map out;
+  for (const auto& [k, v] : xs)
+    if (!v.empty())
+      set_label(out, k, v);
+  return out;
 }
 
 template <class Map>
@@ -41,8 +49,7 @@ label_map to_labels(const Map& xs) {
   return out;
 }
 
-template <class Map>
-bool changes(const label_map& current, const Map& update) {
+bool changes(const label_map& current, const label_map& update) {
   for (const auto& [k, v] : update) {
     const auto* old = find_label(current, k);
     if (v.empty() ? old != nullptr : (old == nullptr || *old != v))
@@ -51,11 +58,29 @@ bool changes(const label_map& current, const Map& update) {
   return false;
 }
 
+template <class Map>
+void set_labels(Map& out, const label_map& xs) {
+  for (const auto& [k, v] : xs)
+    out[k] = v;
+}
+
 event device_event(const device_state& d, timestamp now) {
   return make_event(device_stream(d.product, d.key), now);
 }
 
+/// Fills the product and device key of any device event.
+template <class Event>
+Event* with_ref(Event* x, const device_state& d) {
+  x->set_product_key(d.product);
+  x->set_device_key(d.key);
+  return x;
+}
+
 } // namespace
+
+std::string device_name(const std::string& product, const std::string& key) {
+  return "device " + product + "/" + key;
+}
 
 const std::string* find_label(const label_map& xs, const std::string& key) {
   auto i = std::lower_bound(
@@ -80,20 +105,36 @@ void set_label(label_map& xs, const std::string& key,
   }
 }
 
-v1::Device device_state::to_proto() const {
-  v1::Device d;
-  d.set_product_key(product);
-  d.set_device_key(key);
-  d.set_version(version);
-  d.set_online(online);
-  for (const auto& [k, v] : tags)
-    (*d.mutable_tags())[k] = v;
-  for (const auto& [k, v] : attributes)
-    (*d.mutable_attributes())[k] = v;
-  d.set_active_execution_id(active_execution);
-  d.set_registered_at_ms(registered_at_ms);
-  return d;
+// -- the busy claim -----------------------------------------------------------
+
+execution_id enrolling_claim(task_id task) {
+  return execution_id{task, execution_seq{0}};
 }
+
+bool is_enrolling_claim(execution_id x) noexcept {
+  return x && x.sequence().value() == 0;
+}
+
+status decide_claim(const device_state& d, execution_id claimant) {
+  if (!d.active_execution || d.active_execution == claimant)
+    return std::nullopt;
+  // A task that claimed the device while enrolling it now binds the
+  // execution it enrolled it with.
+  if (is_enrolling_claim(d.active_execution) &&
+      d.active_execution.task() == claimant.task())
+    return std::nullopt;
+  return make_failure(errc::device_busy, busy_reason(d));
+}
+
+std::string busy_reason(const device_state& d) {
+  const auto& x = d.active_execution;
+  if (is_enrolling_claim(x))
+    return "device " + d.key + " is busy: being enrolled in task " +
+           std::to_string(x.task().value());
+  return "device " + d.key + " is busy in execution " + x.to_string();
+}
+
+// -- decide ------------------------------------------------------------------
 
 status validate_device_ref(const std::string& product,
                            const std::string& device) {
@@ -103,136 +144,120 @@ status validate_device_ref(const std::string& product,
 }
 
 expected<event_list> decide(const device_state* existing,
-                            const v1::RegisterDevice& cmd, timestamp now) {
-  if (auto err = validate_device_ref(cmd.product_key(), cmd.device_key()))
+                            const register_device& cmd, timestamp now) {
+  if (auto err = validate_device_ref(cmd.product, cmd.device))
     return std::move(*err);
-  if (auto err = check_text("version", cmd.version()))
+  if (auto err = check_text("version", cmd.version))
     return std::move(*err);
-  if (auto err = check_labels("tags", cmd.tags()))
+  if (auto err = check_labels("tags", cmd.tags))
     return std::move(*err);
-  if (auto err = check_labels("attributes", cmd.attributes()))
+  if (auto err = check_labels("attributes", cmd.attributes))
     return std::move(*err);
   event_list out;
   if (existing == nullptr) {
-    auto e =
-        make_event(device_stream(cmd.product_key(), cmd.device_key()), now);
+    auto e = make_event(device_stream(cmd.product, cmd.device), now);
     auto* x = e.mutable_device_registered();
-    x->set_product_key(cmd.product_key());
-    x->set_device_key(cmd.device_key());
-    x->set_version(cmd.version());
-    for (const auto& [k, v] : cmd.tags())
-      if (!v.empty())
-        (*x->mutable_tags())[k] = v;
-    for (const auto& [k, v] : cmd.attributes())
-      if (!v.empty())
-        (*x->mutable_attributes())[k] = v;
+    x->set_product_key(cmd.product);
+    x->set_device_key(cmd.device);
+    x->set_version(cmd.version);
+    set_labels(*x->mutable_tags(), without_removals(cmd.tags));
+    set_labels(*x->mutable_attributes(), without_removals(cmd.attributes));
     out.push_back(std::move(e));
     return out;
   }
-  if (existing->version != cmd.version()) {
+  if (existing->version != cmd.version) {
     auto e = device_event(*existing, now);
-    auto* x = e.mutable_device_version_reported();
-    x->set_product_key(cmd.product_key());
-    x->set_device_key(cmd.device_key());
-    x->set_version(cmd.version());
+    with_ref(e.mutable_device_version_reported(), *existing)
+        ->set_version(cmd.version);
     out.push_back(std::move(e));
   }
-  if (changes(existing->tags, cmd.tags())) {
+  if (changes(existing->tags, cmd.tags)) {
     auto e = device_event(*existing, now);
-    auto* x = e.mutable_device_tags_changed();
-    x->set_product_key(cmd.product_key());
-    x->set_device_key(cmd.device_key());
-    *x->mutable_tags() = cmd.tags();
+    set_labels(
+        *with_ref(e.mutable_device_tags_changed(), *existing)->mutable_tags(),
+        cmd.tags);
     out.push_back(std::move(e));
   }
-  if (changes(existing->attributes, cmd.attributes())) {
+  if (changes(existing->attributes, cmd.attributes)) {
     auto e = device_event(*existing, now);
-    auto* x = e.mutable_device_attributes_changed();
-    x->set_product_key(cmd.product_key());
-    x->set_device_key(cmd.device_key());
-    *x->mutable_attributes() = cmd.attributes();
+    set_labels(*with_ref(e.mutable_device_attributes_changed(), *existing)
+                    ->mutable_attributes(),
+               cmd.attributes);
     out.push_back(std::move(e));
   }
   return out;
 }
 
 expected<event_list> decide(const device_state& state,
-                            const v1::ReportVersion& cmd, timestamp now) {
-  if (auto err = check_text("version", cmd.version()))
+                            const report_version& cmd, timestamp now) {
+  if (auto err = check_text("version", cmd.version))
     return std::move(*err);
   event_list out;
-  if (state.version == cmd.version())
+  if (state.version == cmd.version)
     return out;
   auto e = device_event(state, now);
-  auto* x = e.mutable_device_version_reported();
-  x->set_product_key(state.product);
-  x->set_device_key(state.key);
-  x->set_version(cmd.version());
+  with_ref(e.mutable_device_version_reported(), state)
+      ->set_version(cmd.version);
   out.push_back(std::move(e));
   return out;
 }
 
-expected<event_list> decide(const device_state& state, const v1::DeviceOnline&,
+expected<event_list> decide(const device_state& state, const device_online&,
                             timestamp now) {
   event_list out;
   if (state.online)
     return out;
   auto e = device_event(state, now);
-  auto* x = e.mutable_device_connected();
-  x->set_product_key(state.product);
-  x->set_device_key(state.key);
+  with_ref(e.mutable_device_connected(), state);
   out.push_back(std::move(e));
   return out;
 }
 
-expected<event_list> decide(const device_state& state, const v1::DeviceOffline&,
+expected<event_list> decide(const device_state& state, const device_offline&,
                             timestamp now) {
   event_list out;
   if (!state.online)
     return out;
   auto e = device_event(state, now);
-  auto* x = e.mutable_device_disconnected();
-  x->set_product_key(state.product);
-  x->set_device_key(state.key);
+  with_ref(e.mutable_device_disconnected(), state);
   out.push_back(std::move(e));
   return out;
 }
 
 expected<event_list> decide(const device_state& state,
-                            const v1::SetDeviceTags& cmd, timestamp now) {
-  if (cmd.tags().empty())
+                            const set_device_tags& cmd, timestamp now) {
+  if (cmd.tags.empty())
     return invalid("tags", "must name at least one tag");
-  if (auto err = check_labels("tags", cmd.tags()))
+  if (auto err = check_labels("tags", cmd.tags))
     return std::move(*err);
   event_list out;
-  if (!changes(state.tags, cmd.tags()))
+  if (!changes(state.tags, cmd.tags))
     return out;
   auto e = device_event(state, now);
-  auto* x = e.mutable_device_tags_changed();
-  x->set_product_key(state.product);
-  x->set_device_key(state.key);
-  *x->mutable_tags() = cmd.tags();
+  set_labels(*with_ref(e.mutable_device_tags_changed(), state)->mutable_tags(),
+             cmd.tags);
   out.push_back(std::move(e));
   return out;
 }
 
 expected<event_list> decide(const device_state& state,
-                            const v1::SetDeviceAttributes& cmd, timestamp now) {
-  if (cmd.attributes().empty())
+                            const set_device_attributes& cmd, timestamp now) {
+  if (cmd.attributes.empty())
     return invalid("attributes", "must name at least one attribute");
-  if (auto err = check_labels("attributes", cmd.attributes()))
+  if (auto err = check_labels("attributes", cmd.attributes))
     return std::move(*err);
   event_list out;
-  if (!changes(state.attributes, cmd.attributes()))
+  if (!changes(state.attributes, cmd.attributes))
     return out;
   auto e = device_event(state, now);
-  auto* x = e.mutable_device_attributes_changed();
-  x->set_product_key(state.product);
-  x->set_device_key(state.key);
-  *x->mutable_attributes() = cmd.attributes();
+  set_labels(*with_ref(e.mutable_device_attributes_changed(), state)
+                  ->mutable_attributes(),
+             cmd.attributes);
   out.push_back(std::move(e));
   return out;
 }
+
+// -- apply -------------------------------------------------------------------
 
 device_state make_device(const event& registered) {
   const auto& x = registered.device_registered();
@@ -246,30 +271,34 @@ device_state make_device(const event& registered) {
   return d;
 }
 
-void apply(device_state& state, const event& e) {
+status apply(device_state& state, const event& e) {
   switch (e.payload_case()) {
   case event::kDeviceRegistered:
+    if (!state.key.empty())
+      return make_failure(errc::corrupted,
+                          device_name(state.product, state.key) +
+                              " is registered a second time");
     state = make_device(e);
-    break;
+    return std::nullopt;
   case event::kDeviceVersionReported:
     state.version = e.device_version_reported().version();
-    break;
+    return std::nullopt;
   case event::kDeviceConnected:
     state.online = true;
-    break;
+    return std::nullopt;
   case event::kDeviceDisconnected:
     state.online = false;
-    break;
+    return std::nullopt;
   case event::kDeviceTagsChanged:
     for (const auto& [k, v] : e.device_tags_changed().tags())
       set_label(state.tags, k, v);
-    break;
+    return std::nullopt;
   case event::kDeviceAttributesChanged:
     for (const auto& [k, v] : e.device_attributes_changed().attributes())
       set_label(state.attributes, k, v);
-    break;
+    return std::nullopt;
   default:
-    break;
+    return make_failure(errc::corrupted, "not a device event");
   }
 }
 

@@ -3,69 +3,61 @@
 /// events that increment tasks subscribe to.
 #pragma once
 
+#include "events/commands.hpp"
 #include "events/error.hpp"
 #include "events/event.hpp"
-#include "fota/v1/api.pb.h"
+#include "events/values.hpp"
 
 #include <cstdint>
-#include <optional>
 #include <string>
-#include <utility>
-#include <vector>
 
 namespace fota {
 
-/// A small sorted map; devices carry a handful of tags, and a million
-/// devices must stay compact.
-using label_map = std::vector<std::pair<std::string, std::string>>;
-
-/// Returns the value of `key` in `xs`, or nullptr.
-const std::string* find_label(const label_map& xs, const std::string& key);
-
-/// Sets (or with an empty value, removes) `key` in `xs`.
-void set_label(label_map& xs, const std::string& key, const std::string& value);
-
-/// State of one device.
-struct device_state {
-  std::string product;
-  std::string key;
-  std::string version;
-  bool online = false;
-  label_map tags;
-  label_map attributes;
-  /// The active execution holding this device, or 0. Kept by the device
-  /// actor; rebuilt from task events on recovery.
-  uint64_t active_execution = 0;
-  int64_t registered_at_ms = 0;
-
-  /// The device as a protobuf value.
-  v1::Device to_proto() const;
-};
-
 /// Longest accepted product key, device key, version, tag or attribute text.
 constexpr size_t max_key_length = 128;
+
+/// "device <product>/<key>", as messages name it.
+std::string device_name(const std::string& product, const std::string& key);
+
+// -- the busy claim -----------------------------------------------------------
+
+/// The claim of a task that is still enrolling a device: its execution id
+/// has sequence 0, which no execution has.
+execution_id enrolling_claim(task_id task);
+
+/// Whether `x` is a claim made while enrolling, not yet an execution.
+bool is_enrolling_claim(execution_id x) noexcept;
+
+/// A device is in at most one upgrade process at a time: `claimant` (an
+/// execution, or a task enrolling the device) may hold `d` when nothing
+/// holds it, or when it holds it already (a rebind after recovery).
+/// Otherwise the device is busy, and the error says with what.
+status decide_claim(const device_state& d, execution_id claimant);
+
+/// Why `d` is busy: the execution or the enrolling task that holds it.
+std::string busy_reason(const device_state& d);
 
 // -- decide ------------------------------------------------------------------
 
 /// `existing` is null for an unknown device. Re-registering is idempotent: it
 /// records only what changed.
 expected<event_list> decide(const device_state* existing,
-                            const v1::RegisterDevice& cmd, timestamp now);
+                            const register_device& cmd, timestamp now);
 
 expected<event_list> decide(const device_state& state,
-                            const v1::ReportVersion& cmd, timestamp now);
+                            const report_version& cmd, timestamp now);
+
+expected<event_list> decide(const device_state& state, const device_online& cmd,
+                            timestamp now);
 
 expected<event_list> decide(const device_state& state,
-                            const v1::DeviceOnline& cmd, timestamp now);
+                            const device_offline& cmd, timestamp now);
 
 expected<event_list> decide(const device_state& state,
-                            const v1::DeviceOffline& cmd, timestamp now);
+                            const set_device_tags& cmd, timestamp now);
 
 expected<event_list> decide(const device_state& state,
-                            const v1::SetDeviceTags& cmd, timestamp now);
-
-expected<event_list> decide(const device_state& state,
-                            const v1::SetDeviceAttributes& cmd, timestamp now);
+                            const set_device_attributes& cmd, timestamp now);
 
 /// Checks product and device key of any device command.
 status validate_device_ref(const std::string& product,
@@ -76,7 +68,8 @@ status validate_device_ref(const std::string& product,
 /// Creates the state from a DeviceRegistered event.
 device_state make_device(const event& registered);
 
-/// Applies a device event of this device's stream.
-void apply(device_state& state, const event& e);
+/// Applies an event of this device's stream; DeviceRegistered only on a
+/// fresh state. Refuses a second registration and events of other streams.
+status apply(device_state& state, const event& e);
 
 } // namespace fota

@@ -1,5 +1,7 @@
 #include "events/firmware.hpp"
 
+#include "events/codec.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <set>
@@ -12,6 +14,10 @@ failure invalid(std::string field, std::string what) {
   return make_failure(errc::invalid_argument, field + ": " + what);
 }
 
+failure inconsistent(std::string what) {
+  return make_failure(errc::corrupted, std::move(what));
+}
+
 bool is_hex_sha256(const std::string& x) {
   return x.size() == 64 && std::all_of(x.begin(), x.end(), [](char c) {
            return std::isxdigit(static_cast<unsigned char>(c)) &&
@@ -19,110 +25,157 @@ bool is_hex_sha256(const std::string& x) {
          });
 }
 
-std::string name_of(const std::string& product, const std::string& version) {
-  return "firmware " + product + "/" + version;
+event firmware_event(const std::string& product, const std::string& version,
+                     timestamp now) {
+  return make_event(firmware_stream(product, version), now);
+}
+
+failure unknown(const std::string& product, const std::string& version) {
+  return make_failure(errc::not_found,
+                      firmware_name(product, version) + " does not exist");
 }
 
 } // namespace
 
-const v1::Firmware* firmware_catalog::find(const std::string& product,
-                                           const std::string& version) const {
+std::string firmware_name(const std::string& product,
+                          const std::string& version) {
+  return "firmware " + product + "/" + version;
+}
+
+bool operator==(const firmware_record& x, const firmware_record& y) {
+  return x.product == y.product && x.version == y.version && x.url == y.url &&
+         x.size == y.size && x.sha256 == y.sha256 &&
+         x.signature == y.signature && x.description == y.description &&
+         x.status == y.status && x.created_at_ms == y.created_at_ms &&
+         x.verification_devices == y.verification_devices &&
+         x.verification_failure == y.verification_failure &&
+         x.verification_skip_reason == y.verification_skip_reason;
+}
+
+const firmware_record*
+firmware_catalog::find(const std::string& product,
+                       const std::string& version) const {
   auto i = entries.find(key{product, version});
   return i == entries.end() ? nullptr : &i->second;
 }
 
 expected<event_list> decide(const firmware_catalog& state,
-                            const v1::CreateFirmware& cmd, timestamp now) {
-  const auto& fw = cmd.firmware();
-  if (fw.product_key().empty())
+                            const create_firmware& cmd, timestamp now) {
+  if (cmd.product.empty())
     return invalid("firmware.product_key", "must not be empty");
-  if (fw.version().empty())
+  if (cmd.version.empty())
     return invalid("firmware.version", "must not be empty");
-  if (fw.url().empty())
+  if (cmd.url.empty())
     return invalid("firmware.url", "must not be empty");
-  if (fw.size() == 0)
+  if (cmd.size == 0)
     return invalid("firmware.size", "must be greater than 0");
-  if (!is_hex_sha256(fw.sha256()))
+  if (!is_hex_sha256(cmd.sha256))
     return invalid("firmware.sha256",
-                   "must be 64 lower-case hex digits, got \"" + fw.sha256() +
+                   "must be 64 lower-case hex digits, got \"" + cmd.sha256 +
                        "\"");
-  if (state.find(fw.product_key(), fw.version()) != nullptr)
+  if (state.find(cmd.product, cmd.version) != nullptr)
     return make_failure(errc::already_exists,
-                        name_of(fw.product_key(), fw.version()) +
+                        firmware_name(cmd.product, cmd.version) +
                             " already exists");
-  auto e = make_event(firmware_stream(fw.product_key(), fw.version()), now);
-  auto* created = e.mutable_firmware_created()->mutable_firmware();
-  *created = fw;
-  created->set_status(v1::FIRMWARE_STATUS_UNVERIFIED);
-  created->set_created_at_ms(to_millis(now));
-  created->clear_verification_device_keys();
-  created->clear_verification_failure();
+  // Field by field: nothing a client sends beyond these is stored.
+  firmware_record fw;
+  fw.product = cmd.product;
+  fw.version = cmd.version;
+  fw.url = cmd.url;
+  fw.size = cmd.size;
+  fw.sha256 = cmd.sha256;
+  fw.signature = cmd.signature;
+  fw.description = cmd.description;
+  fw.status = v1::FIRMWARE_STATUS_UNVERIFIED;
+  fw.created_at_ms = to_millis(now);
+  auto e = firmware_event(fw.product, fw.version, now);
+  *e.mutable_firmware_created()->mutable_firmware() = to_proto(fw);
   return event_list{std::move(e)};
 }
 
 expected<event_list> decide(const firmware_catalog& state,
-                            const v1::VerifyFirmware& cmd, timestamp now) {
-  const auto* fw = state.find(cmd.product_key(), cmd.version());
+                            const verify_firmware& cmd, timestamp now) {
+  const auto* fw = state.find(cmd.product, cmd.version);
   if (fw == nullptr)
-    return make_failure(errc::not_found,
-                        name_of(cmd.product_key(), cmd.version()) +
-                            " does not exist");
-  if (fw->status() == v1::FIRMWARE_STATUS_VERIFIED)
+    return unknown(cmd.product, cmd.version);
+  if (fw->status == v1::FIRMWARE_STATUS_VERIFIED)
     return make_failure(errc::failed_precondition,
-                        name_of(cmd.product_key(), cmd.version()) +
+                        firmware_name(cmd.product, cmd.version) +
                             " is already verified");
-  if (fw->status() == v1::FIRMWARE_STATUS_VERIFYING)
+  if (fw->status == v1::FIRMWARE_STATUS_VERIFYING)
     return make_failure(errc::failed_precondition,
-                        name_of(cmd.product_key(), cmd.version()) +
+                        firmware_name(cmd.product, cmd.version) +
                             " is being verified");
-  if (cmd.device_keys_size() > max_verification_devices)
+  if (cmd.devices.empty())
+    return invalid("device_keys",
+                   "verification needs 1 to 5 devices; to attest firmware "
+                   "without a run, skip verification with a reason");
+  if (cmd.devices.size() > static_cast<size_t>(max_verification_devices))
     return invalid("device_keys", "names " +
-                                      std::to_string(cmd.device_keys_size()) +
+                                      std::to_string(cmd.devices.size()) +
                                       " devices, at most 5 are allowed");
-  if (cmd.device_keys_size() > 0) {
-    std::set<std::string> seen;
-    for (const auto& k : cmd.device_keys()) {
-      if (k.empty())
-        return invalid("device_keys", "must not contain an empty key");
-      if (!seen.insert(k).second)
-        return invalid("device_keys", "names " + k + " twice");
-    }
-    if (cmd.timeout_seconds() != 0 &&
-        (cmd.timeout_seconds() < 300 || cmd.timeout_seconds() > 172800))
-      return invalid("timeout_seconds",
-                     "must be between 300 (5 min) and 172800 (48 h), got " +
-                         std::to_string(cmd.timeout_seconds()));
-    auto e = make_event(firmware_stream(cmd.product_key(), cmd.version()), now);
-    auto* started = e.mutable_firmware_verification_started();
-    started->set_product_key(cmd.product_key());
-    started->set_version(cmd.version());
-    *started->mutable_device_keys() = cmd.device_keys();
-    started->set_timeout_seconds(cmd.timeout_seconds());
-    return event_list{std::move(e)};
+  std::set<std::string> seen;
+  for (const auto& k : cmd.devices) {
+    if (k.empty())
+      return invalid("device_keys", "must not contain an empty key");
+    if (!seen.insert(k).second)
+      return invalid("device_keys", "names " + k + " twice");
   }
-  auto e = make_event(firmware_stream(cmd.product_key(), cmd.version()), now);
-  auto* verified = e.mutable_firmware_verified();
-  verified->set_product_key(cmd.product_key());
-  verified->set_version(cmd.version());
+  if (cmd.timeout_seconds != 0 && (cmd.timeout_seconds < min_timeout_seconds ||
+                                   cmd.timeout_seconds > max_timeout_seconds))
+    return invalid("timeout_seconds",
+                   "must be between 300 (5 min) and 172800 (48 h), got " +
+                       std::to_string(cmd.timeout_seconds));
+  auto e = firmware_event(cmd.product, cmd.version, now);
+  auto* started = e.mutable_firmware_verification_started();
+  started->set_product_key(cmd.product);
+  started->set_version(cmd.version);
+  for (const auto& k : cmd.devices)
+    started->add_device_keys(k);
+  started->set_timeout_seconds(cmd.timeout_seconds);
   return event_list{std::move(e)};
 }
 
 expected<event_list> decide(const firmware_catalog& state,
-                            const v1::DeleteFirmware& cmd, bool in_use,
-                            timestamp now) {
-  const auto* fw = state.find(cmd.product_key(), cmd.version());
+                            const skip_verification& cmd, timestamp now) {
+  const auto* fw = state.find(cmd.product, cmd.version);
   if (fw == nullptr)
-    return make_failure(errc::not_found,
-                        name_of(cmd.product_key(), cmd.version()) +
-                            " does not exist");
-  if (in_use || fw->status() == v1::FIRMWARE_STATUS_VERIFYING)
+    return unknown(cmd.product, cmd.version);
+  if (fw->status == v1::FIRMWARE_STATUS_VERIFIED)
     return make_failure(errc::failed_precondition,
-                        name_of(cmd.product_key(), cmd.version()) +
+                        firmware_name(cmd.product, cmd.version) +
+                            " is already verified");
+  if (fw->status == v1::FIRMWARE_STATUS_VERIFYING)
+    return make_failure(errc::failed_precondition,
+                        firmware_name(cmd.product, cmd.version) +
+                            " is being verified");
+  auto reason = cmd.reason;
+  reason.erase(0, reason.find_first_not_of(" \t\r\n"));
+  if (reason.empty())
+    return invalid("reason", "skipping verification needs a reason, which "
+                             "is recorded with the firmware");
+  auto e = firmware_event(cmd.product, cmd.version, now);
+  auto* skipped = e.mutable_firmware_verification_skipped();
+  skipped->set_product_key(cmd.product);
+  skipped->set_version(cmd.version);
+  skipped->set_reason(cmd.reason);
+  return event_list{std::move(e)};
+}
+
+expected<event_list> decide(const firmware_catalog& state,
+                            const delete_firmware& cmd, bool in_use,
+                            timestamp now) {
+  const auto* fw = state.find(cmd.product, cmd.version);
+  if (fw == nullptr)
+    return unknown(cmd.product, cmd.version);
+  if (in_use || fw->status == v1::FIRMWARE_STATUS_VERIFYING)
+    return make_failure(errc::failed_precondition,
+                        firmware_name(cmd.product, cmd.version) +
                             " is used by an active task or verification");
-  auto e = make_event(firmware_stream(cmd.product_key(), cmd.version()), now);
+  auto e = firmware_event(cmd.product, cmd.version, now);
   auto* deleted = e.mutable_firmware_deleted();
-  deleted->set_product_key(cmd.product_key());
-  deleted->set_version(cmd.version());
+  deleted->set_product_key(cmd.product);
+  deleted->set_version(cmd.version);
   return event_list{std::move(e)};
 }
 
@@ -133,9 +186,9 @@ event_list decide_verification_result(const firmware_catalog& state,
                                       timestamp now) {
   event_list out;
   const auto* fw = state.find(product, version);
-  if (fw == nullptr || fw->status() != v1::FIRMWARE_STATUS_VERIFYING)
+  if (fw == nullptr || fw->status != v1::FIRMWARE_STATUS_VERIFYING)
     return out;
-  auto e = make_event(firmware_stream(product, version), now);
+  auto e = firmware_event(product, version, now);
   if (succeeded) {
     e.mutable_firmware_verified()->set_product_key(product);
     e.mutable_firmware_verified()->set_version(version);
@@ -149,46 +202,78 @@ event_list decide_verification_result(const firmware_catalog& state,
   return out;
 }
 
-void apply(firmware_catalog& state, const event& e) {
+namespace {
+
+/// The record an event names, or why there is none.
+expected<firmware_record*> existing(firmware_catalog& state,
+                                    const std::string& product,
+                                    const std::string& version) {
+  auto i = state.entries.find({product, version});
+  if (i == state.entries.end())
+    return inconsistent(firmware_name(product, version) + " does not exist");
+  return &i->second;
+}
+
+} // namespace
+
+status apply(firmware_catalog& state, const event& e) {
   switch (e.payload_case()) {
   case event::kFirmwareCreated: {
-    const auto& fw = e.firmware_created().firmware();
-    state.entries[{fw.product_key(), fw.version()}] = fw;
-    break;
+    auto fw = from_proto(e.firmware_created().firmware());
+    if (state.find(fw.product, fw.version) != nullptr)
+      return inconsistent(firmware_name(fw.product, fw.version) +
+                          " is created a second time");
+    auto key = firmware_catalog::key{fw.product, fw.version};
+    state.entries.emplace(std::move(key), std::move(fw));
+    return std::nullopt;
   }
   case event::kFirmwareVerificationStarted: {
     const auto& x = e.firmware_verification_started();
-    auto i = state.entries.find({x.product_key(), x.version()});
-    if (i != state.entries.end()) {
-      i->second.set_status(v1::FIRMWARE_STATUS_VERIFYING);
-      *i->second.mutable_verification_device_keys() = x.device_keys();
-      i->second.clear_verification_failure();
-    }
-    break;
+    auto fw = existing(state, x.product_key(), x.version());
+    if (!fw)
+      return fw.error();
+    auto& r = **fw;
+    r.status = v1::FIRMWARE_STATUS_VERIFYING;
+    r.verification_devices.assign(x.device_keys().begin(),
+                                  x.device_keys().end());
+    r.verification_failure.clear();
+    return std::nullopt;
   }
   case event::kFirmwareVerified: {
     const auto& x = e.firmware_verified();
-    auto i = state.entries.find({x.product_key(), x.version()});
-    if (i != state.entries.end())
-      i->second.set_status(v1::FIRMWARE_STATUS_VERIFIED);
-    break;
+    auto fw = existing(state, x.product_key(), x.version());
+    if (!fw)
+      return fw.error();
+    (*fw)->status = v1::FIRMWARE_STATUS_VERIFIED;
+    return std::nullopt;
   }
   case event::kFirmwareVerificationFailed: {
     const auto& x = e.firmware_verification_failed();
-    auto i = state.entries.find({x.product_key(), x.version()});
-    if (i != state.entries.end()) {
-      i->second.set_status(v1::FIRMWARE_STATUS_VERIFICATION_FAILED);
-      i->second.set_verification_failure(x.reason());
-    }
-    break;
+    auto fw = existing(state, x.product_key(), x.version());
+    if (!fw)
+      return fw.error();
+    (*fw)->status = v1::FIRMWARE_STATUS_VERIFICATION_FAILED;
+    (*fw)->verification_failure = x.reason();
+    return std::nullopt;
+  }
+  case event::kFirmwareVerificationSkipped: {
+    const auto& x = e.firmware_verification_skipped();
+    auto fw = existing(state, x.product_key(), x.version());
+    if (!fw)
+      return fw.error();
+    (*fw)->status = v1::FIRMWARE_STATUS_VERIFIED;
+    (*fw)->verification_skip_reason = x.reason();
+    return std::nullopt;
   }
   case event::kFirmwareDeleted: {
     const auto& x = e.firmware_deleted();
-    state.entries.erase({x.product_key(), x.version()});
-    break;
+    if (state.entries.erase({x.product_key(), x.version()}) == 0)
+      return inconsistent(firmware_name(x.product_key(), x.version()) +
+                          " does not exist");
+    return std::nullopt;
   }
   default:
-    break;
+    return inconsistent("not a firmware event");
   }
 }
 

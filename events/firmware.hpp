@@ -1,11 +1,12 @@
-/// The firmware catalog: one entry per (product, version), with its
+/// The firmware catalog: one record per (product, version), with its
 /// verification lifecycle UNVERIFIED → VERIFYING → VERIFIED |
 /// VERIFICATION_FAILED. Only VERIFIED firmware can be a batch task's target.
 #pragma once
 
+#include "events/commands.hpp"
 #include "events/error.hpp"
 #include "events/event.hpp"
-#include "fota/v1/api.pb.h"
+#include "events/values.hpp"
 
 #include <map>
 #include <string>
@@ -16,26 +17,31 @@ namespace fota {
 /// Every firmware known to the node, deleted ones excluded.
 struct firmware_catalog {
   using key = std::pair<std::string, std::string>; // product, version
-  std::map<key, v1::Firmware> entries;
+  std::map<key, firmware_record> entries;
 
   /// Returns the firmware or nullptr.
-  const v1::Firmware* find(const std::string& product,
-                           const std::string& version) const;
+  const firmware_record* find(const std::string& product,
+                              const std::string& version) const;
 };
+
+/// "firmware <product>/<version>", as messages name it.
+std::string firmware_name(const std::string& product,
+                          const std::string& version);
 
 // -- decide ------------------------------------------------------------------
 
 expected<event_list> decide(const firmware_catalog& state,
-                            const v1::CreateFirmware& cmd, timestamp now);
+                            const create_firmware& cmd, timestamp now);
 
-/// Most devices of one verification run.
-constexpr int max_verification_devices = 5;
-
-/// With devices, starts a verification run on them (VERIFYING). With no
-/// devices the operator attests the firmware: it becomes VERIFIED.
+/// Starts a verification run on 1 to 5 named devices (VERIFYING).
 /// Verification can run again after it failed.
 expected<event_list> decide(const firmware_catalog& state,
-                            const v1::VerifyFirmware& cmd, timestamp now);
+                            const verify_firmware& cmd, timestamp now);
+
+/// The operator attests the firmware without a run: VERIFIED, with the
+/// reason recorded.
+expected<event_list> decide(const firmware_catalog& state,
+                            const skip_verification& cmd, timestamp now);
 
 /// The outcome of a verification run: VERIFIED when every device succeeded,
 /// VERIFICATION_FAILED with `reason` otherwise. Empty when the firmware is
@@ -46,14 +52,16 @@ event_list decide_verification_result(const firmware_catalog& state,
                                       bool succeeded, const std::string& reason,
                                       timestamp now);
 
-/// `in_use` says whether an active task or verification targets it.
+/// `in_use` says whether a task (one being created included) or a
+/// verification targets it.
 expected<event_list> decide(const firmware_catalog& state,
-                            const v1::DeleteFirmware& cmd, bool in_use,
+                            const delete_firmware& cmd, bool in_use,
                             timestamp now);
 
 // -- apply -------------------------------------------------------------------
 
-/// Applies a firmware event; ignores events of other streams.
-void apply(firmware_catalog& state, const event& e);
+/// Applies a firmware event, checking it against the catalog: an event for
+/// firmware that does not exist, or a record created twice, is refused.
+status apply(firmware_catalog& state, const event& e);
 
 } // namespace fota

@@ -1,5 +1,7 @@
 #include "events/replay.hpp"
 
+#include <set>
+
 namespace fota {
 
 std::string device_ref(const std::string& product, const std::string& device) {
@@ -18,18 +20,36 @@ device_state* world::find_device(const std::string& product,
 
 namespace {
 
-void apply_device(world& w, const std::string& product,
-                  const std::string& device, const event& e) {
+failure violation(std::string what) {
+  return make_failure(errc::corrupted, std::move(what));
+}
+
+/// "DevicesEnrolled", the type of an event's payload.
+std::string type_of(const event& e) {
+  const auto* field = e.GetDescriptor()->FindFieldByNumber(e.payload_case());
+  if (field == nullptr || field->message_type() == nullptr)
+    return "unknown";
+  return field->message_type()->name();
+}
+
+status apply_device(world& w, const std::string& product,
+                    const std::string& key, const event& e) {
   if (e.payload_case() == event::kDeviceRegistered) {
-    auto ref = device_ref(product, device);
-    if (w.device_index.count(ref) == 0) {
-      w.device_index.emplace(std::move(ref), w.devices.size());
-      w.devices.push_back(make_device(e));
-    }
-    return;
+    if (auto err = validate_device_ref(product, key))
+      return violation("a device is registered with an invalid key: " +
+                       err->message);
+    auto ref = device_ref(product, key);
+    if (w.device_index.count(ref) > 0)
+      return violation(device_name(product, key) +
+                       " is registered a second time");
+    w.device_index.emplace(std::move(ref), w.devices.size());
+    w.devices.push_back(make_device(e));
+    return std::nullopt;
   }
-  if (auto* d = w.find_device(product, device))
-    apply(*d, e);
+  auto* d = w.find_device(product, key);
+  if (d == nullptr)
+    return violation(device_name(product, key) + " is not registered");
+  return apply(*d, e);
 }
 
 uint64_t task_of_event(const event& e) {
@@ -69,77 +89,217 @@ uint64_t task_of_event(const event& e) {
   }
 }
 
-} // namespace
-
-void apply(world& w, const event& e) {
-  if (e.sequence() > w.last_sequence)
-    w.last_sequence = e.sequence();
+/// The sequences of the executions that `e` touches, after it was applied
+/// to `t`: they may have taken or released their device.
+std::vector<uint64_t> touched(const task_state& t, const event& e,
+                              size_t executions_before) {
   switch (e.payload_case()) {
-  case event::kFirmwareCreated:
-  case event::kFirmwareVerificationStarted:
-  case event::kFirmwareVerified:
-  case event::kFirmwareVerificationFailed:
-  case event::kFirmwareDeleted:
-    apply(w.firmware, e);
-    return;
-  case event::kDeviceRegistered:
-    apply_device(w, e.device_registered().product_key(),
-                 e.device_registered().device_key(), e);
-    return;
-  case event::kDeviceVersionReported:
-    apply_device(w, e.device_version_reported().product_key(),
-                 e.device_version_reported().device_key(), e);
-    return;
-  case event::kDeviceConnected:
-    apply_device(w, e.device_connected().product_key(),
-                 e.device_connected().device_key(), e);
-    return;
-  case event::kDeviceDisconnected:
-    apply_device(w, e.device_disconnected().product_key(),
-                 e.device_disconnected().device_key(), e);
-    return;
-  case event::kDeviceTagsChanged:
-    apply_device(w, e.device_tags_changed().product_key(),
-                 e.device_tags_changed().device_key(), e);
-    return;
-  case event::kDeviceAttributesChanged:
-    apply_device(w, e.device_attributes_changed().product_key(),
-                 e.device_attributes_changed().device_key(), e);
-    return;
-  case event::kAssetTreeCreated:
-  case event::kAssetTreeDeleted:
-    apply(w.trees, e);
-    return;
-  case event::kTaskCreated: {
-    auto t = make_task(e);
-    w.tasks[t.id] = std::move(t);
-    return;
+  case event::kDevicesEnrolled: {
+    std::vector<uint64_t> out;
+    for (auto s = executions_before + 1; s <= t.executions.size(); ++s)
+      out.push_back(s);
+    return out;
   }
-  case event::PAYLOAD_NOT_SET:
-    return;
-  default: {
-    auto i = w.tasks.find(task_of_event(e));
-    if (i != w.tasks.end())
-      apply(i->second, e);
-    return;
+  case event::kExecutionNotified:
+  case event::kExecutionStarted:
+  case event::kExecutionSucceeded:
+  case event::kExecutionFailed:
+  case event::kExecutionTimedOut:
+  case event::kExecutionRequeued:
+    // These all carry the sequence as field 2.
+    {
+      const auto& payload = e.GetReflection()->GetMessage(
+          e, e.GetDescriptor()->FindFieldByNumber(e.payload_case()));
+      const auto* field = payload.GetDescriptor()->FindFieldByNumber(2);
+      return {payload.GetReflection()->GetUInt64(payload, field)};
+    }
+  case event::kExecutionsCanceled: {
+    const auto& xs = e.executions_canceled().sequences();
+    return {xs.begin(), xs.end()};
   }
+  case event::kTaskCanceled:
+  case event::kTaskCompleted: {
+    // Executions waiting for a retry let go of their device.
+    std::vector<uint64_t> out;
+    for (uint64_t s = 1; s <= t.executions.size(); ++s) {
+      auto x = t.executions[s - 1].state;
+      if (x == v1::EXECUTION_STATE_FAILED || x == v1::EXECUTION_STATE_TIMED_OUT)
+        out.push_back(s);
+    }
+    return out;
+  }
+  default:
+    return {};
   }
 }
 
-void finish_replay(world& w) {
-  for (auto& d : w.devices) {
-    d.online = false;
-    d.active_execution = 0;
+/// Updates which execution holds each device `e` touched.
+void update_holders(world& w, const task_state& t, const event& e,
+                    size_t executions_before) {
+  for (auto s : touched(t, e, executions_before)) {
+    const auto& x = t.executions[s - 1];
+    auto* d = w.find_device(t.spec.product, x.device_key);
+    if (d == nullptr)
+      continue; // Checked at enrolment.
+    auto id = t.id_of(execution_seq{s});
+    if (t.holds_device(x))
+      d->active_execution = id;
+    else if (d->active_execution == id)
+      d->active_execution = execution_id{};
   }
-  for (auto& [id, t] : w.tasks) {
-    for (uint64_t s = 1; s <= t.executions.size(); ++s) {
-      const auto& x = t.executions[s - 1];
-      if (!t.holds_device(x))
-        continue;
-      if (auto* d = w.find_device(t.spec.product_key(), x.device_key))
-        d->active_execution = (id << 32) | s;
+}
+
+status apply_task_created(world& w, const event& e) {
+  const auto& x = e.task_created();
+  if (x.task_id() == 0 || x.task_id() > max_task_id)
+    return violation("task id " + std::to_string(x.task_id()) +
+                     " is out of range");
+  if (w.tasks.count(x.task_id()) > 0)
+    return violation("task " + std::to_string(x.task_id()) +
+                     " is created a second time");
+  const auto& spec = x.spec();
+  if (w.firmware.find(spec.product_key(), spec.target_version()) == nullptr)
+    return violation("task " + std::to_string(x.task_id()) + " targets " +
+                     firmware_name(spec.product_key(), spec.target_version()) +
+                     ", which does not exist");
+  w.tasks.emplace(x.task_id(), make_task(e));
+  w.task_created_at[x.task_id()] = e.sequence();
+  return std::nullopt;
+}
+
+status apply_task(world& w, const event& e) {
+  auto id = task_of_event(e);
+  auto i = w.tasks.find(id);
+  if (i == w.tasks.end())
+    return violation("task " + std::to_string(id) + " does not exist");
+  auto& t = i->second;
+  auto before = t.executions.size();
+  // An execution starts to hold its device only when it is enrolled (cloud
+  // push) or offered (device request): both are checked against the
+  // devices before anything is applied.
+  if (e.payload_case() == event::kDevicesEnrolled) {
+    std::set<std::string> seen;
+    for (const auto& k : e.devices_enrolled().device_keys()) {
+      auto* d = w.find_device(t.spec.product, k);
+      if (d == nullptr)
+        return violation("task " + std::to_string(id) + " enrols " +
+                         device_name(t.spec.product, k) +
+                         ", which is not registered");
+      if (!seen.insert(k).second)
+        return violation("task " + std::to_string(id) + " enrols " +
+                         device_name(t.spec.product, k) + " twice");
+      if (t.spec.method == v1::METHOD_CLOUD_PUSH && d->active_execution)
+        return violation(device_name(t.spec.product, k) +
+                         " is enrolled in task " + std::to_string(id) +
+                         " while execution " + d->active_execution.to_string() +
+                         " holds it");
+    }
+  } else if (e.payload_case() == event::kExecutionNotified &&
+             t.spec.method == v1::METHOD_DEVICE_REQUEST) {
+    // A device-request offer takes the device: it must be free.
+    auto seq = execution_seq{e.execution_notified().sequence()};
+    if (const auto* x = t.find(seq)) {
+      auto* d = w.find_device(t.spec.product, x->device_key);
+      auto id = t.id_of(seq);
+      if (d != nullptr && d->active_execution && d->active_execution != id)
+        return violation(device_name(t.spec.product, x->device_key) +
+                         " is offered execution " + id.to_string() +
+                         " while execution " + d->active_execution.to_string() +
+                         " holds it");
     }
   }
+  if (auto err = apply(t, e))
+    return err;
+  update_holders(w, t, e, before);
+  return std::nullopt;
+}
+
+status apply_checked(world& w, const event& e) {
+  switch (e.payload_case()) {
+  case event::kFirmwareDeleted: {
+    const auto& x = e.firmware_deleted();
+    for (const auto& [id, t] : w.tasks)
+      if (!is_finished(t.status) && t.spec.product == x.product_key() &&
+          t.spec.target_version == x.version())
+        return violation(firmware_name(x.product_key(), x.version()) +
+                         " is deleted while task " + std::to_string(id) +
+                         " uses it");
+    return apply(w.firmware, e);
+  }
+  case event::kFirmwareVerificationStarted: {
+    const auto& x = e.firmware_verification_started();
+    if (auto err = apply(w.firmware, e))
+      return err;
+    w.verification_started_at[{x.product_key(), x.version()}] = e.sequence();
+    return std::nullopt;
+  }
+  case event::kFirmwareCreated:
+  case event::kFirmwareVerified:
+  case event::kFirmwareVerificationFailed:
+  case event::kFirmwareVerificationSkipped:
+    return apply(w.firmware, e);
+  case event::kDeviceRegistered:
+    return apply_device(w, e.device_registered().product_key(),
+                        e.device_registered().device_key(), e);
+  case event::kDeviceVersionReported:
+    return apply_device(w, e.device_version_reported().product_key(),
+                        e.device_version_reported().device_key(), e);
+  case event::kDeviceConnected:
+    return apply_device(w, e.device_connected().product_key(),
+                        e.device_connected().device_key(), e);
+  case event::kDeviceDisconnected:
+    return apply_device(w, e.device_disconnected().product_key(),
+                        e.device_disconnected().device_key(), e);
+  case event::kDeviceTagsChanged:
+    return apply_device(w, e.device_tags_changed().product_key(),
+                        e.device_tags_changed().device_key(), e);
+  case event::kDeviceAttributesChanged:
+    return apply_device(w, e.device_attributes_changed().product_key(),
+                        e.device_attributes_changed().device_key(), e);
+  case event::kAssetTreeCreated:
+  case event::kAssetTreeDeleted:
+    return apply(w.trees, e);
+  case event::kTaskCreated:
+    return apply_task_created(w, e);
+  case event::PAYLOAD_NOT_SET:
+    return violation("the event has no payload this version knows (written "
+                     "by a newer version of fota?)");
+  default:
+    return apply_task(w, e);
+  }
+}
+
+} // namespace
+
+status apply(world& w, const event& e) {
+  auto expected = w.last_sequence.value() + 1;
+  auto name = [&] {
+    return "event " + std::to_string(e.sequence()) + " (" + type_of(e) + ")";
+  };
+  if (e.sequence() != expected)
+    return violation(name() + ": the log continues at sequence " +
+                     std::to_string(expected));
+  if (auto err = apply_checked(w, e))
+    return violation(name() + ": " + err->message);
+  w.last_sequence = sequence_number{e.sequence()};
+  return std::nullopt;
+}
+
+status replay(world& w, sequence_number seq, std::string_view bytes) {
+  event e;
+  if (bytes.size() > static_cast<size_t>(INT32_MAX) ||
+      !e.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    return violation("event " + std::to_string(seq.value()) +
+                     " does not decode as fota.v1.EventEnvelope");
+  if (e.sequence() != seq.value())
+    return violation("event " + std::to_string(seq.value()) +
+                     " carries sequence " + std::to_string(e.sequence()));
+  return apply(w, e);
+}
+
+void finish_replay(world& w) {
+  for (auto& d : w.devices)
+    d.online = false;
 }
 
 } // namespace fota

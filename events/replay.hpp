@@ -1,5 +1,7 @@
 /// The whole state of a node, rebuilt from the event log with the same
-/// `apply()` functions the actors use at run time.
+/// `apply()` functions the actors use at run time. Replay checks every
+/// event against the state it applies to and stops at the first violation,
+/// naming the event's log sequence: nothing is guessed or dropped.
 #pragma once
 
 #include "events/asset_tree.hpp"
@@ -10,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -21,22 +24,32 @@ std::string device_ref(const std::string& product, const std::string& device);
 /// Every aggregate of the node, as replay leaves it.
 struct world {
   firmware_catalog firmware;
-  /// Devices in registration order.
+  /// Devices in registration order, each with the execution holding it.
   std::vector<device_state> devices;
   std::unordered_map<std::string, size_t> device_index;
   tree_catalog trees;
   std::map<uint64_t, task_state> tasks;
-  uint64_t last_sequence = 0;
+  sequence_number last_sequence;
+  /// Where in the log each task was created, and each firmware's latest
+  /// verification run started: a run's task is created after its start.
+  std::map<uint64_t, uint64_t> task_created_at;
+  std::map<firmware_catalog::key, uint64_t> verification_started_at;
 
   device_state* find_device(const std::string& product,
                             const std::string& device);
 };
 
-/// Applies one event of any stream.
-void apply(world& w, const event& e);
+/// Applies one event of any stream after checking it: the log sequence
+/// continues, the event's type is known to this version, the entity it
+/// names exists (or, when created, does not yet), the transition is allowed,
+/// and no device is held by two active executions. A violation leaves the
+/// world unchanged and names the event's sequence and type.
+status apply(world& w, const event& e);
 
-/// Ends a replay: no device is online (no session survives a restart), and
-/// each device's active execution is taken from the tasks.
+/// Decodes the envelope stored under `seq` and applies it.
+status replay(world& w, sequence_number seq, std::string_view bytes);
+
+/// Ends a replay: no device is online (no session survives a restart).
 void finish_replay(world& w);
 
 } // namespace fota

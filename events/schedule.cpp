@@ -30,38 +30,38 @@ const date::time_zone* find_zone(const std::string& name) {
 
 } // namespace
 
-status validate_schedule(const v1::Schedule& x) {
-  if (!x.time_zone().empty()) {
+status validate_schedule(const schedule_spec& x) {
+  if (!x.time_zone.empty()) {
     try {
-      find_zone(x.time_zone());
+      find_zone(x.time_zone);
     } catch (const std::exception&) {
       return invalid("schedule.time_zone",
-                     "unknown time zone \"" + x.time_zone() + "\"");
+                     "unknown time zone \"" + x.time_zone + "\"");
     }
   }
-  const auto& ws = x.windows();
-  for (int i = 0; i < ws.size(); ++i) {
+  const auto& ws = x.windows;
+  for (size_t i = 0; i < ws.size(); ++i) {
     auto field = "schedule.windows[" + std::to_string(i) + "]";
     const auto& w = ws[i];
-    if (w.start_minute() >= minutes_per_day)
+    if (w.start_minute >= minutes_per_day)
       return invalid(field + ".start_minute", "must be below 1440");
-    if (w.end_minute() > minutes_per_day)
+    if (w.end_minute > minutes_per_day)
       return invalid(field + ".end_minute", "must be at most 1440");
-    auto end = w.end_minute() % minutes_per_day;
-    if (w.end_minute() == w.start_minute())
+    auto end = w.end_minute % minutes_per_day;
+    if (w.end_minute == w.start_minute)
       return invalid(field, "is empty; the whole day is the default");
-    auto d = duration_of(w.start_minute(), end);
+    auto d = duration_of(w.start_minute, end);
     if (d < min_window_minutes)
-      return invalid(field, hhmm(w.start_minute()) + "-" + hhmm(end) +
-                                " lasts " + std::to_string(d) +
+      return invalid(field, hhmm(w.start_minute) + "-" + hhmm(end) + " lasts " +
+                                std::to_string(d) +
                                 " minutes, at least 30 are required");
   }
-  for (int i = 0; i < ws.size(); ++i) {
-    for (int j = i + 1; j < ws.size(); ++j) {
-      auto as = ws[i].start_minute();
-      auto ad = duration_of(as, ws[i].end_minute() % minutes_per_day);
-      auto bs = ws[j].start_minute();
-      auto bd = duration_of(bs, ws[j].end_minute() % minutes_per_day);
+  for (size_t i = 0; i < ws.size(); ++i) {
+    for (size_t j = i + 1; j < ws.size(); ++j) {
+      auto as = ws[i].start_minute;
+      auto ad = duration_of(as, ws[i].end_minute % minutes_per_day);
+      auto bs = ws[j].start_minute;
+      auto bd = duration_of(bs, ws[j].end_minute % minutes_per_day);
       auto b_after_a = (bs + minutes_per_day - as) % minutes_per_day;
       auto a_after_b = (as + minutes_per_day - bs) % minutes_per_day;
       if (b_after_a < ad || a_after_b < bd)
@@ -73,11 +73,10 @@ status validate_schedule(const v1::Schedule& x) {
   return std::nullopt;
 }
 
-schedule::schedule(const v1::Schedule& x) {
-  for (const auto& w : x.windows())
-    windows_.push_back(
-        window{w.start_minute(), w.end_minute() % minutes_per_day});
-  zone_ = find_zone(x.time_zone());
+schedule::schedule(const schedule_spec& x) {
+  for (const auto& w : x.windows)
+    windows_.push_back(window{w.start_minute, w.end_minute % minutes_per_day});
+  zone_ = find_zone(x.time_zone);
 }
 
 bool schedule::is_open(timestamp t) const {

@@ -4,9 +4,10 @@
 
 #include "events/clock.hpp"
 #include "events/error.hpp"
-#include "fota/v1/model.pb.h"
+#include "events/task_spec.hpp"
 
 #include <optional>
+#include <vector>
 
 namespace fota {
 
@@ -16,7 +17,7 @@ constexpr uint32_t minutes_per_day = 24 * 60;
 
 /// Checks windows (each at least 30 minutes, no overlap, minutes within the
 /// day) and the time zone. Errors name the field.
-status validate_schedule(const v1::Schedule& schedule);
+status validate_schedule(const schedule_spec& schedule);
 
 /// A validated schedule, resolved against the time-zone database.
 class schedule {
@@ -25,7 +26,7 @@ public:
   schedule() = default;
 
   /// @pre `validate_schedule(x)` succeeded.
-  explicit schedule(const v1::Schedule& x);
+  explicit schedule(const schedule_spec& x);
 
   /// Returns whether a push may be sent at `t`.
   bool is_open(timestamp t) const;

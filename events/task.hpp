@@ -1,27 +1,25 @@
 /// A batch upgrade task: its spec, its executions (one per device in scope,
 /// in sequence order), counters by state, and the task lifecycle
-/// RUNNING ⇄ PAUSED → CANCELED | COMPLETED.
+/// RUNNING ⇄ PAUSED → CANCELED | COMPLETED. Also the rules that decide
+/// about one task: the device-request offer and the verification outcome.
 #pragma once
 
 #include "events/error.hpp"
 #include "events/event.hpp"
 #include "events/firmware.hpp"
-#include "fota/v1/api.pb.h"
+#include "events/ids.hpp"
+#include "events/task_spec.hpp"
+#include "events/values.hpp"
 
 #include <array>
 #include <cstdint>
-#include <functional>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 namespace fota {
 
-/// Default per-device timeout: 2 hours.
-constexpr uint32_t default_timeout_seconds = 2 * 60 * 60;
-constexpr uint32_t min_timeout_seconds = 5 * 60;
-constexpr uint32_t max_timeout_seconds = 48 * 60 * 60;
-constexpr uint32_t max_retries = 10;
 /// Device keys per DevicesEnrolled event.
 constexpr size_t enrollment_chunk = 4096;
 
@@ -54,25 +52,44 @@ bool is_finished(v1::TaskStatus x) noexcept;
 
 /// State of one task.
 struct task_state {
-  uint64_t id = 0;
-  v1::TaskSpec spec;
-  v1::Firmware firmware;
+  task_id id;
+  task_spec spec;
+  firmware_record firmware;
   v1::TaskStatus status = v1::TASK_STATUS_UNSPECIFIED;
   std::string status_reason;
   int64_t created_at_ms = 0;
   int64_t finished_at_ms = 0;
   /// Execution with sequence `s` is `executions[s - 1]`.
   std::vector<execution> executions;
-  std::vector<v1::SkippedDevice> skipped;
+  std::vector<skipped_device> skipped;
   std::unordered_map<uint64_t, failure_info> failures;
   std::unordered_map<uint64_t, std::string> progress_texts;
   /// Executions by state, indexed by v1::ExecutionState.
   std::array<uint64_t, 8> counts{};
   /// FAILED or TIMED_OUT executions that will be retried.
   uint64_t retries_pending = 0;
+  /// Device-request and increment tasks: the sequences of each device key's
+  /// hash, so that a device's request or join is no scan of the executions.
+  std::unordered_multimap<size_t, uint64_t> by_device;
+
+  // -- lookups ----------------------------------------------------------------
 
   /// Returns the execution with this sequence, or nullptr.
-  const execution* find(uint64_t sequence) const;
+  const execution* find(execution_seq sequence) const;
+
+  /// The sequence of `device`'s execution, if it has one (device-request and
+  /// increment tasks only).
+  std::optional<execution_seq> sequence_of(const std::string& device) const;
+
+  /// Whether devices are looked up by key in this task.
+  bool indexes_devices() const noexcept;
+
+  /// The id of the execution with this sequence.
+  execution_id id_of(execution_seq sequence) const {
+    return execution_id{id, sequence};
+  }
+
+  // -- properties -------------------------------------------------------------
 
   /// Number of executions not yet terminal.
   uint64_t active() const noexcept;
@@ -80,81 +97,86 @@ struct task_state {
   /// Whether a FAILED or TIMED_OUT execution gets another attempt.
   bool will_retry(const execution& x) const noexcept;
 
-  /// Whether the execution still holds its device: not terminal, or
-  /// waiting for a retry.
+  /// Whether the execution holds its device, so that no other execution may:
+  /// a cloud-push execution from enrolment until it ends for good (a retry
+  /// still to come keeps it); a device-request execution only from the offer
+  /// (NOTIFIED) until it ends.
   bool holds_device(const execution& x) const noexcept;
 
   /// The per-device timeout in milliseconds.
   int64_t timeout_ms() const noexcept;
 
-  /// When the execution times out, or 0 when it cannot.
+  /// When the execution times out, or 0 when it cannot: a notified or
+  /// started execution after the timeout without progress; a verification
+  /// device that never came online after the timeout from the run's start.
   int64_t deadline_ms(const execution& x) const noexcept;
 
   /// When a retry of the execution is due, or 0 when none will come.
   int64_t retry_at_ms(const execution& x) const noexcept;
 
-  v1::ExecutionCounters counters() const;
-  v1::TaskSummary summary() const;
-  v1::Execution execution_proto(uint64_t sequence) const;
-};
+  // -- views ------------------------------------------------------------------
 
-/// Looks up what validation of a task spec needs to know about the node.
-struct spec_context {
-  std::function<const v1::Firmware*(const std::string& product,
-                                    const std::string& version)>
-      find_firmware;
+  execution_counters counters() const;
+  task_summary summary() const;
+  execution_view view(execution_seq sequence) const;
 };
 
 // -- decide ------------------------------------------------------------------
 
-/// Checks every field of `spec`. Errors are INVALID_ARGUMENT naming the
-/// field, or FAILED_PRECONDITION when the target firmware is not VERIFIED.
-status validate(const v1::TaskSpec& spec, const spec_context& ctx,
+/// Checks every field of `spec` against the target firmware `target` (null
+/// when it does not exist). Errors are INVALID_ARGUMENT naming the field, or
+/// FAILED_PRECONDITION when the target firmware is not VERIFIED.
+status validate(const task_spec& spec, const firmware_record* target,
                 timestamp now);
 
 /// Validates and returns TaskCreated.
-expected<event_list> decide_create(uint64_t id, const v1::TaskSpec& spec,
-                                   const spec_context& ctx, timestamp now);
+expected<event_list> decide_create(task_id id, const task_spec& spec,
+                                   const firmware_record* target,
+                                   timestamp now);
 
 /// Enrols `device_keys` (in sequence order) and records `skipped` devices.
 /// Emits TaskCompleted too when a snapshot task ends up with no active
 /// executions.
 event_list decide_enroll(const task_state& state,
                          const std::vector<std::string>& device_keys,
-                         const std::vector<v1::SkippedDevice>& skipped,
+                         const std::vector<skipped_device>& skipped,
                          timestamp now);
 
-/// The push of an execution reached the device: QUEUED → NOTIFIED.
-expected<event_list> decide_notified(const task_state& state, uint64_t sequence,
-                                     timestamp now);
+/// The push of an execution leaves for the device: QUEUED → NOTIFIED.
+expected<event_list> decide_notified(const task_state& state,
+                                     execution_seq sequence, timestamp now);
 
 /// The device reports progress: NOTIFIED → IN_PROGRESS, then progress.
-expected<event_list> decide_progress(const task_state& state, uint64_t sequence,
-                                     uint32_t step, const std::string& text,
-                                     timestamp now);
+expected<event_list> decide_progress(const task_state& state,
+                                     execution_seq sequence, uint32_t step,
+                                     const std::string& text, timestamp now);
 
 /// The device confirms an offered upgrade: NOTIFIED → IN_PROGRESS. A
 /// confirmation of an execution already IN_PROGRESS changes nothing.
-expected<event_list> decide_confirm(const task_state& state, uint64_t sequence,
-                                    timestamp now);
+expected<event_list> decide_confirm(const task_state& state,
+                                    execution_seq sequence, timestamp now);
 
-/// The device reports `version`. Only the target version counts as success.
-expected<event_list> decide_version(const task_state& state, uint64_t sequence,
+/// The device reports `version`. Only the target version counts as success;
+/// a report for an execution already ended changes nothing.
+expected<event_list> decide_version(const task_state& state,
+                                    execution_seq sequence,
                                     const std::string& version, timestamp now);
 
-/// The device reports failure with its code and text.
-expected<event_list> decide_failure(const task_state& state, uint64_t sequence,
+/// The device reports failure with its code and text. A report for an
+/// execution that already FAILED changes nothing (a duplicate).
+expected<event_list> decide_failure(const task_state& state,
+                                    execution_seq sequence,
                                     const std::string& code,
                                     const std::string& text, timestamp now);
 
 /// The execution made no progress within the timeout: TIMED_OUT. Empty
-/// when it is not due (or not NOTIFIED / IN_PROGRESS).
-event_list decide_timeout(const task_state& state, uint64_t sequence,
+/// when it is not due.
+event_list decide_timeout(const task_state& state, execution_seq sequence,
                           timestamp now);
 
 /// A FAILED or TIMED_OUT execution with retries left is queued again once
 /// the retry interval has passed. Empty when it is not due.
-event_list decide_retry(const task_state& state, uint64_t sequence,
+event_list decide_retry(const task_state& state, execution_seq sequence,
                         timestamp now);
 
 /// The abort rule: once `min_finished` executions have finished for good,
@@ -171,12 +193,51 @@ expected<event_list> decide_resume(const task_state& state, timestamp now);
 expected<event_list> decide_cancel(const task_state& state,
                                    const std::string& reason, timestamp now);
 
+// -- the device-request offer ------------------------------------------------
+
+/// What a device that asks is told, and the events that go with it.
+struct offer_decision {
+  upgrade_offer offer;
+  event_list events;
+};
+
+/// The device-request offer: the device of execution `sequence`, running
+/// `device_version`, asks for its upgrade. It is offered the target
+/// firmware when the task is a RUNNING device-request task, the execution is
+/// QUEUED (a first offer: NOTIFIED) or NOTIFIED (the same offer again), and
+/// the device runs a source version. Otherwise the offer is unavailable and
+/// says why; an execution IN_PROGRESS or waiting for a retry is "busy".
+offer_decision decide_offer(const task_state& state, execution_seq sequence,
+                            const std::string& device_version, timestamp now);
+
+// -- the verification outcome ------------------------------------------------
+
+/// A verification run ends at its first failure: when a device of a running
+/// verification run failed, timed out or was skipped, the run is canceled
+/// with that device named as the reason. Empty otherwise.
+event_list decide_verification_failure(const task_state& state, timestamp now);
+
+/// The outcome of a finished verification run.
+struct verification_result {
+  bool verified = false;
+  std::string reason;
+};
+
+/// VERIFIED when every named device succeeded; VERIFICATION_FAILED naming
+/// the first device that did not. Nullopt while the run goes on, or for a
+/// task that is no verification run.
+std::optional<verification_result>
+verification_outcome(const task_state& state);
+
 // -- apply -------------------------------------------------------------------
 
 /// Creates the state from a TaskCreated event.
 task_state make_task(const event& created);
 
-/// Applies an event of this task's stream.
-void apply(task_state& state, const event& e);
+/// Applies an event of this task's stream after checking it against the
+/// state: TaskCreated only on a fresh state, enrolments continue the
+/// sequence, every transition is one the rules allow. A violation changes
+/// nothing and says what is wrong.
+status apply(task_state& state, const event& e);
 
 } // namespace fota

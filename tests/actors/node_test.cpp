@@ -219,10 +219,8 @@ TEST_F(Node, TwoTasksCreatedAtOnceNeverEnrolTheSameDevice) {
   for (const auto& k : keys)
     register_online(k, "1.0.0");
   // Both requests wait in the registry's mailbox before either runs.
-  auto one = send_request(ctx().tasks,
-                          create_task_command(snapshot_spec("1.0.0", "2.0.0")));
-  auto two = send_request(ctx().tasks,
-                          create_task_command(snapshot_spec("1.0.0", "3.0.0")));
+  auto one = send_request(create_task_frame(snapshot_spec("1.0.0", "2.0.0")));
+  auto two = send_request(create_task_frame(snapshot_spec("1.0.0", "3.0.0")));
   sched.run();
   ASSERT_TRUE(*one);
   ASSERT_TRUE(*two);

@@ -26,15 +26,18 @@ struct arrival_times {
   std::vector<int64_t> at_ms;
 };
 
-/// Records each `(push_atom, frame)` with the node's wall-clock time.
-inline caf::behavior timed_recorder(caf::event_based_actor*,
+/// Records each `(push_atom, frame)` with the node's wall-clock time, and
+/// acknowledges upgrade pushes through `ack`.
+inline caf::behavior timed_recorder(caf::event_based_actor* self,
                                     std::shared_ptr<recording> out,
                                     std::shared_ptr<arrival_times> times,
-                                    std::shared_ptr<fota::clock> clk) {
+                                    std::shared_ptr<fota::clock> clk,
+                                    ack_target ack) {
   return {
-      [out, times, clk](push_atom, const std::string& bytes) {
+      [self, out, times, clk, ack](push_atom, const std::string& bytes) {
         v1::ServerFrame frame;
         EXPECT_TRUE(frame.ParseFromString(bytes)) << "push does not parse";
+        acknowledge(self, ack, frame);
         out->frames.push_back(std::move(frame));
         times->at_ms.push_back(to_millis(clk->now()));
       },
@@ -62,7 +65,7 @@ protected:
                                            from_millis(wall_start_ms));
     auto pushes = std::make_shared<recording>();
     auto actor = sys.spawn(timed_recorder, pushes, times,
-                           std::shared_ptr<fota::clock>{clock});
+                           std::shared_ptr<fota::clock>{clock}, acker());
     sessions.push_back(actor);
     gateway = session{actor, pushes};
     sched.run();
@@ -159,8 +162,7 @@ protected:
       (*req.mutable_tags())[k] = v;
     for (const auto& [k, v] : attributes)
       (*req.mutable_attributes())[k] = v;
-    return call(ctx().fleet,
-                make_command(v1::ClientFrame::kRegisterDevice, req));
+    return call(req);
   }
 
   /// Registers devices `prefix-1` .. `prefix-n` on `version`, online.
@@ -180,8 +182,7 @@ protected:
     v1::RequestUpgrade req;
     req.set_product_key(product);
     req.set_device_key(key);
-    return call(ctx().fleet,
-                make_command(v1::ClientFrame::kRequestUpgrade, req));
+    return call(req);
   }
 
   v1::Response confirm_upgrade(const std::string& key, uint64_t execution) {
@@ -189,8 +190,7 @@ protected:
     req.set_product_key(product);
     req.set_device_key(key);
     req.set_execution_id(execution);
-    return call(ctx().fleet,
-                make_command(v1::ClientFrame::kConfirmUpgrade, req));
+    return call(req);
   }
 
   // -- operator helpers -------------------------------------------------------
@@ -201,8 +201,7 @@ protected:
     req.set_device_key(key);
     for (const auto& [k, v] : tags)
       (*req.mutable_tags())[k] = v;
-    return call(ctx().fleet,
-                make_command(v1::ClientFrame::kSetDeviceTags, req));
+    return call(req);
   }
 
   v1::Response set_attributes(const std::string& key,
@@ -212,23 +211,20 @@ protected:
     req.set_device_key(key);
     for (const auto& [k, v] : attributes)
       (*req.mutable_attributes())[k] = v;
-    return call(ctx().fleet,
-                make_command(v1::ClientFrame::kSetDeviceAttributes, req));
+    return call(req);
   }
 
   v1::Response create_tree(const v1::AssetTree& tree) {
     v1::CreateAssetTree req;
     *req.mutable_tree() = tree;
-    return call(ctx().fleet,
-                make_command(v1::ClientFrame::kCreateAssetTree, req));
+    return call(req);
   }
 
   /// Creates firmware `version` without verifying it.
   v1::Response create_firmware(const std::string& version) {
     v1::CreateFirmware req;
     *req.mutable_firmware() = firmware_of(version);
-    return call(ctx().firmware,
-                make_command(v1::ClientFrame::kCreateFirmware, req));
+    return call(req);
   }
 
   /// Starts a verification run of `version` on `keys`.
@@ -241,13 +237,12 @@ protected:
     for (const auto& k : keys)
       req.add_device_keys(k);
     req.set_timeout_seconds(timeout_seconds);
-    return call(ctx().firmware,
-                make_command(v1::ClientFrame::kVerifyFirmware, req));
+    return call(req);
   }
 
   std::vector<v1::TaskSummary> list_tasks() {
     v1::ListTasks req;
-    auto r = call(ctx().tasks, make_command(v1::ClientFrame::kListTasks, req));
+    auto r = call(req);
     EXPECT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
     return {r.task_list().tasks().begin(), r.task_list().tasks().end()};
   }

@@ -116,8 +116,8 @@ protected:
     inc.set_strategy(v1::STRATEGY_INCREMENT);
     auto snap = tag_spec("1.0", "3.0", "group", "snap");
     // Both requests are in the mailbox before either task runs.
-    auto inc_reply = send_request(ctx().tasks, create_task_command(inc));
-    auto snap_reply = send_request(ctx().tasks, create_task_command(snap));
+    auto inc_reply = send_request(create_task_frame(inc));
+    auto snap_reply = send_request(create_task_frame(snap));
     sched.run();
     two_tasks out;
     if (!*inc_reply || !*snap_reply) {

@@ -7,7 +7,9 @@
 #include "actors/context.hpp"
 #include "actors/fwd.hpp"
 #include "actors/node.hpp"
+#include "actors/router.hpp"
 #include "events/clock.hpp"
+#include "events/codec.hpp"
 #include "events/status.hpp"
 #include "fota/v1/api.pb.h"
 
@@ -15,6 +17,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -87,14 +90,35 @@ struct recording {
   }
 };
 
+/// Where a gateway stand-in sends its acknowledgements: the fleet of the
+/// node running now, or none (a gateway that never acknowledges).
+using ack_target = std::function<fleet_actor()>;
+
+/// Acknowledges an upgrade push as a gateway does.
+inline void acknowledge(caf::event_based_actor* self, const ack_target& to,
+                        const v1::ServerFrame& frame) {
+  if (!to || !frame.push().has_upgrade())
+    return;
+  const auto& up = frame.push().upgrade();
+  auto fleet = to();
+  if (!fleet)
+    return;
+  self->request(fleet, caf::infinite,
+                ack_push{up.product_key(), up.device_key(),
+                         fota::execution_id{up.execution_id()}, up.attempt()})
+      .then([](accepted) {}, [](caf::error&) {});
+}
+
 /// Records each `(push_atom, frame)` it receives, as a session would forward
-/// it to its gateway.
-inline caf::behavior recorder(caf::event_based_actor*,
-                              std::shared_ptr<recording> out) {
+/// it to its gateway, and acknowledges upgrade pushes through `ack` (unless
+/// it is empty).
+inline caf::behavior recorder(caf::event_based_actor* self,
+                              std::shared_ptr<recording> out, ack_target ack) {
   return {
-      [out](push_atom, const std::string& bytes) {
+      [self, out, ack](push_atom, const std::string& bytes) {
         v1::ServerFrame frame;
         EXPECT_TRUE(frame.ParseFromString(bytes)) << "push does not parse";
+        acknowledge(self, ack, frame);
         out->frames.push_back(std::move(frame));
       },
   };
@@ -182,8 +206,11 @@ protected:
     if (!the_node)
       return;
     const auto& ctx = *the_node->context();
-    for (const auto& a : {the_node->router(), ctx.fleet, ctx.tasks,
-                          ctx.firmware, ctx.dispatcher})
+    for (const auto& a : {caf::actor_cast<caf::actor>(the_node->router()),
+                          caf::actor_cast<caf::actor>(ctx.fleet),
+                          caf::actor_cast<caf::actor>(ctx.tasks),
+                          caf::actor_cast<caf::actor>(ctx.firmware),
+                          caf::actor_cast<caf::actor>(ctx.dispatcher)})
       if (a)
         caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     sched.run();
@@ -197,10 +224,19 @@ protected:
 
   // -- sessions ---------------------------------------------------------------
 
+  /// Acknowledgements go to the fleet of whichever node runs.
+  ack_target acker() {
+    return [this]() -> fleet_actor {
+      return the_node ? the_node->context()->fleet : fleet_actor{};
+    };
+  }
+
   /// Spawns a new gateway session stand-in.
-  session new_session() {
+  /// Spawns a new gateway session stand-in; with `acks`, it acknowledges
+  /// every upgrade push as a real gateway does.
+  session new_session(bool acks = true) {
     auto pushes = std::make_shared<recording>();
-    auto actor = sys.spawn(recorder, pushes);
+    auto actor = sys.spawn(recorder, pushes, acks ? acker() : ack_target{});
     sessions.push_back(actor);
     sched.run();
     return session{actor, pushes};
@@ -208,39 +244,43 @@ protected:
 
   // -- requests ---------------------------------------------------------------
 
-  /// Sends `(xs...)` to `dest` as a request from a fresh actor, without
-  /// running the coordinator. The reply, a serialized `Response` or an
-  /// error, lands in the result.
-  template <class... Ts>
-  reply send_request(const caf::actor& dest, Ts... xs) {
+  /// Sends `frame` from a fresh actor the way a session does: parsed once
+  /// into its command, routed to the actor that owns it (`route()`, the code
+  /// path of sessions and the in-process API), with `origin` as the sending
+  /// session and the role the request needs. Does not run the coordinator;
+  /// the response lands in the result.
+  reply send_request(const v1::ClientFrame& frame,
+                     const caf::actor& origin = {}) {
     auto out = std::make_shared<std::optional<v1::Response>>();
     // Arguments, not lambda captures: CAF 0.17.6 dereferences a null
     // argument tuple when spawning a function without arguments (UBSan).
-    sys.spawn(requester<Ts...>, dest, out, std::move(xs)...);
+    sys.spawn(requester, the_node->context(), frame.SerializeAsString(), origin,
+              out);
     return out;
   }
 
   /// The body of the actor that `send_request` spawns.
-  template <class... Ts>
-  static caf::behavior requester(caf::event_based_actor* self, caf::actor dest,
-                                 reply out, Ts... xs) {
-    self->request(dest, caf::infinite, std::move(xs)...)
-        .then(
-            [out](const std::string& bytes) {
-              v1::Response r;
-              if (!r.ParseFromString(bytes))
-                ADD_FAILURE() << "reply does not parse as fota.v1.Response";
-              *out = std::move(r);
-            },
-            [out](caf::error& err) { *out = error_response(from_error(err)); });
+  static caf::behavior requester(caf::event_based_actor* self, context_ptr ctx,
+                                 std::string bytes, caf::actor origin,
+                                 reply out) {
+    v1::ClientFrame frame;
+    frame.ParseFromString(bytes);
+    auto req = decode(frame);
+    if (!req) {
+      *out = error_response(req.error());
+      return {};
+    }
+    auto role = required_role(*req);
+    fota::route(self, *ctx, role, std::move(*req), origin,
+                [out](const v1::Response& r) { *out = r; });
     return {};
   }
 
-  /// Sends a request, runs the coordinator until idle, and returns the
-  /// reply; INTERNAL when none arrived.
-  template <class... Ts>
-  v1::Response call(const caf::actor& dest, Ts... xs) {
-    auto out = send_request(dest, std::move(xs)...);
+  /// Sends `frame`, runs the coordinator until idle, and returns the
+  /// response; INTERNAL when none arrived.
+  v1::Response call_frame(const v1::ClientFrame& frame,
+                          const caf::actor& origin = {}) {
+    auto out = send_request(frame, origin);
     sched.run();
     if (!*out) {
       ADD_FAILURE() << "no reply";
@@ -249,18 +289,56 @@ protected:
     return **out;
   }
 
-  /// A command for an owning actor, as the router builds it.
-  template <class Message>
-  static command make_command(v1::ClientFrame::BodyCase kind,
-                              const Message& body, caf::actor origin = {}) {
-    return command{static_cast<int32_t>(kind), body.SerializeAsString(),
-                   std::move(origin)};
+  /// A `ClientFrame` with `body` as its request.
+  template <class Proto>
+  static v1::ClientFrame frame_of(const Proto& body) {
+    v1::ClientFrame f;
+    const auto* d = f.GetDescriptor();
+    for (int i = 0; i < d->field_count(); ++i) {
+      const auto* field = d->field(i);
+      if (field->message_type() == Proto::descriptor()) {
+        f.GetReflection()->MutableMessage(&f, field)->CopyFrom(body);
+        return f;
+      }
+    }
+    ADD_FAILURE() << Proto::descriptor()->name() << " is no request";
+    return f;
   }
 
-  /// Sends `frame` through the node's router with `role`.
+  /// Sends the request `body` from session `origin` and returns the
+  /// response.
+  template <class Proto>
+  v1::Response call(const Proto& body, const caf::actor& origin = {}) {
+    return call_frame(frame_of(body), origin);
+  }
+
+  /// Sends `frame` through the node's router with `role`, as an embedder
+  /// does.
   v1::Response route(v1::Role role, const v1::ClientFrame& frame) {
-    return call(the_node->router(), request_atom_v, static_cast<int32_t>(role),
-                frame.SerializeAsString());
+    auto out = std::make_shared<std::optional<v1::Response>>();
+    sys.spawn(router_requester, the_node->router(), static_cast<int32_t>(role),
+              frame.SerializeAsString(), out);
+    sched.run();
+    if (!*out) {
+      ADD_FAILURE() << "no reply";
+      return error_response(make_failure(errc::internal, "no reply"));
+    }
+    return **out;
+  }
+
+  static caf::behavior router_requester(caf::event_based_actor* self,
+                                        router_actor router, int32_t role,
+                                        std::string bytes, reply out) {
+    self->request(router, caf::infinite, request_atom_v, role, bytes)
+        .then(
+            [out](const std::string& r) {
+              v1::Response resp;
+              if (!resp.ParseFromString(r))
+                ADD_FAILURE() << "reply does not parse as fota.v1.Response";
+              *out = std::move(resp);
+            },
+            [out](caf::error& err) { *out = error_response(from_error(err)); });
+    return {};
   }
 
   const node_context& ctx() const { return *the_node->context(); }
@@ -273,8 +351,7 @@ protected:
     req.set_product_key(product);
     req.set_device_key(key);
     req.set_version(version);
-    return call(ctx().fleet,
-                make_command(v1::ClientFrame::kRegisterDevice, req));
+    return call(req);
   }
 
   /// Brings `key` online on session `s` (the default gateway).
@@ -283,8 +360,7 @@ protected:
     v1::DeviceOnline req;
     req.set_product_key(product);
     req.set_device_key(key);
-    return call(ctx().fleet, make_command(v1::ClientFrame::kDeviceOnline, req,
-                                          (s ? *s : gateway).actor));
+    return call(req, (s ? *s : gateway).actor);
   }
 
   /// Registers `key` on `version` and brings it online.
@@ -303,8 +379,7 @@ protected:
     req.set_execution_id(execution);
     req.set_step(step);
     req.set_text(text);
-    return call(ctx().fleet,
-                make_command(v1::ClientFrame::kReportProgress, req));
+    return call(req);
   }
 
   v1::Response report_version(const std::string& key,
@@ -313,8 +388,7 @@ protected:
     req.set_product_key(product);
     req.set_device_key(key);
     req.set_version(version);
-    return call(ctx().fleet,
-                make_command(v1::ClientFrame::kReportVersion, req));
+    return call(req);
   }
 
   v1::Response report_failure(const std::string& key, uint64_t execution,
@@ -326,8 +400,7 @@ protected:
     req.set_execution_id(execution);
     req.set_code(code);
     req.set_text(text);
-    return call(ctx().fleet,
-                make_command(v1::ClientFrame::kReportFailure, req));
+    return call(req);
   }
 
   /// Runs an upgrade on `key` to success: progress 50, then the version.
@@ -345,7 +418,7 @@ protected:
     v1::GetDevice req;
     req.set_product_key(product);
     req.set_device_key(key);
-    auto r = call(ctx().fleet, make_command(v1::ClientFrame::kGetDevice, req));
+    auto r = call(req);
     EXPECT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
     return r.device();
   }
@@ -354,8 +427,7 @@ protected:
     v1::GetFirmware req;
     req.set_product_key(product);
     req.set_version(version);
-    auto r =
-        call(ctx().firmware, make_command(v1::ClientFrame::kGetFirmware, req));
+    auto r = call(req);
     EXPECT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
     return r.firmware();
   }
@@ -372,18 +444,17 @@ protected:
     return fw;
   }
 
-  /// Creates firmware `version` and verifies it without devices.
+  /// Creates firmware `version` and attests it without a verification run.
   void create_firmware_verified(const std::string& version) {
     v1::CreateFirmware create;
     *create.mutable_firmware() = firmware_of(version);
-    auto r = call(ctx().firmware,
-                  make_command(v1::ClientFrame::kCreateFirmware, create));
+    auto r = call(create);
     ASSERT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
-    v1::VerifyFirmware verify;
-    verify.set_product_key(product);
-    verify.set_version(version);
-    r = call(ctx().firmware,
-             make_command(v1::ClientFrame::kVerifyFirmware, verify));
+    v1::SkipVerification skip;
+    skip.set_product_key(product);
+    skip.set_version(version);
+    skip.set_reason("tested in the lab");
+    r = call(skip);
     ASSERT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
     ASSERT_EQ(r.firmware().status(), v1::FIRMWARE_STATUS_VERIFIED);
   }
@@ -402,14 +473,14 @@ protected:
     return spec;
   }
 
-  static command create_task_command(const v1::TaskSpec& spec) {
+  static v1::ClientFrame create_task_frame(const v1::TaskSpec& spec) {
     v1::CreateTask req;
     *req.mutable_spec() = spec;
-    return make_command(v1::ClientFrame::kCreateTask, req);
+    return frame_of(req);
   }
 
   v1::Response create_task(const v1::TaskSpec& spec) {
-    return call(ctx().tasks, create_task_command(spec));
+    return call_frame(create_task_frame(spec));
   }
 
   /// Creates a task and returns its id; 0 on failure.
@@ -422,7 +493,7 @@ protected:
   v1::TaskSummary task_summary(uint64_t id) {
     v1::GetTask req;
     req.set_task_id(id);
-    auto r = call(ctx().tasks, make_command(v1::ClientFrame::kGetTask, req));
+    auto r = call(req);
     EXPECT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
     return r.task();
   }
@@ -436,8 +507,7 @@ protected:
     req.set_page_size(1000);
     for (auto s : states)
       req.add_states(s);
-    auto r =
-        call(ctx().tasks, make_command(v1::ClientFrame::kGetTaskDetails, req));
+    auto r = call(req);
     EXPECT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
     return r.task_details();
   }
@@ -452,8 +522,7 @@ protected:
     req.set_task_id(id);
     req.set_skipped(true);
     req.set_page_size(1000);
-    auto r =
-        call(ctx().tasks, make_command(v1::ClientFrame::kGetTaskDetails, req));
+    auto r = call(req);
     EXPECT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
     return {r.task_details().skipped().begin(),
             r.task_details().skipped().end()};
@@ -469,23 +538,17 @@ protected:
   }
 
   template <class Message>
-  v1::Response task_control(v1::ClientFrame::BodyCase kind, uint64_t id) {
+  v1::Response task_control(uint64_t id) {
     Message req;
     req.set_task_id(id);
-    return call(ctx().tasks, make_command(kind, req));
+    return call(req);
   }
 
-  v1::Response pause(uint64_t id) {
-    return task_control<v1::PauseTask>(v1::ClientFrame::kPauseTask, id);
-  }
+  v1::Response pause(uint64_t id) { return task_control<v1::PauseTask>(id); }
 
-  v1::Response resume(uint64_t id) {
-    return task_control<v1::ResumeTask>(v1::ClientFrame::kResumeTask, id);
-  }
+  v1::Response resume(uint64_t id) { return task_control<v1::ResumeTask>(id); }
 
-  v1::Response cancel(uint64_t id) {
-    return task_control<v1::CancelTask>(v1::ClientFrame::kCancelTask, id);
-  }
+  v1::Response cancel(uint64_t id) { return task_control<v1::CancelTask>(id); }
 
   // -- time -------------------------------------------------------------------
 
@@ -522,9 +585,9 @@ protected:
   session gateway;
 };
 
-/// The execution id of sequence `s` in task `task`.
+/// The execution id of sequence `s` in task `task`, as the wire carries it.
 inline uint64_t execution_id(uint64_t task, uint64_t s) {
-  return (task << 32) | s;
+  return fota::execution_id{task_id{task}, execution_seq{s}}.value();
 }
 
 } // namespace fota::test

@@ -459,8 +459,8 @@ protected:
                   "4096", "--sha256", std::string(64, 'a')});
     ASSERT_EQ(r.code, 0) << r.out << r.err;
     if (verify) {
-      r = ctl(
-          {"firmware", "verify", "--product", product, "--version", version});
+      r = ctl({"firmware", "skip-verification", "--product", product,
+               "--version", version, "--reason", "e2e image"});
       ASSERT_EQ(r.code, 0) << r.out << r.err;
     }
   }
@@ -936,8 +936,12 @@ TEST_F(E2E, InvalidTaskSpecIsRefusedAndWritesNothing) {
   EXPECT_EQ(unverified.value("status", ""), "FAILED_PRECONDITION")
       << unverified.dump();
 
-  auto verify = ctl({"firmware", "verify", "--product", product, "--version",
-                     target_version});
+  // Verifying needs devices; skipping the run needs a reason.
+  auto no_devices = ctl({"firmware", "verify", "--product", product,
+                         "--version", target_version});
+  EXPECT_EQ(no_devices.code, 2) << no_devices.out << no_devices.err;
+  auto verify = ctl({"firmware", "skip-verification", "--product", product,
+                     "--version", target_version, "--reason", "lab tested"});
   ASSERT_EQ(verify.code, 0) << verify.out << verify.err;
   auto same = ctl_json({"task", "create", "--product", product, "--target",
                         target_version, "--source", target_version},

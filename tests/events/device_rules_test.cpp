@@ -31,7 +31,7 @@ v1::RegisterDevice register_cmd() {
 
 /// The state that registering `register_cmd()` at t0 leaves.
 device_state registered() {
-  auto xs = events_of(decide(nullptr, register_cmd(), at()));
+  auto xs = events_of(decide(nullptr, test::cmd(register_cmd()), at()));
   EXPECT_EQ(xs.size(), 1u);
   if (xs.empty())
     return {};
@@ -80,7 +80,7 @@ TEST(DeviceRules, RegisterValidatesEachField) {
     SCOPED_TRACE(r.name);
     auto cmd = register_cmd();
     r.mutate(cmd);
-    auto err = failure_of(decide(nullptr, cmd, at()));
+    auto err = failure_of(decide(nullptr, test::cmd(cmd), at()));
     EXPECT_EQ(err.code, errc::invalid_argument);
     EXPECT_NE(err.message.find(r.field), std::string::npos) << err.message;
   }
@@ -91,13 +91,13 @@ TEST(DeviceRules, KeysOfMaximumLengthAreAccepted) {
   cmd.set_product_key(std::string(max_key_length, 'p'));
   cmd.set_device_key(std::string(max_key_length, 'd'));
   cmd.set_version(std::string(max_key_length, 'v'));
-  EXPECT_EQ(events_of(decide(nullptr, cmd, at())).size(), 1u);
+  EXPECT_EQ(events_of(decide(nullptr, test::cmd(cmd), at())).size(), 1u);
 }
 
 TEST(DeviceRules, RegisterNewDeviceRecordsDeviceRegistered) {
   auto cmd = register_cmd();
   (*cmd.mutable_tags())["empty"] = ""; // an empty value sets nothing
-  auto xs = events_of(decide(nullptr, cmd, at(7)));
+  auto xs = events_of(decide(nullptr, test::cmd(cmd), at(7)));
   ASSERT_EQ(xs.size(), 1u);
   ASSERT_TRUE(xs[0].has_device_registered());
   EXPECT_EQ(xs[0].stream(), "device/p1/d1");
@@ -114,7 +114,7 @@ TEST(DeviceRules, RegisterNewDeviceRecordsDeviceRegistered) {
   EXPECT_EQ(d.key, "d1");
   EXPECT_EQ(d.version, "1.0");
   EXPECT_FALSE(d.online);
-  EXPECT_EQ(d.active_execution, 0u);
+  EXPECT_FALSE(d.active_execution);
   EXPECT_EQ(d.registered_at_ms, test::t0_ms + 7);
   label_map tags{{"floor", "3"}, {"site", "berlin"}};
   EXPECT_EQ(d.tags, tags);
@@ -124,7 +124,7 @@ TEST(DeviceRules, RegisterNewDeviceRecordsDeviceRegistered) {
 
 TEST(DeviceRules, ReRegisterUnchangedRecordsNothing) {
   auto d = registered();
-  auto xs = events_of(decide(&d, register_cmd(), at(1)));
+  auto xs = events_of(decide(&d, test::cmd(register_cmd()), at(1)));
   EXPECT_TRUE(xs.empty());
 }
 
@@ -132,7 +132,7 @@ TEST(DeviceRules, ReRegisterWithNewVersionReportsVersion) {
   auto d = registered();
   auto cmd = register_cmd();
   cmd.set_version("1.1");
-  auto xs = events_of(decide(&d, cmd, at(1)));
+  auto xs = events_of(decide(&d, test::cmd(cmd), at(1)));
   ASSERT_EQ(cases_of(xs),
             std::vector<event::PayloadCase>{event::kDeviceVersionReported});
   EXPECT_EQ(xs[0].device_version_reported().version(), "1.1");
@@ -145,7 +145,7 @@ TEST(DeviceRules, ReRegisterWithNewTagsChangesTags) {
   auto d = registered();
   auto cmd = register_cmd();
   (*cmd.mutable_tags())["site"] = "hamburg";
-  auto xs = events_of(decide(&d, cmd, at(1)));
+  auto xs = events_of(decide(&d, test::cmd(cmd), at(1)));
   ASSERT_EQ(cases_of(xs),
             std::vector<event::PayloadCase>{event::kDeviceTagsChanged});
   test::apply_all(d, xs);
@@ -159,7 +159,7 @@ TEST(DeviceRules, ReRegisterWithNewAttributesChangesAttributes) {
   auto cmd = register_cmd();
   (*cmd.mutable_attributes())["hw"] = "rev-c";
   cmd.set_version("1.1");
-  auto xs = events_of(decide(&d, cmd, at(1)));
+  auto xs = events_of(decide(&d, test::cmd(cmd), at(1)));
   EXPECT_EQ(cases_of(xs),
             (std::vector<event::PayloadCase>{event::kDeviceVersionReported,
                                              event::kDeviceAttributesChanged}));
@@ -172,12 +172,12 @@ TEST(DeviceRules, ReRegisterWithNewAttributesChangesAttributes) {
 
 TEST(DeviceRules, ReportSameVersionRecordsNothing) {
   auto d = registered();
-  EXPECT_TRUE(events_of(decide(d, report("1.0"), at(1))).empty());
+  EXPECT_TRUE(events_of(decide(d, test::cmd(report("1.0")), at(1))).empty());
 }
 
 TEST(DeviceRules, ReportNewVersionRecordsDeviceVersionReported) {
   auto d = registered();
-  auto xs = events_of(decide(d, report("2.0"), at(1)));
+  auto xs = events_of(decide(d, test::cmd(report("2.0")), at(1)));
   ASSERT_EQ(xs.size(), 1u);
   ASSERT_TRUE(xs[0].has_device_version_reported());
   EXPECT_EQ(xs[0].stream(), "device/p1/d1");
@@ -189,7 +189,7 @@ TEST(DeviceRules, ReportNewVersionRecordsDeviceVersionReported) {
 
 TEST(DeviceRules, ReportEmptyVersionIsRefused) {
   auto d = registered();
-  auto err = failure_of(decide(d, report(""), at(1)));
+  auto err = failure_of(decide(d, test::cmd(report("")), at(1)));
   EXPECT_EQ(err.code, errc::invalid_argument);
   EXPECT_NE(err.message.find("version"), std::string::npos);
 }
@@ -200,14 +200,14 @@ TEST(DeviceRules, OnlineAndOfflineRecordOnlyChanges) {
   auto d = registered();
   v1::DeviceOnline on;
   v1::DeviceOffline off;
-  EXPECT_TRUE(events_of(decide(d, off, at(1))).empty());
-  auto xs = events_of(decide(d, on, at(1)));
+  EXPECT_TRUE(events_of(decide(d, test::cmd(off), at(1))).empty());
+  auto xs = events_of(decide(d, test::cmd(on), at(1)));
   ASSERT_EQ(cases_of(xs),
             std::vector<event::PayloadCase>{event::kDeviceConnected});
   test::apply_all(d, xs);
   EXPECT_TRUE(d.online);
-  EXPECT_TRUE(events_of(decide(d, on, at(2))).empty());
-  xs = events_of(decide(d, off, at(3)));
+  EXPECT_TRUE(events_of(decide(d, test::cmd(on), at(2))).empty());
+  xs = events_of(decide(d, test::cmd(off), at(3)));
   ASSERT_EQ(cases_of(xs),
             std::vector<event::PayloadCase>{event::kDeviceDisconnected});
   test::apply_all(d, xs);
@@ -218,7 +218,7 @@ TEST(DeviceRules, OnlineAndOfflineRecordOnlyChanges) {
 
 TEST(DeviceRules, SetTagsNeedsAtLeastOneTag) {
   auto d = registered();
-  auto err = failure_of(decide(d, v1::SetDeviceTags{}, at(1)));
+  auto err = failure_of(decide(d, test::cmd(v1::SetDeviceTags{}), at(1)));
   EXPECT_EQ(err.code, errc::invalid_argument);
   EXPECT_NE(err.message.find("tags"), std::string::npos);
 }
@@ -229,7 +229,7 @@ TEST(DeviceRules, SetTagsSetsAndRemoves) {
   (*cmd.mutable_tags())["site"] = "";   // removes
   (*cmd.mutable_tags())["zone"] = "a";  // adds
   (*cmd.mutable_tags())["floor"] = "3"; // unchanged
-  auto xs = events_of(decide(d, cmd, at(1)));
+  auto xs = events_of(decide(d, test::cmd(cmd), at(1)));
   ASSERT_EQ(cases_of(xs),
             std::vector<event::PayloadCase>{event::kDeviceTagsChanged});
   test::apply_all(d, xs);
@@ -238,22 +238,22 @@ TEST(DeviceRules, SetTagsSetsAndRemoves) {
   // Removing a tag that is not there changes nothing.
   v1::SetDeviceTags again;
   (*again.mutable_tags())["site"] = "";
-  EXPECT_TRUE(events_of(decide(d, again, at(2))).empty());
+  EXPECT_TRUE(events_of(decide(d, test::cmd(again), at(2))).empty());
 }
 
 TEST(DeviceRules, SetAttributesRecordsOnlyChanges) {
   auto d = registered();
   v1::SetDeviceAttributes same;
   (*same.mutable_attributes())["hw"] = "rev-b";
-  EXPECT_TRUE(events_of(decide(d, same, at(1))).empty());
+  EXPECT_TRUE(events_of(decide(d, test::cmd(same), at(1))).empty());
   v1::SetDeviceAttributes cmd;
   (*cmd.mutable_attributes())["hw"] = "rev-c";
-  auto xs = events_of(decide(d, cmd, at(1)));
+  auto xs = events_of(decide(d, test::cmd(cmd), at(1)));
   ASSERT_EQ(cases_of(xs),
             std::vector<event::PayloadCase>{event::kDeviceAttributesChanged});
   test::apply_all(d, xs);
   EXPECT_EQ(*find_label(d.attributes, "hw"), "rev-c");
-  auto err = failure_of(decide(d, v1::SetDeviceAttributes{}, at(2)));
+  auto err = failure_of(decide(d, test::cmd(v1::SetDeviceAttributes{}), at(2)));
   EXPECT_EQ(err.code, errc::invalid_argument);
 }
 
@@ -270,8 +270,8 @@ TEST(DeviceRules, DeviceRefNeedsProductAndKey) {
 TEST(DeviceRules, ToProtoCarriesEveryField) {
   auto d = registered();
   d.online = true;
-  d.active_execution = (7ull << 32) | 3;
-  auto p = d.to_proto();
+  d.active_execution = execution_id{task_id{7}, execution_seq{3}};
+  auto p = to_proto(d);
   EXPECT_EQ(p.product_key(), "p1");
   EXPECT_EQ(p.device_key(), "d1");
   EXPECT_EQ(p.version(), "1.0");
@@ -307,9 +307,8 @@ TEST(LabelMap, SetRemoveFindKeepItSorted) {
 
 // -- apply -------------------------------------------------------------------
 
-TEST(DeviceApply, RegisteredReplacesState) {
-  auto d = registered();
-  d.online = true;
+TEST(DeviceApply, RegisteredMakesAFreshDeviceAndOnlyOnce) {
+  device_state d;
   auto e = make_event(device_stream("p1", "d1"), at(9));
   auto* x = e.mutable_device_registered();
   x->set_product_key("p1");
@@ -317,22 +316,28 @@ TEST(DeviceApply, RegisteredReplacesState) {
   x->set_version("0.9");
   (*x->mutable_tags())["b"] = "2";
   (*x->mutable_tags())["a"] = "1";
-  apply(d, e);
+  ASSERT_FALSE(apply(d, e));
   EXPECT_EQ(d.version, "0.9");
   EXPECT_FALSE(d.online);
   EXPECT_EQ(d.tags, (label_map{{"a", "1"}, {"b", "2"}}));
   EXPECT_TRUE(d.attributes.empty());
   EXPECT_EQ(d.registered_at_ms, test::t0_ms + 9);
+  // A second registration is a log that lies.
+  auto err = apply(d, e);
+  ASSERT_TRUE(err);
+  EXPECT_NE(err->message.find("registered a second time"), std::string::npos);
 }
 
-TEST(DeviceApply, OtherEventsChangeNothing) {
+TEST(DeviceApply, EventsOfOtherStreamsAreRefusedAndChangeNothing) {
   auto d = registered();
   auto e = make_event(task_stream(1), at(9));
   e.mutable_task_completed()->set_task_id(1);
-  apply(d, e);
+  auto err = apply(d, e);
+  ASSERT_TRUE(err.has_value());
+  EXPECT_EQ(err->code, errc::corrupted);
   auto expected = registered();
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(
-      d.to_proto(), expected.to_proto()));
+      to_proto(d), to_proto(expected)));
 }
 
 } // namespace

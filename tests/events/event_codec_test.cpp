@@ -140,6 +140,14 @@ const example_map& examples() {
          x->set_version("2.0.1");
          x->set_reason("d2 failed: E_FLASH");
        }},
+      {"firmware_verification_skipped",
+       [](event& e) {
+         e.set_stream("firmware/p1/2.0.1");
+         auto* x = e.mutable_firmware_verification_skipped();
+         x->set_product_key("p1");
+         x->set_version("2.0.1");
+         x->set_reason("attested: same image as 2.0.0, signed by QA");
+       }},
       {"firmware_deleted",
        [](event& e) {
          e.set_stream("firmware/p1/2.0.1");

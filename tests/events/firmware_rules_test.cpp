@@ -32,6 +32,16 @@ v1::VerifyFirmware verify_cmd(const std::string& product,
   return cmd;
 }
 
+v1::SkipVerification skip_cmd(const std::string& product,
+                              const std::string& version,
+                              const std::string& reason) {
+  v1::SkipVerification cmd;
+  cmd.set_product_key(product);
+  cmd.set_version(version);
+  cmd.set_reason(reason);
+  return cmd;
+}
+
 v1::DeleteFirmware delete_cmd(const std::string& product,
                               const std::string& version) {
   v1::DeleteFirmware cmd;
@@ -43,7 +53,8 @@ v1::DeleteFirmware delete_cmd(const std::string& product,
 /// A catalog in which `p1/1.0` was created at t0.
 firmware_catalog with_created() {
   firmware_catalog c;
-  test::apply_all(c, events_of(decide(c, create_cmd("p1", "1.0"), at())));
+  test::apply_all(
+      c, events_of(decide(c, test::cmd(create_cmd("p1", "1.0")), at())));
   return c;
 }
 
@@ -82,7 +93,7 @@ TEST(FirmwareRules, CreateValidatesEachField) {
     SCOPED_TRACE(r.name);
     auto cmd = create_cmd("p1", "1.0");
     r.mutate(*cmd.mutable_firmware());
-    auto err = failure_of(decide(empty, cmd, at()));
+    auto err = failure_of(decide(empty, test::cmd(cmd), at()));
     EXPECT_EQ(err.code, errc::invalid_argument);
     EXPECT_NE(err.message.find(r.field), std::string::npos) << err.message;
   }
@@ -96,7 +107,7 @@ TEST(FirmwareRules, CreateRecordsUnverifiedFirmware) {
   cmd.mutable_firmware()->add_verification_device_keys("d1");
   cmd.mutable_firmware()->set_verification_failure("x");
   cmd.mutable_firmware()->set_created_at_ms(1);
-  auto xs = events_of(decide(empty, cmd, at(42)));
+  auto xs = events_of(decide(empty, test::cmd(cmd), at(42)));
   ASSERT_EQ(xs.size(), 1u);
   ASSERT_TRUE(xs[0].has_firmware_created());
   EXPECT_EQ(xs[0].stream(), "firmware/p1/1.0");
@@ -113,11 +124,11 @@ TEST(FirmwareRules, CreateRecordsUnverifiedFirmware) {
 
 TEST(FirmwareRules, VersionIsUniqueWithinProduct) {
   auto c = with_created();
-  auto err = failure_of(decide(c, create_cmd("p1", "1.0"), at(1)));
+  auto err = failure_of(decide(c, test::cmd(create_cmd("p1", "1.0")), at(1)));
   EXPECT_EQ(err.code, errc::already_exists);
   EXPECT_NE(err.message.find("p1/1.0"), std::string::npos) << err.message;
   // The same version in another product is another firmware.
-  auto xs = events_of(decide(c, create_cmd("p2", "1.0"), at(1)));
+  auto xs = events_of(decide(c, test::cmd(create_cmd("p2", "1.0")), at(1)));
   ASSERT_EQ(xs.size(), 1u);
   test::apply_all(c, xs);
   EXPECT_EQ(c.entries.size(), 2u);
@@ -126,21 +137,50 @@ TEST(FirmwareRules, VersionIsUniqueWithinProduct) {
 
 // -- verify ------------------------------------------------------------------
 
-TEST(FirmwareRules, VerifyWithoutDevicesAttestsFirmware) {
+TEST(FirmwareRules, VerificationWithoutDevicesIsRefused) {
   auto c = with_created();
-  auto xs = events_of(decide(c, verify_cmd("p1", "1.0"), at(1)));
+  auto err = failure_of(decide(c, test::cmd(verify_cmd("p1", "1.0")), at(1)));
+  EXPECT_EQ(err.code, errc::invalid_argument);
+  EXPECT_EQ(err.message.rfind("device_keys: verification needs 1 to 5", 0), 0u)
+      << err.message;
+  EXPECT_EQ(c.find("p1", "1.0")->status, v1::FIRMWARE_STATUS_UNVERIFIED);
+}
+
+TEST(FirmwareRules, SkippingVerificationIsExplicitAndKeepsItsReason) {
+  auto c = with_created();
+  auto err =
+      failure_of(decide(c, test::cmd(skip_cmd("p1", "1.0", " ")), at(1)));
+  EXPECT_EQ(err.code, errc::invalid_argument);
+  EXPECT_EQ(err.message.rfind("reason:", 0), 0u) << err.message;
+  auto xs = events_of(decide(
+      c, test::cmd(skip_cmd("p1", "1.0", "signed build of 2.0-rc3")), at(1)));
   ASSERT_EQ(xs.size(), 1u);
-  ASSERT_TRUE(xs[0].has_firmware_verified());
+  ASSERT_TRUE(xs[0].has_firmware_verification_skipped());
   EXPECT_EQ(xs[0].stream(), "firmware/p1/1.0");
-  EXPECT_EQ(c.find("p1", "1.0")->status(), v1::FIRMWARE_STATUS_UNVERIFIED);
+  EXPECT_EQ(xs[0].firmware_verification_skipped().reason(),
+            "signed build of 2.0-rc3");
   test::apply_all(c, xs);
-  EXPECT_EQ(c.find("p1", "1.0")->status(), v1::FIRMWARE_STATUS_VERIFIED);
+  EXPECT_EQ(c.find("p1", "1.0")->status, v1::FIRMWARE_STATUS_VERIFIED);
+  EXPECT_EQ(c.find("p1", "1.0")->verification_skip_reason,
+            "signed build of 2.0-rc3");
+  // Verified firmware is neither skipped nor verified again.
+  EXPECT_EQ(
+      failure_of(decide(c, test::cmd(skip_cmd("p1", "1.0", "again")), at(2)))
+          .code,
+      errc::failed_precondition);
+  EXPECT_EQ(
+      failure_of(decide(c, test::cmd(skip_cmd("p1", "9.9", "x")), at(2))).code,
+      errc::not_found);
 }
 
 TEST(FirmwareRules, VerifyTwiceIsRefused) {
   auto c = with_created();
-  test::apply_all(c, events_of(decide(c, verify_cmd("p1", "1.0"), at(1))));
-  auto err = failure_of(decide(c, verify_cmd("p1", "1.0"), at(2)));
+  test::apply_all(
+      c, events_of(
+             decide(c, test::cmd(skip_cmd("p1", "1.0", "lab tested")), at(1))));
+  auto cmd = verify_cmd("p1", "1.0");
+  cmd.add_device_keys("d1");
+  auto err = failure_of(decide(c, test::cmd(cmd), at(2)));
   EXPECT_EQ(err.code, errc::failed_precondition);
   EXPECT_NE(err.message.find("already verified"), std::string::npos)
       << err.message;
@@ -154,7 +194,9 @@ TEST(FirmwareRules, VerifyWhileVerifyingIsRefused) {
           x->set_version("1.0");
           x->add_device_keys("d1");
         }));
-  auto err = failure_of(decide(c, verify_cmd("p1", "1.0"), at(2)));
+  auto cmd = verify_cmd("p1", "1.0");
+  cmd.add_device_keys("d2");
+  auto err = failure_of(decide(c, test::cmd(cmd), at(2)));
   EXPECT_EQ(err.code, errc::failed_precondition);
 }
 
@@ -166,9 +208,11 @@ TEST(FirmwareRules, VerificationCanRunAgainAfterItFails) {
           x->set_version("1.0");
           x->set_reason("d1 timed out");
         }));
-  auto xs = events_of(decide(c, verify_cmd("p1", "1.0"), at(2)));
+  auto cmd = verify_cmd("p1", "1.0");
+  cmd.add_device_keys("d1");
+  auto xs = events_of(decide(c, test::cmd(cmd), at(2)));
   ASSERT_EQ(xs.size(), 1u);
-  EXPECT_TRUE(xs[0].has_firmware_verified());
+  EXPECT_TRUE(xs[0].has_firmware_verification_started());
 }
 
 TEST(FirmwareRules, VerificationRunsOnAtMostFiveNamedDevices) {
@@ -176,20 +220,21 @@ TEST(FirmwareRules, VerificationRunsOnAtMostFiveNamedDevices) {
   auto cmd = verify_cmd("p1", "1.0");
   for (auto k : {"d1", "d2", "d3", "d4", "d5", "d6"})
     cmd.add_device_keys(k);
-  auto err = failure_of(decide(c, cmd, at(1)));
+  auto err = failure_of(decide(c, test::cmd(cmd), at(1)));
   EXPECT_EQ(err.code, errc::invalid_argument);
   EXPECT_EQ(err.message.rfind("device_keys", 0), 0u) << err.message;
   cmd.mutable_device_keys()->RemoveLast();
   cmd.set_timeout_seconds(600);
-  auto xs = events_of(decide(c, cmd, at(1)));
+  auto xs = events_of(decide(c, test::cmd(cmd), at(1)));
   ASSERT_EQ(xs.size(), 1u);
   ASSERT_TRUE(xs[0].has_firmware_verification_started());
   EXPECT_EQ(xs[0].firmware_verification_started().device_keys_size(), 5);
   EXPECT_EQ(xs[0].firmware_verification_started().timeout_seconds(), 600u);
   apply(c, xs[0]);
-  EXPECT_EQ(c.find("p1", "1.0")->status(), v1::FIRMWARE_STATUS_VERIFYING);
+  EXPECT_EQ(c.find("p1", "1.0")->status, v1::FIRMWARE_STATUS_VERIFYING);
   // A run in progress cannot be started again.
-  EXPECT_EQ(failure_of(decide(c, cmd, at(2))).code, errc::failed_precondition);
+  EXPECT_EQ(failure_of(decide(c, test::cmd(cmd), at(2))).code,
+            errc::failed_precondition);
 }
 
 TEST(FirmwareRules, VerificationNamesEachDeviceOnceWithinTimeoutRange) {
@@ -197,49 +242,54 @@ TEST(FirmwareRules, VerificationNamesEachDeviceOnceWithinTimeoutRange) {
   auto cmd = verify_cmd("p1", "1.0");
   cmd.add_device_keys("d1");
   cmd.add_device_keys("d1");
-  EXPECT_EQ(failure_of(decide(c, cmd, at(1))).code, errc::invalid_argument);
+  EXPECT_EQ(failure_of(decide(c, test::cmd(cmd), at(1))).code,
+            errc::invalid_argument);
   cmd.mutable_device_keys()->RemoveLast();
   cmd.set_timeout_seconds(299);
-  EXPECT_EQ(failure_of(decide(c, cmd, at(1))).code, errc::invalid_argument);
+  EXPECT_EQ(failure_of(decide(c, test::cmd(cmd), at(1))).code,
+            errc::invalid_argument);
 }
 
 TEST(FirmwareRules, VerifiedWhenEveryDeviceSucceededFailedOtherwise) {
   auto c = with_created();
   auto cmd = verify_cmd("p1", "1.0");
   cmd.add_device_keys("d1");
-  apply(c, events_of(decide(c, cmd, at(1)))[0]);
+  apply(c, events_of(decide(c, test::cmd(cmd), at(1)))[0]);
   auto failed = decide_verification_result(c, "p1", "1.0", false,
                                            "device d1 failed: E1 boom", at(2));
   ASSERT_EQ(failed.size(), 1u);
   apply(c, failed[0]);
-  EXPECT_EQ(c.find("p1", "1.0")->status(),
+  EXPECT_EQ(c.find("p1", "1.0")->status,
             v1::FIRMWARE_STATUS_VERIFICATION_FAILED);
-  EXPECT_EQ(c.find("p1", "1.0")->verification_failure(),
+  EXPECT_EQ(c.find("p1", "1.0")->verification_failure,
             "device d1 failed: E1 boom");
   // Not VERIFYING any more: a late result changes nothing.
   EXPECT_TRUE(
       decide_verification_result(c, "p1", "1.0", true, "", at(3)).empty());
   // Verification can run again after it failed, and then succeed.
-  apply(c, events_of(decide(c, cmd, at(4)))[0]);
+  apply(c, events_of(decide(c, test::cmd(cmd), at(4)))[0]);
   auto ok = decide_verification_result(c, "p1", "1.0", true, "", at(5));
   ASSERT_EQ(ok.size(), 1u);
   apply(c, ok[0]);
-  EXPECT_EQ(c.find("p1", "1.0")->status(), v1::FIRMWARE_STATUS_VERIFIED);
+  EXPECT_EQ(c.find("p1", "1.0")->status, v1::FIRMWARE_STATUS_VERIFIED);
 }
 
 TEST(FirmwareRules, VerifyUnknownFirmwareIsNotFound) {
   auto c = with_created();
-  EXPECT_EQ(failure_of(decide(c, verify_cmd("p1", "9.9"), at())).code,
-            errc::not_found);
-  EXPECT_EQ(failure_of(decide(c, verify_cmd("p2", "1.0"), at())).code,
-            errc::not_found);
+  EXPECT_EQ(
+      failure_of(decide(c, test::cmd(verify_cmd("p1", "9.9")), at())).code,
+      errc::not_found);
+  EXPECT_EQ(
+      failure_of(decide(c, test::cmd(verify_cmd("p2", "1.0")), at())).code,
+      errc::not_found);
 }
 
 // -- delete ------------------------------------------------------------------
 
 TEST(FirmwareRules, DeleteIsRefusedWhileInUse) {
   auto c = with_created();
-  auto err = failure_of(decide(c, delete_cmd("p1", "1.0"), true, at(1)));
+  auto err =
+      failure_of(decide(c, test::cmd(delete_cmd("p1", "1.0")), true, at(1)));
   EXPECT_EQ(err.code, errc::failed_precondition);
   EXPECT_NE(err.message.find("p1/1.0"), std::string::npos) << err.message;
 }
@@ -252,19 +302,22 @@ TEST(FirmwareRules, DeleteIsRefusedDuringVerification) {
           x->set_version("1.0");
           x->add_device_keys("d1");
         }));
-  auto err = failure_of(decide(c, delete_cmd("p1", "1.0"), false, at(1)));
+  auto err =
+      failure_of(decide(c, test::cmd(delete_cmd("p1", "1.0")), false, at(1)));
   EXPECT_EQ(err.code, errc::failed_precondition);
 }
 
 TEST(FirmwareRules, DeleteUnknownIsNotFound) {
   auto c = with_created();
-  auto err = failure_of(decide(c, delete_cmd("p1", "9.9"), false, at(1)));
+  auto err =
+      failure_of(decide(c, test::cmd(delete_cmd("p1", "9.9")), false, at(1)));
   EXPECT_EQ(err.code, errc::not_found);
 }
 
 TEST(FirmwareRules, DeleteRemovesFirmwareAndFreesItsVersion) {
   auto c = with_created();
-  auto xs = events_of(decide(c, delete_cmd("p1", "1.0"), false, at(1)));
+  auto xs =
+      events_of(decide(c, test::cmd(delete_cmd("p1", "1.0")), false, at(1)));
   ASSERT_EQ(xs.size(), 1u);
   ASSERT_TRUE(xs[0].has_firmware_deleted());
   EXPECT_EQ(xs[0].firmware_deleted().product_key(), "p1");
@@ -272,7 +325,9 @@ TEST(FirmwareRules, DeleteRemovesFirmwareAndFreesItsVersion) {
   test::apply_all(c, xs);
   EXPECT_EQ(c.find("p1", "1.0"), nullptr);
   // Once deleted, the version can be created again.
-  EXPECT_EQ(events_of(decide(c, create_cmd("p1", "1.0"), at(2))).size(), 1u);
+  EXPECT_EQ(
+      events_of(decide(c, test::cmd(create_cmd("p1", "1.0")), at(2))).size(),
+      1u);
 }
 
 // -- apply -------------------------------------------------------------------
@@ -285,7 +340,8 @@ TEST(FirmwareApply, FirmwareCreatedAddsEntry) {
           *e.mutable_firmware_created()->mutable_firmware() = fw;
         }));
   ASSERT_NE(c.find("p1", "1.0"), nullptr);
-  EXPECT_EQ(c.find("p1", "1.0")->SerializeAsString(), fw.SerializeAsString());
+  EXPECT_EQ(to_proto(*c.find("p1", "1.0")).SerializeAsString(),
+            fw.SerializeAsString());
 }
 
 TEST(FirmwareApply, VerificationStartedMarksVerifying) {
@@ -305,11 +361,11 @@ TEST(FirmwareApply, VerificationStartedMarksVerifying) {
           x->set_timeout_seconds(600);
         }));
   const auto* fw = c.find("p1", "1.0");
-  EXPECT_EQ(fw->status(), v1::FIRMWARE_STATUS_VERIFYING);
-  ASSERT_EQ(fw->verification_device_keys_size(), 2);
-  EXPECT_EQ(fw->verification_device_keys(0), "d1");
-  EXPECT_EQ(fw->verification_device_keys(1), "d2");
-  EXPECT_TRUE(fw->verification_failure().empty());
+  EXPECT_EQ(fw->status, v1::FIRMWARE_STATUS_VERIFYING);
+  ASSERT_EQ(fw->verification_devices.size(), 2u);
+  EXPECT_EQ(fw->verification_devices[0], "d1");
+  EXPECT_EQ(fw->verification_devices[1], "d2");
+  EXPECT_TRUE(fw->verification_failure.empty());
 }
 
 TEST(FirmwareApply, VerifiedMarksVerified) {
@@ -318,7 +374,7 @@ TEST(FirmwareApply, VerifiedMarksVerified) {
           e.mutable_firmware_verified()->set_product_key("p1");
           e.mutable_firmware_verified()->set_version("1.0");
         }));
-  EXPECT_EQ(c.find("p1", "1.0")->status(), v1::FIRMWARE_STATUS_VERIFIED);
+  EXPECT_EQ(c.find("p1", "1.0")->status, v1::FIRMWARE_STATUS_VERIFIED);
 }
 
 TEST(FirmwareApply, VerificationFailedKeepsReason) {
@@ -330,8 +386,8 @@ TEST(FirmwareApply, VerificationFailedKeepsReason) {
           x->set_reason("d2 failed: E_FLASH");
         }));
   const auto* fw = c.find("p1", "1.0");
-  EXPECT_EQ(fw->status(), v1::FIRMWARE_STATUS_VERIFICATION_FAILED);
-  EXPECT_EQ(fw->verification_failure(), "d2 failed: E_FLASH");
+  EXPECT_EQ(fw->status, v1::FIRMWARE_STATUS_VERIFICATION_FAILED);
+  EXPECT_EQ(fw->verification_failure, "d2 failed: E_FLASH");
 }
 
 TEST(FirmwareApply, DeletedRemovesEntry) {
@@ -343,19 +399,27 @@ TEST(FirmwareApply, DeletedRemovesEntry) {
   EXPECT_TRUE(c.entries.empty());
 }
 
-TEST(FirmwareApply, EventsForUnknownFirmwareOrOtherStreamsChangeNothing) {
+TEST(FirmwareApply, EventsForUnknownFirmwareOrOtherStreamsAreRefused) {
   auto c = with_created();
-  auto before = c.find("p1", "1.0")->SerializeAsString();
-  apply(c, firmware_event([](event& e) {
-          e.mutable_firmware_verified()->set_product_key("p1");
-          e.mutable_firmware_verified()->set_version("9.9");
-        }));
-  apply(c, firmware_event([](event& e) {
-          e.mutable_device_connected()->set_product_key("p1");
-          e.mutable_device_connected()->set_device_key("d1");
-        }));
+  auto before = to_proto(*c.find("p1", "1.0")).SerializeAsString();
+  auto err = apply(c, firmware_event([](event& e) {
+                     e.mutable_firmware_verified()->set_product_key("p1");
+                     e.mutable_firmware_verified()->set_version("9.9");
+                   }));
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->code, errc::corrupted);
+  EXPECT_NE(err->message.find("p1/9.9 does not exist"), std::string::npos);
+  EXPECT_TRUE(apply(c, firmware_event([](event& e) {
+                      e.mutable_device_connected()->set_product_key("p1");
+                      e.mutable_device_connected()->set_device_key("d1");
+                    })));
+  // Created twice.
+  EXPECT_TRUE(apply(c, firmware_event([](event& e) {
+                      *e.mutable_firmware_created()->mutable_firmware() =
+                          make_firmware("p1", "1.0");
+                    })));
   ASSERT_EQ(c.entries.size(), 1u);
-  EXPECT_EQ(c.find("p1", "1.0")->SerializeAsString(), before);
+  EXPECT_EQ(to_proto(*c.find("p1", "1.0")).SerializeAsString(), before);
 }
 
 } // namespace

@@ -1,6 +1,7 @@
 /// Tests of schedule windows: the default (always open), windows [start, end)
 /// in UTC, windows crossing midnight, the exact next edge, and windows in
 /// time zones on the days their clocks change.
+#include "events/codec.hpp"
 #include "events/schedule.hpp"
 #include "tests/events/test_support.hpp"
 
@@ -29,9 +30,10 @@ make_schedule(const std::string& zone,
     w->set_start_minute(start);
     w->set_end_minute(end);
   }
-  auto err = validate_schedule(x);
+  auto spec = from_proto(x);
+  auto err = validate_schedule(spec);
   EXPECT_FALSE(err.has_value()) << err->message;
-  return schedule{x};
+  return schedule{spec};
 }
 
 constexpr uint32_t hh(uint32_t hours) {

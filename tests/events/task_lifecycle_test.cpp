@@ -36,7 +36,7 @@ constexpr int64_t hour = 60 * minute;
 /// Decides creation of `spec` against the standard catalog.
 expected<event_list> create(const v1::TaskSpec& spec) {
   auto catalog = test::make_catalog();
-  return decide_create(task_no, spec, test::context_for(catalog), at());
+  return test::create_in(catalog, task_no, spec, at());
 }
 
 /// A task created from `spec` at t0 with devices d1 … d<n> enrolled at t0+1.
@@ -87,48 +87,49 @@ event_list step(task_state& t, event_list xs) {
 /// Brings execution `seq` to IN_PROGRESS: notified at `ms`, progress at
 /// `ms` + 1.
 void start(task_state& t, uint64_t seq, int64_t ms = 10) {
-  step(t, decide_notified(t, seq, at(ms)));
-  step(t, decide_progress(t, seq, 0, "", at(ms + 1)));
+  step(t, decide_notified(t, test::seq(seq), at(ms)));
+  step(t, decide_progress(t, test::seq(seq), 0, "", at(ms + 1)));
 }
 
 /// Starts execution `seq` and has the device fail it at `ms`.
 void fail(task_state& t, uint64_t seq, int64_t ms) {
   start(t, seq, ms - 2);
-  step(t, decide_failure(t, seq, "E_FLASH", "bad block", at(ms)));
+  step(t, decide_failure(t, test::seq(seq), "E_FLASH", "bad block", at(ms)));
 }
 
 /// Starts execution `seq` and has the device reach the target at `ms`.
 void succeed(task_state& t, uint64_t seq, int64_t ms) {
   start(t, seq, ms - 2);
-  step(t, decide_version(t, seq, "2.0", at(ms)));
+  step(t, decide_version(t, test::seq(seq), "2.0", at(ms)));
 }
 
 /// Notifies execution `seq` at `ms` and lets it time out.
 void time_out(task_state& t, uint64_t seq, int64_t ms) {
-  step(t, decide_notified(t, seq, at(ms)));
-  auto xs =
-      step(t, decide_timeout(t, seq, from_millis(t.deadline_ms(*t.find(seq)))));
+  step(t, decide_notified(t, test::seq(seq), at(ms)));
+  auto xs = step(
+      t, decide_timeout(t, test::seq(seq),
+                        from_millis(t.deadline_ms(*t.find(test::seq(seq))))));
   ASSERT_FALSE(xs.empty());
   ASSERT_EQ(xs[0].payload_case(), event::kExecutionTimedOut);
 }
 
 /// Requeues execution `seq` at its retry time and returns that time.
 int64_t retry(task_state& t, uint64_t seq) {
-  auto due = t.retry_at_ms(*t.find(seq));
+  auto due = t.retry_at_ms(*t.find(test::seq(seq)));
   EXPECT_NE(due, 0) << "no retry for " << seq;
-  auto xs = step(t, decide_retry(t, seq, from_millis(due)));
+  auto xs = step(t, decide_retry(t, test::seq(seq), from_millis(due)));
   EXPECT_EQ(cases_of(xs), cases{event::kExecutionRequeued});
   return due - test::t0_ms;
 }
 
 v1::ExecutionState state_of(const task_state& t, uint64_t seq) {
-  const auto* x = t.find(seq);
+  const auto* x = t.find(test::seq(seq));
   return x == nullptr ? v1::EXECUTION_STATE_UNSPECIFIED : x->state;
 }
 
 /// The execution with sequence `seq`, which must exist.
 const execution& ex(const task_state& t, uint64_t seq) {
-  const auto* x = t.find(seq);
+  const auto* x = t.find(test::seq(seq));
   EXPECT_NE(x, nullptr) << "no execution " << seq;
   static const execution none;
   return x == nullptr ? none : *x;
@@ -147,18 +148,18 @@ TEST(TaskLifecycle, PerDeviceTimeoutDefaultsToTwoHours) {
   auto t = running_task(spec, 3);
   // TaskCreated stores the default, and a spec without one (an older log)
   // falls back to it as well.
-  EXPECT_EQ(t.spec.timeout_seconds(), 7200u);
+  EXPECT_EQ(t.spec.timeout_seconds, 7200u);
   EXPECT_EQ(t.timeout_ms(), 2 * hour);
   auto bare = t;
-  bare.spec.set_timeout_seconds(0);
+  bare.spec.timeout_seconds = 0;
   EXPECT_EQ(bare.timeout_ms(), 2 * hour);
 
   // Silent since its notification: due exactly two hours later.
-  step(t, decide_notified(t, 1, at(10)));
+  step(t, decide_notified(t, test::seq(1), at(10)));
   EXPECT_EQ(t.deadline_ms(ex(t, 1)), test::t0_ms + 10 + 2 * hour);
   EXPECT_EQ(bare.deadline_ms(ex(t, 1)), test::t0_ms + 10 + 2 * hour);
-  EXPECT_TRUE(decide_timeout(t, 1, at(10 + 2 * hour - 1)).empty());
-  auto xs = decide_timeout(t, 1, at(10 + 2 * hour));
+  EXPECT_TRUE(decide_timeout(t, test::seq(1), at(10 + 2 * hour - 1)).empty());
+  auto xs = decide_timeout(t, test::seq(1), at(10 + 2 * hour));
   ASSERT_EQ(cases_of(xs), cases{event::kExecutionTimedOut});
   EXPECT_EQ(xs[0].execution_timed_out().task_id(), task_no);
   EXPECT_EQ(xs[0].execution_timed_out().sequence(), 1u);
@@ -168,14 +169,14 @@ TEST(TaskLifecycle, PerDeviceTimeoutDefaultsToTwoHours) {
   EXPECT_EQ(ex(t, 1).finished_at_ms, test::t0_ms + 10 + 2 * hour);
 
   // Progress pushes the deadline: it runs from the last sign of life.
-  step(t, decide_notified(t, 2, at(10)));
-  step(t, decide_progress(t, 2, 10, "downloading", at(10 + hour)));
+  step(t, decide_notified(t, test::seq(2), at(10)));
+  step(t, decide_progress(t, test::seq(2), 10, "downloading", at(10 + hour)));
   EXPECT_EQ(t.deadline_ms(ex(t, 2)), test::t0_ms + 10 + 3 * hour);
-  EXPECT_TRUE(decide_timeout(t, 2, at(10 + 2 * hour)).empty());
-  step(t, decide_progress(t, 2, 50, "flashing", at(10 + 2 * hour)));
+  EXPECT_TRUE(decide_timeout(t, test::seq(2), at(10 + 2 * hour)).empty());
+  step(t, decide_progress(t, test::seq(2), 50, "flashing", at(10 + 2 * hour)));
   EXPECT_EQ(t.deadline_ms(ex(t, 2)), test::t0_ms + 10 + 4 * hour);
-  EXPECT_TRUE(decide_timeout(t, 2, at(10 + 4 * hour - 1)).empty());
-  EXPECT_EQ(cases_of(decide_timeout(t, 2, at(10 + 4 * hour))),
+  EXPECT_TRUE(decide_timeout(t, test::seq(2), at(10 + 4 * hour - 1)).empty());
+  EXPECT_EQ(cases_of(decide_timeout(t, test::seq(2), at(10 + 4 * hour))),
             cases{event::kExecutionTimedOut});
   EXPECT_EQ(state_of(t, 2), v1::EXECUTION_STATE_IN_PROGRESS);
 
@@ -183,28 +184,28 @@ TEST(TaskLifecycle, PerDeviceTimeoutDefaultsToTwoHours) {
   auto five = make_spec();
   five.set_timeout_seconds(300);
   auto u = running_task(five, 1);
-  step(u, decide_notified(u, 1, at(10)));
+  step(u, decide_notified(u, test::seq(1), at(10)));
   EXPECT_EQ(u.deadline_ms(ex(u, 1)), test::t0_ms + 10 + 5 * minute);
-  EXPECT_TRUE(decide_timeout(u, 1, at(10 + 5 * minute - 1)).empty());
-  EXPECT_FALSE(decide_timeout(u, 1, at(10 + 5 * minute)).empty());
+  EXPECT_TRUE(decide_timeout(u, test::seq(1), at(10 + 5 * minute - 1)).empty());
+  EXPECT_FALSE(decide_timeout(u, test::seq(1), at(10 + 5 * minute)).empty());
 }
 
 TEST(TaskLifecycle, SilentExecutionBecomesTimedOut) {
   auto spec = make_spec();
   spec.set_timeout_seconds(300);
   auto t = running_task(spec, 6);
-  step(t, decide_notified(t, 1, at(10))); // 1 NOTIFIED
-  start(t, 2, 10);                        // 2 IN_PROGRESS
-  succeed(t, 4, 20);                      // 4 SUCCEEDED
-  fail(t, 5, 20);                         // 5 FAILED
-  time_out(t, 6, 10);                     // 6 TIMED_OUT
+  step(t, decide_notified(t, test::seq(1), at(10))); // 1 NOTIFIED
+  start(t, 2, 10);                                   // 2 IN_PROGRESS
+  succeed(t, 4, 20);                                 // 4 SUCCEEDED
+  fail(t, 5, 20);                                    // 5 FAILED
+  time_out(t, 6, 10);                                // 6 TIMED_OUT
   ASSERT_EQ(state_of(t, 3), v1::EXECUTION_STATE_QUEUED);
   auto late = at(48 * hour);
   // NOTIFIED and IN_PROGRESS executions time out.
   for (uint64_t s : {1u, 2u}) {
     SCOPED_TRACE(s);
     EXPECT_NE(t.deadline_ms(ex(t, s)), 0);
-    auto xs = decide_timeout(t, s, late);
+    auto xs = decide_timeout(t, test::seq(s), late);
     ASSERT_EQ(cases_of(xs), cases{event::kExecutionTimedOut});
     EXPECT_EQ(xs[0].execution_timed_out().sequence(), s);
   }
@@ -212,28 +213,28 @@ TEST(TaskLifecycle, SilentExecutionBecomesTimedOut) {
   for (uint64_t s : {3u, 4u, 5u, 6u}) {
     SCOPED_TRACE(s);
     EXPECT_EQ(t.deadline_ms(ex(t, s)), 0);
-    EXPECT_TRUE(decide_timeout(t, s, late).empty());
+    EXPECT_TRUE(decide_timeout(t, test::seq(s), late).empty());
   }
-  EXPECT_TRUE(decide_timeout(t, 0, late).empty());
-  EXPECT_TRUE(decide_timeout(t, 7, late).empty());
-  step(t, decide_timeout(t, 1, late));
-  step(t, decide_timeout(t, 2, late));
+  EXPECT_TRUE(decide_timeout(t, test::seq(0), late).empty());
+  EXPECT_TRUE(decide_timeout(t, test::seq(7), late).empty());
+  step(t, decide_timeout(t, test::seq(1), late));
+  step(t, decide_timeout(t, test::seq(2), late));
   EXPECT_EQ(state_of(t, 1), v1::EXECUTION_STATE_TIMED_OUT);
   EXPECT_EQ(state_of(t, 2), v1::EXECUTION_STATE_TIMED_OUT);
-  EXPECT_EQ(t.counters().timed_out(), 3u);
+  EXPECT_EQ(t.counters().timed_out, 3u);
   EXPECT_EQ(t.active(), 1u);
   // Once timed out, it is not timed out again.
-  EXPECT_TRUE(decide_timeout(t, 1, at(96 * hour)).empty());
+  EXPECT_TRUE(decide_timeout(t, test::seq(1), at(96 * hour)).empty());
 
   // An execution still NOTIFIED when its INCREMENT task ended keeps its
   // device, and still times out, so that no device is held for good.
   auto u = running_task(increment_until(hour), 1);
-  step(u, decide_notified(u, 1, at(10)));
+  step(u, decide_notified(u, test::seq(1), at(10)));
   step(u, decide_end(u, at(hour)));
   ASSERT_EQ(u.status, v1::TASK_STATUS_COMPLETED);
   ASSERT_EQ(state_of(u, 1), v1::EXECUTION_STATE_NOTIFIED);
   EXPECT_TRUE(u.holds_device(ex(u, 1)));
-  step(u, decide_timeout(u, 1, late));
+  step(u, decide_timeout(u, test::seq(1), late));
   EXPECT_EQ(state_of(u, 1), v1::EXECUTION_STATE_TIMED_OUT);
   EXPECT_FALSE(u.holds_device(ex(u, 1)));
 }
@@ -249,16 +250,16 @@ TEST(TaskLifecycle, RetriesRequeueFailedAndTimedOutAfterInterval) {
   EXPECT_TRUE(t.will_retry(ex(t, 1)));
   EXPECT_EQ(t.retries_pending, 1u);
   EXPECT_EQ(t.retry_at_ms(ex(t, 1)), test::t0_ms + T + 60 * second);
-  EXPECT_TRUE(decide_retry(t, 1, at(T + 59 * second)).empty());
-  EXPECT_TRUE(decide_retry(t, 1, at(T + 60 * second - 1)).empty());
-  auto xs = decide_retry(t, 1, at(T + 60 * second));
+  EXPECT_TRUE(decide_retry(t, test::seq(1), at(T + 59 * second)).empty());
+  EXPECT_TRUE(decide_retry(t, test::seq(1), at(T + 60 * second - 1)).empty());
+  auto xs = decide_retry(t, test::seq(1), at(T + 60 * second));
   ASSERT_EQ(cases_of(xs), cases{event::kExecutionRequeued});
   EXPECT_EQ(xs[0].execution_requeued().task_id(), task_no);
   EXPECT_EQ(xs[0].execution_requeued().sequence(), 1u);
   EXPECT_EQ(xs[0].execution_requeued().attempt(), 2u);
   step(t, xs);
   // Requeued: attempt 2 starts over, the failure of attempt 1 is gone.
-  auto x = t.execution_proto(1);
+  auto x = test::execution_proto(t, 1);
   EXPECT_EQ(x.state(), v1::EXECUTION_STATE_QUEUED);
   EXPECT_EQ(x.attempt(), 2u);
   EXPECT_EQ(x.queued_at_ms(), test::t0_ms + T + 60 * second);
@@ -268,20 +269,20 @@ TEST(TaskLifecycle, RetriesRequeueFailedAndTimedOutAfterInterval) {
   EXPECT_EQ(t.retries_pending, 0u);
   EXPECT_FALSE(t.will_retry(ex(t, 1)));
   EXPECT_EQ(t.retry_at_ms(ex(t, 1)), 0);
-  EXPECT_TRUE(decide_retry(t, 1, at(T + 10 * minute)).empty());
+  EXPECT_TRUE(decide_retry(t, test::seq(1), at(T + 10 * minute)).empty());
 
   // Attempt 2 is pushed as attempt 2 and times out: TIMED_OUT retries too.
-  xs = step(t, decide_notified(t, 1, at(2 * minute)));
+  xs = step(t, decide_notified(t, test::seq(1), at(2 * minute)));
   ASSERT_EQ(cases_of(xs), cases{event::kExecutionNotified});
   EXPECT_EQ(xs[0].execution_notified().attempt(), 2u);
-  xs = step(t, decide_timeout(t, 1, at(2 * minute + 2 * hour)));
+  xs = step(t, decide_timeout(t, test::seq(1), at(2 * minute + 2 * hour)));
   ASSERT_EQ(cases_of(xs), cases{event::kExecutionTimedOut});
   EXPECT_TRUE(t.will_retry(ex(t, 1)));
   EXPECT_EQ(t.retries_pending, 1u);
   const int64_t U = 2 * minute + 2 * hour;
   EXPECT_EQ(t.retry_at_ms(ex(t, 1)), test::t0_ms + U + 60 * second);
-  EXPECT_TRUE(decide_retry(t, 1, at(U + 59 * second)).empty());
-  xs = step(t, decide_retry(t, 1, at(U + 60 * second)));
+  EXPECT_TRUE(decide_retry(t, test::seq(1), at(U + 59 * second)).empty());
+  xs = step(t, decide_retry(t, test::seq(1), at(U + 60 * second)));
   ASSERT_EQ(cases_of(xs), cases{event::kExecutionRequeued});
   EXPECT_EQ(xs[0].execution_requeued().attempt(), 3u);
   EXPECT_EQ(ex(t, 1).attempt, 3u);
@@ -292,9 +293,9 @@ TEST(TaskLifecycle, RetriesRequeueFailedAndTimedOutAfterInterval) {
   EXPECT_FALSE(t.will_retry(ex(t, 1)));
   EXPECT_EQ(t.retry_at_ms(ex(t, 1)), 0);
   EXPECT_EQ(t.retries_pending, 0u);
-  EXPECT_TRUE(decide_retry(t, 1, at(U + 48 * hour)).empty());
-  EXPECT_EQ(t.execution_proto(1).failure_code(), "E_FLASH");
-  EXPECT_EQ(t.execution_proto(1).attempt(), 3u);
+  EXPECT_TRUE(decide_retry(t, test::seq(1), at(U + 48 * hour)).empty());
+  EXPECT_EQ(test::execution_proto(t, 1).failure_code(), "E_FLASH");
+  EXPECT_EQ(test::execution_proto(t, 1).attempt(), 3u);
 }
 
 TEST(TaskLifecycle, WithoutRetriesFailureIsFinal) {
@@ -305,25 +306,25 @@ TEST(TaskLifecycle, WithoutRetriesFailureIsFinal) {
     SCOPED_TRACE(s);
     EXPECT_FALSE(t.will_retry(ex(t, s)));
     EXPECT_EQ(t.retry_at_ms(ex(t, s)), 0);
-    EXPECT_TRUE(decide_retry(t, s, at(48 * hour)).empty());
+    EXPECT_TRUE(decide_retry(t, test::seq(s), at(48 * hour)).empty());
   }
   EXPECT_EQ(t.retries_pending, 0u);
 }
 
 TEST(TaskLifecycle, OnlyFailedAndTimedOutExecutionsAreRetried) {
   auto t = running_task(with_retries(make_spec(), 3, 1), 4);
-  succeed(t, 1, 20);                      // SUCCEEDED
-  step(t, decide_notified(t, 2, at(10))); // NOTIFIED
-  start(t, 3, 10);                        // IN_PROGRESS
+  succeed(t, 1, 20);                                 // SUCCEEDED
+  step(t, decide_notified(t, test::seq(2), at(10))); // NOTIFIED
+  start(t, 3, 10);                                   // IN_PROGRESS
   // 4 QUEUED
   for (uint64_t s : {1u, 2u, 3u, 4u}) {
     SCOPED_TRACE(s);
     EXPECT_FALSE(t.will_retry(ex(t, s)));
     EXPECT_EQ(t.retry_at_ms(ex(t, s)), 0);
-    EXPECT_TRUE(decide_retry(t, s, at(48 * hour)).empty());
+    EXPECT_TRUE(decide_retry(t, test::seq(s), at(48 * hour)).empty());
   }
-  EXPECT_TRUE(decide_retry(t, 0, at(48 * hour)).empty());
-  EXPECT_TRUE(decide_retry(t, 5, at(48 * hour)).empty());
+  EXPECT_TRUE(decide_retry(t, test::seq(0), at(48 * hour)).empty());
+  EXPECT_TRUE(decide_retry(t, test::seq(5), at(48 * hour)).empty());
 }
 
 TEST(TaskLifecycle, RetriesPendingCountsExecutionsWaitingForRetry) {
@@ -340,8 +341,8 @@ TEST(TaskLifecycle, RetriesPendingCountsExecutionsWaitingForRetry) {
   EXPECT_EQ(t.retries_pending, 1u);
   EXPECT_FALSE(t.will_retry(ex(t, 1)));
   // Counters still show both as FAILED / TIMED_OUT.
-  EXPECT_EQ(t.counters().failed(), 1u);
-  EXPECT_EQ(t.counters().timed_out(), 1u);
+  EXPECT_EQ(t.counters().failed, 1u);
+  EXPECT_EQ(t.counters().timed_out, 1u);
   // Pausing changes nothing; canceling the task ends every wait.
   step(t, decide_pause(t, "look", at(5 * hour)));
   EXPECT_EQ(t.retries_pending, 1u);
@@ -359,11 +360,11 @@ TEST(TaskLifecycle, NoRetryWhilePaused) {
   // Still waiting for its retry, but none is made while paused.
   EXPECT_TRUE(t.will_retry(ex(t, 1)));
   EXPECT_EQ(t.retry_at_ms(ex(t, 1)), test::t0_ms + due);
-  EXPECT_TRUE(decide_retry(t, 1, at(due)).empty());
-  EXPECT_TRUE(decide_retry(t, 1, at(due + hour)).empty());
+  EXPECT_TRUE(decide_retry(t, test::seq(1), at(due)).empty());
+  EXPECT_TRUE(decide_retry(t, test::seq(1), at(due + hour)).empty());
   // Resumed, the overdue retry is made.
   step(t, decide_resume(t, at(due + hour)));
-  auto xs = step(t, decide_retry(t, 1, at(due + hour)));
+  auto xs = step(t, decide_retry(t, test::seq(1), at(due + hour)));
   ASSERT_EQ(cases_of(xs), cases{event::kExecutionRequeued});
   EXPECT_EQ(xs[0].execution_requeued().attempt(), 2u);
   EXPECT_EQ(state_of(t, 1), v1::EXECUTION_STATE_QUEUED);
@@ -374,7 +375,7 @@ TEST(TaskLifecycle, NoRetryWhilePaused) {
   step(u, decide_cancel(u, "stop", at(200)));
   EXPECT_FALSE(u.will_retry(ex(u, 1)));
   EXPECT_EQ(u.retry_at_ms(ex(u, 1)), 0);
-  EXPECT_TRUE(decide_retry(u, 1, at(due + hour)).empty());
+  EXPECT_TRUE(decide_retry(u, test::seq(1), at(due + hour)).empty());
 }
 
 // -- holding devices ---------------------------------------------------------
@@ -391,13 +392,16 @@ struct replayed {
       cmd.set_product_key("p1");
       cmd.set_device_key(key);
       cmd.set_version("1.0");
-      record(decide(nullptr, cmd, at()));
+      record(decide(nullptr, test::cmd(cmd), at()));
     }
   }
 
-  void record(const event_list& xs) {
-    for (const auto& e : xs)
-      apply(w, e);
+  void record(event_list xs) {
+    for (auto& e : xs) {
+      e.set_sequence(w.last_sequence.value() + 1);
+      if (auto err = apply(w, e))
+        ADD_FAILURE() << err->message;
+    }
   }
 
   void record(expected<event_list> xs) { record(events_of(std::move(xs))); }
@@ -407,12 +411,12 @@ struct replayed {
   uint64_t active_of(const std::string& key) {
     auto* d = w.find_device("p1", key);
     EXPECT_NE(d, nullptr) << key;
-    return d == nullptr ? 0 : d->active_execution;
+    return d == nullptr ? 0 : d->active_execution.value();
   }
 };
 
 uint64_t execution_of(uint64_t sequence) {
-  return make_execution_id(task_id{task_no}, sequence).value();
+  return execution_id{task_id{task_no}, execution_seq{sequence}}.value();
 }
 
 TEST(TaskLifecycle, ExecutionWaitingForRetryStillHoldsItsDevice) {
@@ -434,15 +438,15 @@ TEST(TaskLifecycle, ExecutionWaitingForRetryStillHoldsItsDevice) {
   // Replay rebuilds the same, and gives the waiting execution its device.
   replayed r(5);
   auto catalog = test::make_catalog();
-  r.record(decide_create(task_no, spec, test::context_for(catalog), at()));
+  r.record(test::create_in(catalog, task_no, spec, at()));
   r.record(decide_enroll(r.task(), test::device_keys(5), {}, at(1)));
   auto& rt = r.task();
-  r.record(decide_notified(rt, 1, at(10)));
-  r.record(decide_failure(rt, 1, "E_FLASH", "", at(100)));
-  r.record(decide_notified(rt, 2, at(10)));
-  r.record(decide_progress(rt, 2, 0, "", at(11)));
-  r.record(decide_version(rt, 2, "2.0", at(100)));
-  r.record(decide_notified(rt, 3, at(10)));
+  r.record(decide_notified(rt, test::seq(1), at(10)));
+  r.record(decide_failure(rt, test::seq(1), "E_FLASH", "", at(100)));
+  r.record(decide_notified(rt, test::seq(2), at(10)));
+  r.record(decide_progress(rt, test::seq(2), 0, "", at(11)));
+  r.record(decide_version(rt, test::seq(2), "2.0", at(100)));
+  r.record(decide_notified(rt, test::seq(3), at(10)));
   ASSERT_EQ(state_of(rt, 1), v1::EXECUTION_STATE_FAILED);
   EXPECT_EQ(rt.retries_pending, 1u);
   finish_replay(r.w);
@@ -476,15 +480,15 @@ TEST(TaskLifecycle, SnapshotTaskDoesNotCompleteWhileRetriesArePending) {
   auto t = running_task(with_retries(make_spec(), 1, 60), 3);
   // 1 fails, waiting for its retry.
   start(t, 1, 10);
-  auto xs = step(t, decide_failure(t, 1, "E", "", at(100)));
+  auto xs = step(t, decide_failure(t, test::seq(1), "E", "", at(100)));
   EXPECT_EQ(cases_of(xs), cases{event::kExecutionFailed});
   // 2 times out, waiting for its retry.
-  step(t, decide_notified(t, 2, at(10)));
-  xs = step(t, decide_timeout(t, 2, at(10 + 2 * hour)));
+  step(t, decide_notified(t, test::seq(2), at(10)));
+  xs = step(t, decide_timeout(t, test::seq(2), at(10 + 2 * hour)));
   EXPECT_EQ(cases_of(xs), cases{event::kExecutionTimedOut});
   // 3, the last one not terminal, succeeds: the task keeps running.
   start(t, 3, 10);
-  xs = step(t, decide_version(t, 3, "2.0", at(3 * hour)));
+  xs = step(t, decide_version(t, test::seq(3), "2.0", at(3 * hour)));
   EXPECT_EQ(cases_of(xs), cases{event::kExecutionSucceeded});
   EXPECT_EQ(t.active(), 0u);
   EXPECT_EQ(t.retries_pending, 2u);
@@ -504,12 +508,13 @@ TEST(TaskLifecycle, SnapshotTaskCompletesAfterFinalAttemptFails) {
   retry(t, 2);
   // Attempt 2 of 1 fails for good; 2 is still active.
   start(t, 1, 3 * hour);
-  auto xs = step(t, decide_failure(t, 1, "E", "", at(3 * hour + 10)));
+  auto xs =
+      step(t, decide_failure(t, test::seq(1), "E", "", at(3 * hour + 10)));
   EXPECT_EQ(cases_of(xs), cases{event::kExecutionFailed});
   EXPECT_EQ(t.status, v1::TASK_STATUS_RUNNING);
   // The final attempt of the last one times out: the task completes.
-  step(t, decide_notified(t, 2, at(3 * hour)));
-  xs = step(t, decide_timeout(t, 2, at(5 * hour)));
+  step(t, decide_notified(t, test::seq(2), at(3 * hour)));
+  xs = step(t, decide_timeout(t, test::seq(2), at(5 * hour)));
   ASSERT_EQ(cases_of(xs),
             (cases{event::kExecutionTimedOut, event::kTaskCompleted}));
   EXPECT_EQ(xs[1].task_completed().task_id(), task_no);
@@ -523,7 +528,7 @@ TEST(TaskLifecycle, SnapshotTaskCompletesAfterFinalAttemptFails) {
   EXPECT_EQ(u.status, v1::TASK_STATUS_RUNNING);
   retry(u, 1);
   start(u, 1, 3 * hour);
-  xs = step(u, decide_failure(u, 1, "E", "", at(3 * hour + 10)));
+  xs = step(u, decide_failure(u, test::seq(1), "E", "", at(3 * hour + 10)));
   ASSERT_EQ(cases_of(xs),
             (cases{event::kExecutionFailed, event::kTaskCompleted}));
   EXPECT_EQ(u.status, v1::TASK_STATUS_COMPLETED);
@@ -532,8 +537,8 @@ TEST(TaskLifecycle, SnapshotTaskCompletesAfterFinalAttemptFails) {
 TEST(TaskLifecycle, SnapshotTaskCompletesWhenLastExecutionTimesOut) {
   auto t = running_task(make_spec(), 2);
   succeed(t, 1, 20);
-  step(t, decide_notified(t, 2, at(10)));
-  auto xs = step(t, decide_timeout(t, 2, at(10 + 2 * hour)));
+  step(t, decide_notified(t, test::seq(2), at(10)));
+  auto xs = step(t, decide_timeout(t, test::seq(2), at(10 + 2 * hour)));
   ASSERT_EQ(cases_of(xs),
             (cases{event::kExecutionTimedOut, event::kTaskCompleted}));
   EXPECT_EQ(t.status, v1::TASK_STATUS_COMPLETED);
@@ -636,8 +641,8 @@ TEST(TaskLifecycle, AbortRuleDoesNotCountExecutionsWaitingForRetry) {
 TEST(TaskLifecycle, AbortRuleCancelsQueuedExecutions) {
   auto spec = with_abort(make_spec(), 50, 2, v1::ABORT_ACTION_CANCEL);
   auto t = running_task(spec, 6);
-  step(t, decide_notified(t, 3, at(10))); // 3 NOTIFIED
-  start(t, 4, 10);                        // 4 IN_PROGRESS
+  step(t, decide_notified(t, test::seq(3), at(10))); // 3 NOTIFIED
+  start(t, 4, 10);                                   // 4 IN_PROGRESS
   succeed(t, 1, 20);
   EXPECT_TRUE(decide_abort(t, at(25)).empty());
   fail(t, 2, 30);
@@ -711,9 +716,9 @@ TEST(TaskLifecycle, AbortRuleTripsOnlyWhileRunning) {
 
 TEST(TaskLifecycle, IncrementTaskCompletesAtEndTime) {
   auto t = running_task(increment_until(hour), 4);
-  succeed(t, 1, 20);                      // 1 SUCCEEDED
-  start(t, 2, 10);                        // 2 IN_PROGRESS
-  step(t, decide_notified(t, 3, at(10))); // 3 NOTIFIED
+  succeed(t, 1, 20);                                 // 1 SUCCEEDED
+  start(t, 2, 10);                                   // 2 IN_PROGRESS
+  step(t, decide_notified(t, test::seq(3), at(10))); // 3 NOTIFIED
   // 4 QUEUED
   EXPECT_TRUE(decide_end(t, at(0)).empty());
   EXPECT_TRUE(decide_end(t, at(hour - 1)).empty());
@@ -755,7 +760,7 @@ TEST(TaskLifecycle, EndTimeEndsWaitingForRetry) {
   EXPECT_EQ(t.retries_pending, 0u);
   EXPECT_FALSE(t.will_retry(ex(t, 1)));
   EXPECT_FALSE(t.holds_device(ex(t, 1)));
-  EXPECT_TRUE(decide_retry(t, 1, at(2 * hour)).empty());
+  EXPECT_TRUE(decide_retry(t, test::seq(1), at(2 * hour)).empty());
 }
 
 TEST(TaskLifecycle, SnapshotTasksIgnoreEndTime) {
@@ -765,7 +770,7 @@ TEST(TaskLifecycle, SnapshotTasksIgnoreEndTime) {
   auto spec = make_spec();
   spec.set_end_time_ms(test::t0_ms + hour);
   EXPECT_EQ(failure_of(create(spec)).code, errc::invalid_argument);
-  t.spec.set_end_time_ms(test::t0_ms + hour);
+  t.spec.end_time_ms = test::t0_ms + hour;
   EXPECT_TRUE(decide_end(t, at(hour)).empty());
   EXPECT_TRUE(decide_end(t, at(1000 * hour)).empty());
 }
@@ -776,28 +781,29 @@ TEST(TaskLifecycle, DeviceConfirmsOfferedUpgrade) {
   auto spec = make_spec();
   spec.set_method(v1::METHOD_DEVICE_REQUEST);
   auto t = running_task(spec, 3);
-  step(t, decide_notified(t, 1, at(10)));
-  auto xs = step(t, decide_confirm(t, 1, at(20)));
+  step(t, decide_notified(t, test::seq(1), at(10)));
+  auto xs = step(t, decide_confirm(t, test::seq(1), at(20)));
   ASSERT_EQ(cases_of(xs), cases{event::kExecutionStarted});
   EXPECT_EQ(xs[0].execution_started().task_id(), task_no);
   EXPECT_EQ(xs[0].execution_started().sequence(), 1u);
   EXPECT_EQ(state_of(t, 1), v1::EXECUTION_STATE_IN_PROGRESS);
-  EXPECT_EQ(t.execution_proto(1).started_at_ms(), test::t0_ms + 20);
+  EXPECT_EQ(test::execution_proto(t, 1).started_at_ms(), test::t0_ms + 20);
   // The confirmation is a sign of life: the timeout runs from it.
   EXPECT_EQ(t.deadline_ms(ex(t, 1)), test::t0_ms + 20 + 2 * hour);
   // A second confirmation changes nothing.
-  EXPECT_TRUE(events_of(decide_confirm(t, 1, at(30))).empty());
-  EXPECT_EQ(t.execution_proto(1).started_at_ms(), test::t0_ms + 20);
+  EXPECT_TRUE(events_of(decide_confirm(t, test::seq(1), at(30))).empty());
+  EXPECT_EQ(test::execution_proto(t, 1).started_at_ms(), test::t0_ms + 20);
   // Nothing was offered to a QUEUED execution.
-  auto err = failure_of(decide_confirm(t, 2, at(30)));
+  auto err = failure_of(decide_confirm(t, test::seq(2), at(30)));
   EXPECT_EQ(err.code, errc::failed_precondition);
   EXPECT_NE(err.message.find("QUEUED"), std::string::npos) << err.message;
   EXPECT_EQ(state_of(t, 2), v1::EXECUTION_STATE_QUEUED);
   // Nor can a finished one be confirmed.
-  step(t, decide_version(t, 1, "2.0", at(40)));
-  EXPECT_EQ(failure_of(decide_confirm(t, 1, at(50))).code,
+  step(t, decide_version(t, test::seq(1), "2.0", at(40)));
+  EXPECT_EQ(failure_of(decide_confirm(t, test::seq(1), at(50))).code,
             errc::failed_precondition);
-  EXPECT_EQ(failure_of(decide_confirm(t, 9, at(50))).code, errc::not_found);
+  EXPECT_EQ(failure_of(decide_confirm(t, test::seq(9), at(50))).code,
+            errc::not_found);
 }
 
 } // namespace

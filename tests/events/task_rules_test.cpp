@@ -31,7 +31,7 @@ constexpr uint64_t task_no = 7;
 /// Decides creation of `spec` against the standard catalog.
 expected<event_list> create(const v1::TaskSpec& spec) {
   auto catalog = test::make_catalog();
-  return decide_create(task_no, spec, test::context_for(catalog), at());
+  return test::create_in(catalog, task_no, spec, at());
 }
 
 /// Returns the failure that creating `spec` is refused with.
@@ -68,12 +68,12 @@ event_list step(task_state& t, expected<event_list> x) {
 
 /// Brings execution `seq` to IN_PROGRESS.
 void start(task_state& t, uint64_t seq, int64_t ms = 10) {
-  step(t, decide_notified(t, seq, at(ms)));
-  step(t, decide_progress(t, seq, 0, "", at(ms + 1)));
+  step(t, decide_notified(t, test::seq(seq), at(ms)));
+  step(t, decide_progress(t, test::seq(seq), 0, "", at(ms + 1)));
 }
 
 v1::ExecutionState state_of(const task_state& t, uint64_t seq) {
-  const auto* x = t.find(seq);
+  const auto* x = t.find(test::seq(seq));
   return x == nullptr ? v1::EXECUTION_STATE_UNSPECIFIED : x->state;
 }
 
@@ -110,9 +110,8 @@ TEST(TaskRules, OnlyVerifiedFirmwareCanBeTarget) {
         v1::FIRMWARE_STATUS_VERIFICATION_FAILED}) {
     SCOPED_TRACE(v1::FirmwareStatus_Name(status));
     auto catalog = test::make_catalog();
-    catalog.entries[{"p1", "2.0"}].set_status(status);
-    auto err = failure_of(
-        decide_create(task_no, make_spec(), test::context_for(catalog), at()));
+    catalog.entries[{"p1", "2.0"}].status = status;
+    auto err = failure_of(test::create_in(catalog, task_no, make_spec(), at()));
     EXPECT_EQ(err.code, errc::failed_precondition);
     EXPECT_NE(err.message.find("target_version"), std::string::npos)
         << err.message;
@@ -559,8 +558,9 @@ TEST_P(InvalidTaskSpecs, AreRefusedNamingTheField) {
   auto spec = make_spec();
   row.mutate(spec);
   auto catalog = test::make_catalog();
-  auto ctx = test::context_for(catalog);
-  auto err = validate(spec, ctx, at());
+  auto err =
+      validate(from_proto(spec),
+               catalog.find(spec.product_key(), spec.target_version()), at());
   ASSERT_TRUE(err.has_value()) << "accepted";
   EXPECT_EQ(err->code, row.code)
       << to_string(err->code) << ": " << err->message;
@@ -568,7 +568,7 @@ TEST_P(InvalidTaskSpecs, AreRefusedNamingTheField) {
       << "message does not start with \"" << row.field
       << "\": " << err->message;
   // decide_create refuses the same way and writes no event.
-  auto decided = decide_create(task_no, spec, ctx, at());
+  auto decided = test::create_in(catalog, task_no, spec, at());
   ASSERT_FALSE(decided);
   EXPECT_EQ(decided.error().message, err->message);
 }
@@ -676,13 +676,14 @@ TEST(TaskRules, EnrolledExecutionsStartQueued) {
   EXPECT_EQ(t.created_at_ms, test::t0_ms);
   ASSERT_EQ(t.executions.size(), 3u);
   for (uint64_t s = 1; s <= 3; ++s) {
-    auto x = t.execution_proto(s);
+    auto x = test::execution_proto(t, s);
     EXPECT_EQ(x.device_key(), "d" + std::to_string(s));
     EXPECT_EQ(x.state(), v1::EXECUTION_STATE_QUEUED);
     EXPECT_EQ(x.attempt(), 1u);
     EXPECT_EQ(x.sequence(), s);
     EXPECT_EQ(x.task_id(), task_no);
-    EXPECT_EQ(x.execution_id(), make_execution_id(task_id{task_no}, s).value());
+    EXPECT_EQ(x.execution_id(),
+              (execution_id{task_id{task_no}, execution_seq{s}}.value()));
     EXPECT_EQ(x.queued_at_ms(), test::t0_ms + 1);
   }
   EXPECT_EQ(t.active(), 3u);
@@ -690,65 +691,68 @@ TEST(TaskRules, EnrolledExecutionsStartQueued) {
 
 TEST(TaskRules, NotifiedOnlyFromQueued) {
   auto t = running_task(2);
-  auto xs = step(t, decide_notified(t, 1, at(10)));
+  auto xs = step(t, decide_notified(t, test::seq(1), at(10)));
   ASSERT_EQ(cases_of(xs), cases{event::kExecutionNotified});
   EXPECT_EQ(xs[0].execution_notified().task_id(), task_no);
   EXPECT_EQ(xs[0].execution_notified().sequence(), 1u);
   EXPECT_EQ(xs[0].execution_notified().attempt(), 1u);
   EXPECT_EQ(state_of(t, 1), v1::EXECUTION_STATE_NOTIFIED);
-  EXPECT_EQ(t.execution_proto(1).notified_at_ms(), test::t0_ms + 10);
+  EXPECT_EQ(test::execution_proto(t, 1).notified_at_ms(), test::t0_ms + 10);
   // Not again from NOTIFIED, nor from IN_PROGRESS or a terminal state.
-  EXPECT_EQ(failure_of(decide_notified(t, 1, at(11))).code,
+  EXPECT_EQ(failure_of(decide_notified(t, test::seq(1), at(11))).code,
             errc::failed_precondition);
-  step(t, decide_progress(t, 1, 5, "", at(12)));
-  EXPECT_EQ(failure_of(decide_notified(t, 1, at(13))).code,
+  step(t, decide_progress(t, test::seq(1), 5, "", at(12)));
+  EXPECT_EQ(failure_of(decide_notified(t, test::seq(1), at(13))).code,
             errc::failed_precondition);
-  step(t, decide_version(t, 1, "2.0", at(14)));
-  EXPECT_EQ(failure_of(decide_notified(t, 1, at(15))).code,
+  step(t, decide_version(t, test::seq(1), "2.0", at(14)));
+  EXPECT_EQ(failure_of(decide_notified(t, test::seq(1), at(15))).code,
             errc::failed_precondition);
   // Unknown sequences.
-  EXPECT_EQ(failure_of(decide_notified(t, 0, at(16))).code, errc::not_found);
-  EXPECT_EQ(failure_of(decide_notified(t, 3, at(16))).code, errc::not_found);
+  EXPECT_EQ(failure_of(decide_notified(t, test::seq(0), at(16))).code,
+            errc::not_found);
+  EXPECT_EQ(failure_of(decide_notified(t, test::seq(3), at(16))).code,
+            errc::not_found);
 }
 
 TEST(TaskRules, ProgressFromNotifiedStartsExecution) {
   auto t = running_task(2);
-  step(t, decide_notified(t, 1, at(10)));
-  auto xs = step(t, decide_progress(t, 1, 10, "downloading", at(20)));
+  step(t, decide_notified(t, test::seq(1), at(10)));
+  auto xs =
+      step(t, decide_progress(t, test::seq(1), 10, "downloading", at(20)));
   ASSERT_EQ(cases_of(xs),
             (cases{event::kExecutionStarted, event::kExecutionProgressed}));
   EXPECT_EQ(xs[0].execution_started().sequence(), 1u);
   EXPECT_EQ(xs[1].execution_progressed().step(), 10u);
   EXPECT_EQ(xs[1].execution_progressed().text(), "downloading");
-  auto x = t.execution_proto(1);
+  auto x = test::execution_proto(t, 1);
   EXPECT_EQ(x.state(), v1::EXECUTION_STATE_IN_PROGRESS);
   EXPECT_EQ(x.started_at_ms(), test::t0_ms + 20);
   EXPECT_EQ(x.progress_step(), 10u);
   EXPECT_EQ(x.progress_text(), "downloading");
   // Further progress only progresses.
-  xs = step(t, decide_progress(t, 1, 60, "flashing", at(30)));
+  xs = step(t, decide_progress(t, test::seq(1), 60, "flashing", at(30)));
   ASSERT_EQ(cases_of(xs), cases{event::kExecutionProgressed});
-  EXPECT_EQ(t.execution_proto(1).progress_step(), 60u);
-  EXPECT_EQ(t.execution_proto(1).progress_text(), "flashing");
-  EXPECT_EQ(t.execution_proto(1).started_at_ms(), test::t0_ms + 20);
+  EXPECT_EQ(test::execution_proto(t, 1).progress_step(), 60u);
+  EXPECT_EQ(test::execution_proto(t, 1).progress_text(), "flashing");
+  EXPECT_EQ(test::execution_proto(t, 1).started_at_ms(), test::t0_ms + 20);
   // A QUEUED execution has not been offered anything yet.
-  EXPECT_EQ(failure_of(decide_progress(t, 2, 10, "", at(30))).code,
+  EXPECT_EQ(failure_of(decide_progress(t, test::seq(2), 10, "", at(30))).code,
             errc::failed_precondition);
-  EXPECT_EQ(failure_of(decide_progress(t, 9, 10, "", at(30))).code,
+  EXPECT_EQ(failure_of(decide_progress(t, test::seq(9), 10, "", at(30))).code,
             errc::not_found);
 }
 
 TEST(TaskRules, ProgressStepAbove100IsRefused) {
   auto t = running_task(1);
-  step(t, decide_notified(t, 1, at(10)));
-  auto err = failure_of(decide_progress(t, 1, 101, "", at(20)));
+  step(t, decide_notified(t, test::seq(1), at(10)));
+  auto err = failure_of(decide_progress(t, test::seq(1), 101, "", at(20)));
   EXPECT_EQ(err.code, errc::invalid_argument);
   EXPECT_NE(err.message.find("step"), std::string::npos);
   EXPECT_EQ(state_of(t, 1), v1::EXECUTION_STATE_NOTIFIED);
-  step(t, decide_progress(t, 1, 100, "", at(20)));
-  EXPECT_EQ(t.execution_proto(1).progress_step(), 100u);
-  auto long_text =
-      failure_of(decide_progress(t, 1, 50, std::string(257, 'x'), at(21)));
+  step(t, decide_progress(t, test::seq(1), 100, "", at(20)));
+  EXPECT_EQ(test::execution_proto(t, 1).progress_step(), 100u);
+  auto long_text = failure_of(
+      decide_progress(t, test::seq(1), 50, std::string(257, 'x'), at(21)));
   EXPECT_EQ(long_text.code, errc::invalid_argument);
 }
 
@@ -756,62 +760,67 @@ TEST(TaskRules, OnlyTargetVersionCountsAsSuccess) {
   auto t = running_task(2);
   start(t, 1);
   // Progress 100 is not success.
-  auto xs = step(t, decide_progress(t, 1, 100, "done", at(20)));
+  auto xs = step(t, decide_progress(t, test::seq(1), 100, "done", at(20)));
   EXPECT_EQ(cases_of(xs), cases{event::kExecutionProgressed});
   EXPECT_EQ(state_of(t, 1), v1::EXECUTION_STATE_IN_PROGRESS);
   // Neither is another version, the old one included.
-  EXPECT_TRUE(events_of(decide_version(t, 1, "1.5", at(21))).empty());
-  EXPECT_TRUE(events_of(decide_version(t, 1, "1.0", at(21))).empty());
+  EXPECT_TRUE(
+      events_of(decide_version(t, test::seq(1), "1.5", at(21))).empty());
+  EXPECT_TRUE(
+      events_of(decide_version(t, test::seq(1), "1.0", at(21))).empty());
   EXPECT_EQ(state_of(t, 1), v1::EXECUTION_STATE_IN_PROGRESS);
   // The target version is.
-  xs = step(t, decide_version(t, 1, "2.0", at(22)));
+  xs = step(t, decide_version(t, test::seq(1), "2.0", at(22)));
   ASSERT_EQ(cases_of(xs), cases{event::kExecutionSucceeded});
   EXPECT_EQ(xs[0].execution_succeeded().sequence(), 1u);
-  auto x = t.execution_proto(1);
+  auto x = test::execution_proto(t, 1);
   EXPECT_EQ(x.state(), v1::EXECUTION_STATE_SUCCEEDED);
   EXPECT_EQ(x.finished_at_ms(), test::t0_ms + 22);
   EXPECT_EQ(x.progress_step(), 100u);
   EXPECT_TRUE(x.progress_text().empty());
   // Reporting it again changes nothing.
-  EXPECT_TRUE(events_of(decide_version(t, 1, "2.0", at(23))).empty());
-  EXPECT_EQ(failure_of(decide_version(t, 5, "2.0", at(23))).code,
+  EXPECT_TRUE(
+      events_of(decide_version(t, test::seq(1), "2.0", at(23))).empty());
+  EXPECT_EQ(failure_of(decide_version(t, test::seq(5), "2.0", at(23))).code,
             errc::not_found);
 }
 
 TEST(TaskRules, FailureKeepsDeviceCodeAndText) {
   auto t = running_task(2);
   start(t, 1);
-  auto xs = step(t, decide_failure(t, 1, "E_FLASH",
+  auto xs = step(t, decide_failure(t, test::seq(1), "E_FLASH",
                                    "flash write failed at block 7", at(30)));
   ASSERT_EQ(cases_of(xs), cases{event::kExecutionFailed});
-  auto x = t.execution_proto(1);
+  auto x = test::execution_proto(t, 1);
   EXPECT_EQ(x.state(), v1::EXECUTION_STATE_FAILED);
   EXPECT_EQ(x.failure_code(), "E_FLASH");
   EXPECT_EQ(x.failure_text(), "flash write failed at block 7");
   EXPECT_EQ(x.finished_at_ms(), test::t0_ms + 30);
   // A NOTIFIED device may fail before it starts.
-  step(t, decide_notified(t, 2, at(31)));
-  step(t, decide_failure(t, 2, "E_SPACE", "", at(32)));
-  EXPECT_EQ(t.execution_proto(2).failure_code(), "E_SPACE");
+  step(t, decide_notified(t, test::seq(2), at(31)));
+  step(t, decide_failure(t, test::seq(2), "E_SPACE", "", at(32)));
+  EXPECT_EQ(test::execution_proto(t, 2).failure_code(), "E_SPACE");
   EXPECT_EQ(state_of(t, 2), v1::EXECUTION_STATE_FAILED);
 }
 
 TEST(TaskRules, FailureOnQueuedExecutionIsRefused) {
   auto t = running_task(2);
-  auto err = failure_of(decide_failure(t, 1, "E_FLASH", "", at(30)));
+  auto err = failure_of(decide_failure(t, test::seq(1), "E_FLASH", "", at(30)));
   EXPECT_EQ(err.code, errc::failed_precondition);
   EXPECT_NE(err.message.find("QUEUED"), std::string::npos) << err.message;
   EXPECT_EQ(state_of(t, 1), v1::EXECUTION_STATE_QUEUED);
   start(t, 1);
-  EXPECT_EQ(failure_of(decide_failure(t, 1, "", "no code", at(31))).code,
+  EXPECT_EQ(
+      failure_of(decide_failure(t, test::seq(1), "", "no code", at(31))).code,
+      errc::invalid_argument);
+  EXPECT_EQ(failure_of(decide_failure(t, test::seq(1), std::string(65, 'E'), "",
+                                      at(31)))
+                .code,
             errc::invalid_argument);
-  EXPECT_EQ(
-      failure_of(decide_failure(t, 1, std::string(65, 'E'), "", at(31))).code,
-      errc::invalid_argument);
-  EXPECT_EQ(
-      failure_of(decide_failure(t, 1, "E", std::string(1025, 'x'), at(31)))
-          .code,
-      errc::invalid_argument);
+  EXPECT_EQ(failure_of(decide_failure(t, test::seq(1), "E",
+                                      std::string(1025, 'x'), at(31)))
+                .code,
+            errc::invalid_argument);
 }
 
 // -- completion --------------------------------------------------------------
@@ -821,12 +830,12 @@ TEST(TaskRules, SnapshotTaskCompletesWhenLastExecutionIsTerminal) {
   start(t, 1);
   start(t, 2);
   start(t, 3);
-  auto xs = step(t, decide_version(t, 1, "2.0", at(40)));
+  auto xs = step(t, decide_version(t, test::seq(1), "2.0", at(40)));
   EXPECT_EQ(cases_of(xs), cases{event::kExecutionSucceeded});
-  xs = step(t, decide_failure(t, 2, "E", "", at(41)));
+  xs = step(t, decide_failure(t, test::seq(2), "E", "", at(41)));
   EXPECT_EQ(cases_of(xs), cases{event::kExecutionFailed});
   EXPECT_EQ(t.status, v1::TASK_STATUS_RUNNING);
-  xs = step(t, decide_version(t, 3, "2.0", at(42)));
+  xs = step(t, decide_version(t, test::seq(3), "2.0", at(42)));
   ASSERT_EQ(cases_of(xs),
             (cases{event::kExecutionSucceeded, event::kTaskCompleted}));
   EXPECT_EQ(xs[1].task_completed().task_id(), task_no);
@@ -837,7 +846,7 @@ TEST(TaskRules, SnapshotTaskCompletesWhenLastExecutionIsTerminal) {
 TEST(TaskRules, SnapshotTaskCompletesWhenLastExecutionFails) {
   auto t = running_task(1);
   start(t, 1);
-  auto xs = step(t, decide_failure(t, 1, "E", "", at(41)));
+  auto xs = step(t, decide_failure(t, test::seq(1), "E", "", at(41)));
   EXPECT_EQ(cases_of(xs),
             (cases{event::kExecutionFailed, event::kTaskCompleted}));
   EXPECT_EQ(t.status, v1::TASK_STATUS_COMPLETED);
@@ -848,7 +857,7 @@ TEST(TaskRules, IncrementTaskDoesNotCompleteWhenExecutionsFinish) {
   spec.set_strategy(v1::STRATEGY_INCREMENT);
   auto t = running_task(spec, 1);
   start(t, 1);
-  auto xs = step(t, decide_version(t, 1, "2.0", at(40)));
+  auto xs = step(t, decide_version(t, test::seq(1), "2.0", at(40)));
   EXPECT_EQ(cases_of(xs), cases{event::kExecutionSucceeded});
   EXPECT_EQ(t.status, v1::TASK_STATUS_RUNNING);
 }
@@ -864,17 +873,15 @@ TEST(TaskRules, SnapshotEnrolWithNoDevicesCompletesAtOnce) {
   // Skipped devices alone do not keep it running either.
   task_state u;
   test::apply_all(u, events_of(create(make_spec())));
-  v1::SkippedDevice busy;
-  busy.set_device_key("d9");
-  busy.set_reason("busy in task 3");
+  skipped_device busy{"d9", "busy in task 3"};
   xs = decide_enroll(u, {}, {busy}, at(1));
   ASSERT_EQ(cases_of(xs),
             (cases{event::kDevicesSkipped, event::kTaskCompleted}));
   test::apply_all(u, xs);
   EXPECT_EQ(u.status, v1::TASK_STATUS_COMPLETED);
   ASSERT_EQ(u.skipped.size(), 1u);
-  EXPECT_EQ(u.skipped[0].reason(), "busy in task 3");
-  EXPECT_EQ(u.counters().skipped(), 1u);
+  EXPECT_EQ(u.skipped[0].reason, "busy in task 3");
+  EXPECT_EQ(u.counters().skipped, 1u);
 }
 
 TEST(TaskRules, IncrementEnrolWithNoDevicesKeepsRunning) {
@@ -921,7 +928,7 @@ TEST(TaskRules, PauseResumeCancel) {
 TEST(TaskRules, CancelOfCompletedTaskIsRefused) {
   auto t = running_task(1);
   start(t, 1);
-  step(t, decide_version(t, 1, "2.0", at(20)));
+  step(t, decide_version(t, test::seq(1), "2.0", at(20)));
   ASSERT_EQ(t.status, v1::TASK_STATUS_COMPLETED);
   auto err = failure_of(decide_cancel(t, "too late", at(21)));
   EXPECT_EQ(err.code, errc::failed_precondition);
@@ -933,11 +940,11 @@ TEST(TaskRules, CancelOfCompletedTaskIsRefused) {
 TEST(TaskRules, CancelCancelsOnlyNonTerminalExecutions) {
   auto t = running_task(5);
   start(t, 1);
-  step(t, decide_version(t, 1, "2.0", at(20))); // 1 SUCCEEDED
+  step(t, decide_version(t, test::seq(1), "2.0", at(20))); // 1 SUCCEEDED
   start(t, 2);
-  step(t, decide_failure(t, 2, "E", "", at(21))); // 2 FAILED
-  step(t, decide_notified(t, 3, at(22)));         // 3 NOTIFIED
-  start(t, 4);                                    // 4 IN_PROGRESS
+  step(t, decide_failure(t, test::seq(2), "E", "", at(21))); // 2 FAILED
+  step(t, decide_notified(t, test::seq(3), at(22)));         // 3 NOTIFIED
+  start(t, 4);                                               // 4 IN_PROGRESS
   // 5 QUEUED
   auto xs = step(t, decide_cancel(t, "stop", at(30)));
   ASSERT_EQ(cases_of(xs),
@@ -950,7 +957,7 @@ TEST(TaskRules, CancelCancelsOnlyNonTerminalExecutions) {
   EXPECT_EQ(state_of(t, 2), v1::EXECUTION_STATE_FAILED);
   for (uint64_t s : {3, 4, 5}) {
     EXPECT_EQ(state_of(t, s), v1::EXECUTION_STATE_CANCELED);
-    EXPECT_EQ(t.execution_proto(s).finished_at_ms(), test::t0_ms + 30);
+    EXPECT_EQ(test::execution_proto(t, s).finished_at_ms(), test::t0_ms + 30);
   }
   EXPECT_EQ(t.active(), 0u);
 }
@@ -960,7 +967,7 @@ TEST(TaskRules, CancelWithNothingActiveOnlyCancelsTask) {
   spec.set_strategy(v1::STRATEGY_INCREMENT);
   auto t = running_task(spec, 1);
   start(t, 1);
-  step(t, decide_version(t, 1, "2.0", at(20)));
+  step(t, decide_version(t, test::seq(1), "2.0", at(20)));
   auto xs = step(t, decide_cancel(t, "done", at(21)));
   EXPECT_EQ(cases_of(xs), cases{event::kTaskCanceled});
   EXPECT_EQ(t.status, v1::TASK_STATUS_CANCELED);
@@ -969,36 +976,37 @@ TEST(TaskRules, CancelWithNothingActiveOnlyCancelsTask) {
 // -- counters ----------------------------------------------------------------
 
 TEST(TaskRules, CountersFollowEvents) {
-  auto t = running_task(8);
-  v1::SkippedDevice busy;
-  busy.set_device_key("d9");
-  busy.set_reason("busy");
+  auto spec = make_spec();
+  spec.mutable_retry()->set_max_retries(1);
+  spec.mutable_retry()->set_interval_seconds(30);
+  auto t = running_task(spec, 8);
+  skipped_device busy{"d9", "busy"};
   test::apply_all(t, decide_enroll(t, {}, {busy, busy}, at(2)));
   start(t, 1);
-  step(t, decide_version(t, 1, "2.0", at(20))); // 1 SUCCEEDED
+  step(t, decide_version(t, test::seq(1), "2.0", at(20))); // 1 SUCCEEDED
   start(t, 2);
-  step(t, decide_failure(t, 2, "E", "", at(21))); // 2 FAILED
-  step(t, decide_notified(t, 3, at(22)));         // 3 NOTIFIED
-  start(t, 4);                                    // 4 IN_PROGRESS
+  step(t, decide_failure(t, test::seq(2), "E", "", at(21))); // 2 FAILED
+  step(t, decide_notified(t, test::seq(3), at(22)));         // 3 NOTIFIED
+  start(t, 4);                                               // 4 IN_PROGRESS
   start(t, 5);
-  apply(t, timed_out(5, 24)); // 5 TIMED_OUT
+  ASSERT_FALSE(apply(t, timed_out(5, 24))); // 5 TIMED_OUT
   start(t, 6);
-  step(t, decide_failure(t, 6, "E", "", at(25)));
-  apply(t, requeued(6, 2, 60)); // 6 FAILED → QUEUED
-  apply(t, canceled(7, 61));    // 7 CANCELED
+  step(t, decide_failure(t, test::seq(6), "E", "", at(25)));
+  ASSERT_FALSE(apply(t, requeued(6, 2, 60))); // 6 FAILED → QUEUED
+  ASSERT_FALSE(apply(t, canceled(7, 61)));    // 7 CANCELED
   // 8 QUEUED
   auto c = t.counters();
-  EXPECT_EQ(c.queued(), 2u);
-  EXPECT_EQ(c.notified(), 1u);
-  EXPECT_EQ(c.in_progress(), 1u);
-  EXPECT_EQ(c.succeeded(), 1u);
-  EXPECT_EQ(c.failed(), 1u);
-  EXPECT_EQ(c.timed_out(), 1u);
-  EXPECT_EQ(c.canceled(), 1u);
-  EXPECT_EQ(c.skipped(), 2u);
+  EXPECT_EQ(c.queued, 2u);
+  EXPECT_EQ(c.notified, 1u);
+  EXPECT_EQ(c.in_progress, 1u);
+  EXPECT_EQ(c.succeeded, 1u);
+  EXPECT_EQ(c.failed, 1u);
+  EXPECT_EQ(c.timed_out, 1u);
+  EXPECT_EQ(c.canceled, 1u);
+  EXPECT_EQ(c.skipped, 2u);
   EXPECT_EQ(t.active(), 4u);
   // The requeued execution starts over with its next attempt.
-  auto x = t.execution_proto(6);
+  auto x = test::execution_proto(t, 6);
   EXPECT_EQ(x.state(), v1::EXECUTION_STATE_QUEUED);
   EXPECT_EQ(x.attempt(), 2u);
   EXPECT_EQ(x.queued_at_ms(), test::t0_ms + 60);
@@ -1008,10 +1016,12 @@ TEST(TaskRules, CountersFollowEvents) {
   EXPECT_EQ(x.progress_step(), 0u);
   // The summary carries the same counters.
   auto s = t.summary();
-  EXPECT_EQ(s.task_id(), task_no);
-  EXPECT_EQ(s.status(), v1::TASK_STATUS_RUNNING);
-  EXPECT_EQ(s.counters().SerializeAsString(), c.SerializeAsString());
-  EXPECT_EQ(s.spec().target_version(), "2.0");
+  EXPECT_EQ(s.id.value(), task_no);
+  EXPECT_EQ(s.status, v1::TASK_STATUS_RUNNING);
+  EXPECT_EQ(s.counters.queued, c.queued);
+  EXPECT_EQ(s.counters.failed, c.failed);
+  EXPECT_EQ(s.counters.skipped, c.skipped);
+  EXPECT_EQ(s.spec.target_version, "2.0");
 }
 
 // -- enrolment ---------------------------------------------------------------
@@ -1040,9 +1050,9 @@ TEST(TaskRules, EnrolChunksDeviceKeysWithConsecutiveSequences) {
   EXPECT_EQ(expected_first, 10004u);
   test::apply_all(t, xs);
   ASSERT_EQ(t.executions.size(), 10003u);
-  EXPECT_EQ(t.counters().queued(), 10003u);
+  EXPECT_EQ(t.counters().queued, 10003u);
   for (uint64_t s : {1u, 4u, 4099u, 4100u, 8195u, 10003u})
-    EXPECT_EQ(t.find(s)->device_key, "d" + std::to_string(s));
+    EXPECT_EQ(t.find(test::seq(s))->device_key, "d" + std::to_string(s));
 }
 
 } // namespace

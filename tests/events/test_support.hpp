@@ -3,6 +3,7 @@
 /// specs, so each test states only what it is about.
 #pragma once
 
+#include "events/codec.hpp"
 #include "events/error.hpp"
 #include "events/event.hpp"
 #include "events/firmware.hpp"
@@ -11,6 +12,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <date/date.h>
@@ -54,11 +56,84 @@ inline failure failure_of(const expected<event_list>& x) {
   return x.error();
 }
 
-/// Applies `xs` in order to `state`.
+/// Applies `xs` in order to `state`; each must apply.
 template <class State>
 void apply_all(State& state, const event_list& xs) {
   for (const auto& x : xs)
-    apply(state, x);
+    if (auto err = apply(state, x))
+      ADD_FAILURE() << "event does not apply: " << err->message;
+}
+
+// -- requests as clients send them
+// ---------------------------------------------
+
+/// A `ClientFrame` with `body` as its request.
+template <class Proto>
+v1::ClientFrame frame_of(const Proto& body) {
+  v1::ClientFrame f;
+  const auto* d = f.GetDescriptor();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const auto* field = d->field(i);
+    if (field->message_type() == Proto::descriptor()) {
+      f.GetReflection()->MutableMessage(&f, field)->CopyFrom(body);
+      return f;
+    }
+  }
+  ADD_FAILURE() << Proto::descriptor()->name() << " is no request";
+  return f;
+}
+
+/// The command the edge turns `body` into, without the edge's size limits
+/// (the rules behind the edge check sizes themselves).
+template <class Command, class Proto>
+Command command_of(const Proto& body) {
+  auto r = decode(frame_of(body), false);
+  if (!r) {
+    ADD_FAILURE() << "does not decode: " << r.error().message;
+    return {};
+  }
+  if (!std::holds_alternative<Command>(*r)) {
+    ADD_FAILURE() << "decodes to another command";
+    return {};
+  }
+  return std::get<Command>(std::move(*r));
+}
+
+inline register_device cmd(const v1::RegisterDevice& x) {
+  return command_of<register_device>(x);
+}
+inline report_version cmd(const v1::ReportVersion& x) {
+  return command_of<report_version>(x);
+}
+inline device_online cmd(const v1::DeviceOnline& x) {
+  return command_of<device_online>(x);
+}
+inline device_offline cmd(const v1::DeviceOffline& x) {
+  return command_of<device_offline>(x);
+}
+inline set_device_tags cmd(const v1::SetDeviceTags& x) {
+  return command_of<set_device_tags>(x);
+}
+inline set_device_attributes cmd(const v1::SetDeviceAttributes& x) {
+  return command_of<set_device_attributes>(x);
+}
+inline create_firmware cmd(const v1::CreateFirmware& x) {
+  return command_of<create_firmware>(x);
+}
+inline verify_firmware cmd(const v1::VerifyFirmware& x) {
+  return command_of<verify_firmware>(x);
+}
+inline skip_verification cmd(const v1::SkipVerification& x) {
+  return command_of<skip_verification>(x);
+}
+inline delete_firmware cmd(const v1::DeleteFirmware& x) {
+  return command_of<delete_firmware>(x);
+}
+inline create_asset_tree cmd(const v1::CreateAssetTree& x) {
+  return command_of<create_asset_tree>(x);
+}
+inline delete_asset_tree cmd(const v1::DeleteAssetTree& x) {
+  return command_of<delete_asset_tree>(x);
 }
 
 /// The payload cases of `xs`, in order.
@@ -90,23 +165,32 @@ inline v1::Firmware make_firmware(const std::string& product,
 /// A catalog holding VERIFIED firmware `p1/2.0` and UNVERIFIED `p1/3.0`.
 inline firmware_catalog make_catalog() {
   firmware_catalog c;
-  auto verified = make_firmware("p1", "2.0");
-  verified.set_status(v1::FIRMWARE_STATUS_VERIFIED);
+  auto verified = from_proto(make_firmware("p1", "2.0"));
+  verified.status = v1::FIRMWARE_STATUS_VERIFIED;
   c.entries[{"p1", "2.0"}] = verified;
-  auto unverified = make_firmware("p1", "3.0");
-  unverified.set_status(v1::FIRMWARE_STATUS_UNVERIFIED);
+  auto unverified = from_proto(make_firmware("p1", "3.0"));
+  unverified.status = v1::FIRMWARE_STATUS_UNVERIFIED;
   c.entries[{"p1", "3.0"}] = unverified;
   return c;
 }
 
-/// A context that looks firmware up in `c`, which must outlive it.
-inline spec_context context_for(const firmware_catalog& c) {
-  spec_context ctx;
-  ctx.find_firmware = [&c](const std::string& product,
-                           const std::string& version) {
-    return c.find(product, version);
-  };
-  return ctx;
+/// Decides creation of task `id` from `spec` against `catalog`.
+inline expected<event_list> create_in(const firmware_catalog& catalog,
+                                      uint64_t id, const v1::TaskSpec& spec,
+                                      timestamp now) {
+  return decide_create(task_id{id}, from_proto(spec),
+                       catalog.find(spec.product_key(), spec.target_version()),
+                       now);
+}
+
+/// The sequence `s` of an execution.
+inline execution_seq seq(uint64_t s) {
+  return execution_seq{s};
+}
+
+/// Execution `s` of `t` as the API shows it.
+inline v1::Execution execution_proto(const task_state& t, uint64_t s) {
+  return to_proto(t.view(execution_seq{s}));
 }
 
 /// A valid spec: snapshot, scope ALL, cloud push, from 1.0 to p1/2.0.

@@ -1,0 +1,163 @@
+/// Persist, then act. An actor applies the events it decides at once, so
+/// that the next command is decided against them, and hands them to its
+/// outbox. Everything that leaves the actor because of them (a reply, a
+/// push, a release, credit, a message to another actor) goes through the
+/// outbox too, and leaves only once every event applied before it is
+/// durable. Events of one actor reach the journal in the order they were
+/// applied; everything applied while a flush is on its way travels as one
+/// append (group commit within the actor, before the journal's own).
+#pragma once
+
+#include "actors/fwd.hpp"
+#include "actors/metrics.hpp"
+#include "events/event.hpp"
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <caf/typed_response_promise.hpp>
+
+namespace fota {
+
+class outbox {
+public:
+  // -- member types -----------------------------------------------------------
+
+  using action = std::function<void()>;
+  using failure_action = std::function<void(const caf::error&)>;
+
+  // -- constants --------------------------------------------------------------
+
+  /// A batch this large goes to the journal without waiting for the flush.
+  static constexpr size_t max_batch_events = 4096;
+
+  // -- initialization ---------------------------------------------------------
+
+  void init(journal_actor journal, std::shared_ptr<node_metrics> metrics) {
+    journal_ = std::move(journal);
+    metrics_ = std::move(metrics);
+  }
+
+  // -- properties -------------------------------------------------------------
+
+  /// Whether a journal write failed; nothing leaves after that.
+  bool failed() const noexcept { return static_cast<bool>(error_); }
+
+  /// Whether every event added so far is durable and no output waits.
+  bool idle() const noexcept { return durable_ == added_ && outputs_.empty(); }
+
+  // -- adding events and outputs ---------------------------------------------
+
+  /// Queues events the actor has applied for the next append.
+  void add(const event_list& events) {
+    for (const auto& e : events)
+      batch_.push_back(e.SerializeAsString());
+    added_ += events.size();
+  }
+
+  /// Runs `run` once every event added so far is durable, or at once when it
+  /// is. When the write fails, runs `fail` with the journal's error instead.
+  void then(action run, failure_action fail = {}) {
+    if (error_) {
+      if (fail)
+        fail(error_);
+      return;
+    }
+    if (durable_ == added_ && outputs_.empty()) {
+      run();
+      return;
+    }
+    outputs_.push_back(output{added_, std::move(run), std::move(fail)});
+  }
+
+  /// Delivers `x` to `rp` once durable, or the journal's error.
+  template <class T>
+  void reply(caf::typed_response_promise<T> rp, T x) {
+    then([rp, x = std::move(x)]() mutable { rp.deliver(std::move(x)); },
+         [rp](const caf::error& err) mutable { rp.deliver(err); });
+  }
+
+  // -- writing ----------------------------------------------------------------
+
+  /// Sends `flush_atom` to `self` unless one is on its way or nothing waits;
+  /// sends a large batch at once.
+  template <class Self>
+  void schedule_flush(Self* self) {
+    if (batch_.size() >= max_batch_events) {
+      flush(self);
+      return;
+    }
+    if (flush_scheduled_ || batch_.empty())
+      return;
+    flush_scheduled_ = true;
+    self->send(self, flush_atom_v);
+  }
+
+  /// Sends the queued events to the journal as one append.
+  template <class Self>
+  void flush(Self* self) {
+    flush_scheduled_ = false;
+    if (batch_.empty() || error_)
+      return;
+    auto n = batch_.size();
+    auto upto = durable_ + in_flight_ + n;
+    in_flight_ += n;
+    auto metrics = metrics_;
+    self->request(journal_, caf::infinite, append_atom_v,
+                  event_batch{std::move(batch_)})
+        .then(
+            [this, n, upto, metrics](sequence_number) {
+              node_metrics::add(metrics->events_persisted, n);
+              node_metrics::add(metrics->appends);
+              in_flight_ -= n;
+              durable_ = upto;
+              release();
+            },
+            [this](caf::error& err) {
+              error_ = std::move(err);
+              auto pending = std::move(outputs_);
+              outputs_.clear();
+              for (auto& o : pending)
+                if (o.fail)
+                  o.fail(error_);
+            });
+    batch_.clear();
+  }
+
+private:
+  struct output {
+    /// Events added before this output; it leaves once that many are
+    /// durable.
+    uint64_t after;
+    action run;
+    failure_action fail;
+  };
+
+  /// Runs the outputs whose events are durable, in order.
+  void release() {
+    while (!outputs_.empty() && outputs_.front().after <= durable_) {
+      auto o = std::move(outputs_.front());
+      outputs_.pop_front();
+      o.run();
+    }
+  }
+
+  journal_actor journal_;
+  std::shared_ptr<node_metrics> metrics_;
+  std::vector<std::string> batch_;
+  std::deque<output> outputs_;
+  /// Events added, durable and on their way to the journal, since start.
+  uint64_t added_ = 0;
+  uint64_t durable_ = 0;
+  uint64_t in_flight_ = 0;
+  bool flush_scheduled_ = false;
+  caf::error error_;
+};
+
+} // namespace fota

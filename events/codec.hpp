@@ -1,0 +1,82 @@
+/// The one place where the domain's values and commands meet protobuf:
+/// values to and from `fota.v1` messages (for events and responses), a
+/// `ClientFrame` body to its command (parsed once, at the edge), and each
+/// reply to its `Response`.
+#pragma once
+
+#include "events/commands.hpp"
+#include "events/error.hpp"
+#include "events/values.hpp"
+#include "fota/v1/api.pb.h"
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace fota {
+
+// -- values -------------------------------------------------------------------
+
+v1::Firmware to_proto(const firmware_record& x);
+firmware_record from_proto(const v1::Firmware& x);
+
+v1::TaskSpec to_proto(const task_spec& x);
+task_spec from_proto(const v1::TaskSpec& x);
+
+/// A schedule as a task spec carries it (set, since it is given).
+schedule_spec from_proto(const v1::Schedule& x);
+
+v1::AssetTree to_proto(const asset_tree& x);
+asset_tree from_proto(const v1::AssetTree& x);
+
+v1::Device to_proto(const device_state& x);
+v1::TaskSummary to_proto(const task_summary& x);
+v1::Execution to_proto(const execution_view& x);
+v1::UpgradeOffer to_proto(const upgrade_offer& x);
+
+// -- requests -----------------------------------------------------------------
+
+/// Every command a client can send.
+using request = std::variant<
+    create_firmware, verify_firmware, skip_verification, get_firmware,
+    list_firmware, delete_firmware, create_task, get_task, list_tasks,
+    get_task_details, pause_task, resume_task, cancel_task, get_state_digest,
+    list_devices, get_device, set_device_tags, set_device_attributes,
+    create_asset_tree, delete_asset_tree, list_asset_trees, register_device,
+    device_online, device_offline, report_version, report_progress,
+    report_failure, request_upgrade, confirm_upgrade, ack_push>;
+
+/// The command in `frame`, or INVALID_ARGUMENT naming what is wrong: no
+/// body, a `Hello` (only valid as a session's first frame), or (unless
+/// `enforce_limits` is false, for tests of the rules behind the edge) a
+/// field beyond its documented limit.
+expected<request> decode(const v1::ClientFrame& frame,
+                         bool enforce_limits = true);
+
+/// The role that may send `x`.
+v1::Role required_role(const request& x) noexcept;
+
+/// The name of `x` on the wire, e.g. "report_progress".
+std::string name_of(const request& x);
+
+/// The product and device key of a gateway command, or nullopt.
+std::optional<std::pair<std::string, std::string>> device_of(const request& x);
+
+// -- responses ----------------------------------------------------------------
+
+/// An OK response carrying `x`.
+v1::Response to_response(const firmware_record& x);
+v1::Response to_response(const firmware_page& x);
+v1::Response to_response(const task_summary& x);
+v1::Response to_response(const task_page& x);
+v1::Response to_response(const task_details& x);
+v1::Response to_response(const device_state& x);
+v1::Response to_response(const device_page& x);
+v1::Response to_response(const asset_tree& x);
+v1::Response to_response(const asset_tree_page& x);
+v1::Response to_response(const upgrade_offer& x);
+v1::Response to_response(const state_digest& x);
+v1::Response to_response(const accepted& x);
+
+} // namespace fota

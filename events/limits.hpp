@@ -1,0 +1,55 @@
+/// The limits on what a request may carry, so that every request and every
+/// response fits a frame. `decode()` enforces them at the edge; the README
+/// documents them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace fota::limits {
+
+/// Product keys, device keys, versions, tag and attribute keys and values,
+/// asset tree and node ids, names of tasks and tree nodes (bytes).
+inline constexpr size_t key = 128;
+
+/// Firmware and tree descriptions, failure texts, skip reasons (bytes).
+inline constexpr size_t text = 1024;
+
+/// Progress texts (bytes).
+inline constexpr size_t progress_text = 256;
+
+/// Failure codes (bytes).
+inline constexpr size_t failure_code = 64;
+
+/// Firmware URLs (bytes).
+inline constexpr size_t url = 2048;
+
+/// Firmware signatures (bytes).
+inline constexpr size_t signature = 1024;
+
+/// Tags or attributes in one request, and on one device.
+inline constexpr size_t labels = 64;
+
+/// Source versions of a task.
+inline constexpr size_t source_versions = 64;
+
+/// Schedule windows of a task.
+inline constexpr size_t windows = 48;
+
+/// Device keys in a task's device-key filter.
+inline constexpr size_t scope_devices = 10000;
+
+/// Nodes selected in one asset tree of a task's filter.
+inline constexpr size_t selected_nodes = 1000;
+
+/// Nodes of one asset tree.
+inline constexpr size_t tree_nodes = 5000;
+
+/// Execution states in a details filter.
+inline constexpr size_t states = 8;
+
+/// Items on one page; 0 in a request means `default_page_size`.
+inline constexpr uint32_t max_page_size = 1000;
+inline constexpr uint32_t default_page_size = 100;
+
+} // namespace fota::limits
