@@ -201,7 +201,7 @@ TEST_F(Node, BusyDeviceIsSkippedWithReason) {
   }
   // The busy devices got no push of the second task.
   for (const auto& up : gateway.pushes->upgrades()) {
-    if (up.execution_id() >> 32 == second) {
+    if (fota::execution_id{up.execution_id()}.task().value() == second) {
       EXPECT_TRUE(up.device_key() == "d" || up.device_key() == "e")
           << up.device_key();
     }
@@ -277,7 +277,8 @@ TEST_F(Node, TwoTasksCreatedAtOnceNeverEnrolTheSameDevice) {
   std::set<std::string> pushed;
   for (const auto& up : ups) {
     EXPECT_TRUE(pushed.insert(up.device_key()).second) << up.device_key();
-    EXPECT_EQ(up.execution_id() >> 32, enrolled_in[up.device_key()].front());
+    EXPECT_EQ(fota::execution_id{up.execution_id()}.task().value(),
+              enrolled_in[up.device_key()].front());
   }
 }
 

@@ -278,7 +278,8 @@ TEST(DeviceRules, ToProtoCarriesEveryField) {
   EXPECT_TRUE(p.online());
   EXPECT_EQ(p.tags().at("site"), "berlin");
   EXPECT_EQ(p.attributes().at("hw"), "rev-b");
-  EXPECT_EQ(p.active_execution_id(), (7ull << 32) | 3);
+  EXPECT_EQ(p.active_execution_id(),
+            (uint64_t{7} << 32) | 3); // the wire layout
   EXPECT_EQ(p.registered_at_ms(), test::t0_ms);
 }
 
@@ -341,3 +342,60 @@ TEST(DeviceApply, EventsOfOtherStreamsAreRefusedAndChangeNothing) {
 }
 
 } // namespace
+
+// -- the busy claim ----------------------------------------------------------
+
+namespace fota {
+namespace {
+
+execution_id exec(uint64_t task, uint64_t seq) {
+  return execution_id{task_id{task}, execution_seq{seq}};
+}
+
+TEST(BusyClaim, FreeDeviceCanBeClaimed) {
+  device_state d;
+  d.key = "d1";
+  EXPECT_FALSE(decide_claim(d, exec(3, 7)));
+  EXPECT_FALSE(decide_claim(d, enrolling_claim(task_id{3})));
+}
+
+TEST(BusyClaim, HeldDeviceIsBusyAndTheHolderIsNamed) {
+  device_state d;
+  d.key = "d1";
+  d.active_execution = exec(2, 5);
+  auto err = decide_claim(d, exec(3, 1));
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->code, errc::device_busy);
+  EXPECT_EQ(err->message, "device d1 is busy in execution 2/5");
+  err = decide_claim(d, enrolling_claim(task_id{3}));
+  ASSERT_TRUE(err);
+  EXPECT_EQ(busy_reason(d), "device d1 is busy in execution 2/5");
+  // The execution that holds it may claim it again (a rebind).
+  EXPECT_FALSE(decide_claim(d, exec(2, 5)));
+}
+
+TEST(BusyClaim, TaskEnrollingTheDeviceBindsItsExecution) {
+  device_state d;
+  d.key = "d1";
+  d.active_execution = enrolling_claim(task_id{4});
+  EXPECT_TRUE(is_enrolling_claim(d.active_execution));
+  EXPECT_FALSE(is_enrolling_claim(exec(4, 1)));
+  EXPECT_EQ(busy_reason(d), "device d1 is busy: being enrolled in task 4");
+  EXPECT_FALSE(decide_claim(d, exec(4, 9)));
+  auto err = decide_claim(d, exec(5, 1));
+  ASSERT_TRUE(err);
+  EXPECT_NE(err->message.find("being enrolled in task 4"), std::string::npos);
+}
+
+TEST(ExecutionIds, AreBuiltAndSplitInOnePlace) {
+  auto x = exec(0xABCD, 0x1234);
+  EXPECT_EQ(x.value(), (uint64_t{0xABCD} << 32) | 0x1234);
+  EXPECT_EQ(x.task().value(), 0xABCDu);
+  EXPECT_EQ(x.sequence().value(), 0x1234u);
+  EXPECT_EQ(x.to_string(), "43981/4660");
+  EXPECT_FALSE(execution_id{});
+  EXPECT_EQ(execution_id{x.value()}, x);
+}
+
+} // namespace
+} // namespace fota

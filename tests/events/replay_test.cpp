@@ -473,8 +473,9 @@ State replay_stream(const event_list& log, const std::string& stream,
   for (const auto& bytes : encode(log)) {
     event e;
     EXPECT_TRUE(e.ParseFromString(bytes));
-    if (e.stream() == stream)
+    if (e.stream() == stream) {
       EXPECT_FALSE(apply(state, e));
+    }
   }
   return state;
 }

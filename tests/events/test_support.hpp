@@ -214,4 +214,22 @@ inline std::vector<std::string> device_keys(size_t n) {
   return out;
 }
 
+/// Task `id` created from `spec` at t0 against the standard catalog, with
+/// devices d1 … d<n> enrolled at t0+1.
+inline task_state running_task(const v1::TaskSpec& spec, size_t n,
+                               uint64_t id = 7) {
+  task_state t;
+  auto catalog = make_catalog();
+  apply_all(t, events_of(create_in(catalog, id, spec, at())));
+  apply_all(t, decide_enroll(t, device_keys(n), {}, at(1)));
+  return t;
+}
+
+/// Applies the events of a decision that must succeed and returns them.
+inline event_list step(task_state& t, expected<event_list> x) {
+  auto xs = events_of(std::move(x));
+  apply_all(t, xs);
+  return xs;
+}
+
 } // namespace fota::test
