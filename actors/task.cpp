@@ -653,18 +653,24 @@ void task_actor_state::operator()(join_atom, device_handle& dev) {
 
 // -- starting -----------------------------------------------------------------
 
-void task_actor_state::create(std::shared_ptr<task_start> start) {
-  auto fail = [this, start](caf::error err) {
-    self->send(ctx->firmware, release_atom_v, start->id);
-    start->created.deliver(std::move(err));
+caf::result<task_summary> task_actor_state::operator()(create_task& cmd) {
+  if (starting || created)
+    return to_error(
+        make_failure(errc::failed_precondition,
+                     "task " + std::to_string(id.value()) + " exists already"));
+  starting = true;
+  auto rp = self->make_response_promise<task_summary>();
+  auto fail = [this, rp](caf::error err) {
+    self->send(ctx->firmware, release_atom_v, id);
+    auto p = rp;
+    p.deliver(std::move(err));
     self->quit();
   };
-  self->request(ctx->firmware, caf::infinite, reserve_atom_v, start->id,
-                start->spec.product, start->spec.target_version)
+  self->request(ctx->firmware, caf::infinite, reserve_atom_v, id,
+                cmd.spec.product, cmd.spec.target_version)
       .then(
-          [this, start, fail](firmware_record& fw) {
-            auto decided =
-                decide_create(start->id, start->spec, &fw, ctx->now());
+          [this, rp, spec = std::move(cmd.spec), fail](firmware_record& fw) {
+            auto decided = decide_create(id, spec, &fw, ctx->now());
             if (!decided) {
               fail(to_error(decided.error()));
               return;
@@ -681,11 +687,11 @@ void task_actor_state::create(std::shared_ptr<task_start> start) {
             self->request(ctx->fleet, caf::infinite, scope_atom_v, task.spec,
                           joiner)
                 .then(
-                    [this, start](device_handles& scope) {
-                      auto done = [this, start] {
+                    [this, rp](device_handles& scope) {
+                      auto done = [this, rp] {
                         created = true;
                         out.schedule_flush(self);
-                        out.reply(start->created, task.summary());
+                        out.reply(rp, task.summary());
                         if (task.spec.end_time_ms != 0)
                           arm(deadlines, task.spec.end_time_ms, false);
                         auto joins = std::move(early_joins);
@@ -732,6 +738,7 @@ void task_actor_state::create(std::shared_ptr<task_start> start) {
                     [fail](caf::error& err) { fail(std::move(err)); });
           },
           [fail](caf::error& err) { fail(std::move(err)); });
+  return rp;
 }
 
 void task_actor_state::recover(std::shared_ptr<task_start> start) {
@@ -777,13 +784,13 @@ task_impl::behavior_type task_behavior(task_actor_state::self_pointer self,
                                        std::shared_ptr<task_start> start) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
+  st.id = start->id;
   st.out.init(st.ctx->journal, st.ctx->metrics);
   ignore_stray_errors(self);
-  if (start->is_new)
-    st.create(start);
-  else
+  if (!start->is_new)
     st.recover(start);
   return {
+      [self](create_task& x) { return self->state(x); },
       [self](get_task& x) { return self->state(x); },
       [self](get_task_details& x) { return self->state(x); },
       [self](pause_task& x) { return self->state(x); },

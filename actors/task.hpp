@@ -27,18 +27,18 @@
 namespace fota {
 
 /// The task as implemented: `task_actor` plus the messages it sends itself.
+/// `create_task` comes once, from the registry that spawned the task.
 using task_impl = task_actor::extend<
+    caf::replies_to<create_task>::with<task_summary>,
     caf::reacts_to<flush_atom>, caf::reacts_to<deadline_atom>,
     caf::reacts_to<resend_atom>, caf::reacts_to<settled_atom>>;
 
 /// How a task actor starts.
 struct task_start {
-  /// Set for a new task: resolve the scope, enrol, persist, then deliver the
-  /// summary to `created`.
+  /// Set for a new task, which then waits for its `create_task`: resolve
+  /// the scope, enrol, persist, then answer with the summary.
   bool is_new = false;
   task_id id;
-  task_spec spec;
-  caf::typed_response_promise<task_summary> created;
   /// Set for a recovered task.
   task_state recovered;
   std::vector<device_actor> devices;
@@ -125,15 +125,20 @@ struct task_actor_state {
 
   // -- starting ---------------------------------------------------------------
 
-  void create(std::shared_ptr<task_start> start);
+  /// Creates the new task: sent once, by the registry that spawned it.
+  caf::result<task_summary> operator()(create_task& cmd);
+
   void recover(std::shared_ptr<task_start> start);
 
   // -- member variables -------------------------------------------------------
 
   self_pointer self;
   context_ptr ctx;
+  task_id id;
   task_state task;
-  /// Whether TaskCreated is applied; joins wait until then.
+  /// Whether the creation started, and whether TaskCreated is applied;
+  /// joins wait until then.
+  bool starting = false;
   bool created = false;
   /// The device actor and, while it is online, the gateway session of each
   /// execution, indexed by sequence - 1.

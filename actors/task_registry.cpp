@@ -17,15 +17,13 @@ caf::result<task_summary> task_registry_state::spawn(task_spec spec) {
   auto start = std::make_shared<task_start>();
   start->is_new = true;
   start->id = task_id{next_id++};
-  start->spec = std::move(spec);
-  auto rp = self->make_response_promise<task_summary>();
-  start->created = rp;
   auto actor = self->spawn<caf::linked>(task_behavior, ctx, start);
-  tasks.emplace(start->id.value(),
-                entry{actor, start->spec.product,
-                      start->spec.method == v1::METHOD_DEVICE_REQUEST});
+  tasks.emplace(
+      start->id.value(),
+      entry{actor, spec.product, spec.method == v1::METHOD_DEVICE_REQUEST});
   self->monitor(actor);
-  return rp;
+  // The task answers: it creates itself and replies once durable.
+  return self->delegate(actor, create_task{std::move(spec)});
 }
 
 caf::result<task_summary> task_registry_state::operator()(create_task& cmd) {

@@ -26,6 +26,8 @@ struct settings {
   std::string gateway_token = "gateway-token";
   uint32_t max_pushes_per_minute = 0;
   uint32_t max_pushes_in_flight = 4096;
+  uint32_t push_ack_timeout = 30;
+  uint32_t max_frame_size = 4u << 20;
   bool no_sync = false;
   size_t threads = 0;
   std::string scheduler = "sharing";
@@ -53,6 +55,8 @@ bool load_config(settings& s, const CLI::App& app) {
         "--max-pushes-per-minute");
     set("dispatch.max_pushes_in_flight", s.max_pushes_in_flight,
         "--max-pushes-in-flight");
+    set("dispatch.push_ack_timeout", s.push_ack_timeout, "--push-ack-timeout");
+    set("node.max_frame_size", s.max_frame_size, "--max-frame-size");
     return true;
   } catch (const toml::parse_error& e) {
     std::fprintf(stderr, "fotad: config %s: %s\n", s.config.c_str(),
@@ -83,6 +87,12 @@ int main(int argc, char** argv) {
   app.add_option("--max-pushes-in-flight", s.max_pushes_in_flight,
                  "pushes awaiting a device's answer, node-wide")
       ->check(CLI::Range(1u, 1u << 20));
+  app.add_option("--push-ack-timeout", s.push_ack_timeout,
+                 "seconds until an unacknowledged push is sent again")
+      ->check(CLI::Range(1u, 3600u));
+  app.add_option("--max-frame-size", s.max_frame_size,
+                 "largest frame in either direction, in bytes")
+      ->check(CLI::Range(4096u, 64u << 20));
   app.add_flag("--no-sync", s.no_sync,
                "do not fsync group commits (benchmarks only)");
   app.add_option("--threads", s.threads, "scheduler threads (0: one per core)");
@@ -127,6 +137,7 @@ int main(int argc, char** argv) {
   ncfg.sync = !s.no_sync;
   ncfg.limits.max_pushes_per_minute = s.max_pushes_per_minute;
   ncfg.limits.max_pushes_in_flight = s.max_pushes_in_flight;
+  ncfg.limits.push_ack_timeout = std::chrono::seconds{s.push_ack_timeout};
   auto node = fota::node::start(sys, ncfg);
   if (!node) {
     spdlog::error("cannot start: {}: {}", fota::to_string(node.error().code),
@@ -143,6 +154,7 @@ int main(int argc, char** argv) {
   sopts.host = host;
   sopts.operator_token = s.operator_token;
   sopts.gateway_token = s.gateway_token;
+  sopts.max_frame_size = s.max_frame_size;
   auto listening = fota::start_server(sys, (*node)->context(), sopts);
   if (!listening) {
     spdlog::error("{}", listening.error().message);

@@ -363,6 +363,26 @@ protected:
     return call(req, (s ? *s : gateway).actor);
   }
 
+  /// Takes `key` offline from session `s` (the default gateway).
+  v1::Response offline(const std::string& key,
+                       const std::optional<session>& s = std::nullopt) {
+    v1::DeviceOffline req;
+    req.set_product_key(product);
+    req.set_device_key(key);
+    return call(req, (s ? *s : gateway).actor);
+  }
+
+  /// Acknowledges the push of `execution`, attempt `attempt`, for `key`.
+  v1::Response ack(const std::string& key, uint64_t execution,
+                   uint32_t attempt = 1) {
+    v1::AckPush req;
+    req.set_product_key(product);
+    req.set_device_key(key);
+    req.set_execution_id(execution);
+    req.set_attempt(attempt);
+    return call(req);
+  }
+
   /// Registers `key` on `version` and brings it online.
   void register_online(const std::string& key, const std::string& version) {
     auto r = register_device(key, version);
@@ -549,6 +569,35 @@ protected:
   v1::Response resume(uint64_t id) { return task_control<v1::ResumeTask>(id); }
 
   v1::Response cancel(uint64_t id) { return task_control<v1::CancelTask>(id); }
+
+  // -- durability -------------------------------------------------------------
+
+  /// Whether `job` is the journal's.
+  bool is_journal(caf::resumable* job) const {
+    auto* actor = dynamic_cast<caf::abstract_actor*>(job);
+    return actor != nullptr &&
+           actor == caf::actor_cast<caf::abstract_actor*>(ctx().journal);
+  }
+
+  /// Runs every job but the journal's: appends wait, so nothing becomes
+  /// durable. Returns the jobs run.
+  size_t run_holding_journal() {
+    return sched.run_jobs_filtered(
+        [this](caf::resumable* job) { return !is_journal(job); });
+  }
+
+  /// Lets the journal write what waits for it, and nothing else.
+  size_t run_journal() {
+    return sched.run_jobs_filtered(
+        [this](caf::resumable* job) { return is_journal(job); });
+  }
+
+  /// The digest of the node's durable state, as `GetStateDigest` answers.
+  v1::StateDigest state_digest() {
+    auto r = call(v1::GetStateDigest{});
+    EXPECT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+    return r.state_digest();
+  }
 
   // -- time -------------------------------------------------------------------
 
