@@ -101,37 +101,44 @@ caf::result<device_state> device_actor_state::operator()(get_device&) {
   return rp;
 }
 
-status device_actor_state::check_holder(execution_id execution) const {
-  if (!execution || execution != device.active_execution || !task ||
-      is_enrolling_claim(execution))
-    return make_failure(errc::failed_precondition,
-                        "execution " + execution.to_string() +
-                            " is not active on device " + device.key);
-  return std::nullopt;
+expected<task_sink> device_actor_state::task_of(execution_id execution) const {
+  if (execution && !is_enrolling_claim(execution)) {
+    if (execution == device.active_execution && task)
+      return task;
+    if (execution == previous && previous_task)
+      return previous_task;
+  }
+  return make_failure(errc::failed_precondition,
+                      "execution " + execution.to_string() +
+                          " is not active on device " + device.key);
 }
 
 caf::result<accepted> device_actor_state::operator()(report_progress& cmd) {
-  if (auto err = check_holder(cmd.execution))
-    return to_error(*err);
-  return self->delegate(task, std::move(cmd));
+  auto to = task_of(cmd.execution);
+  if (!to)
+    return to_error(to.error());
+  return self->delegate(*to, std::move(cmd));
 }
 
 caf::result<accepted> device_actor_state::operator()(report_failure& cmd) {
-  if (auto err = check_holder(cmd.execution))
-    return to_error(*err);
-  return self->delegate(task, std::move(cmd));
+  auto to = task_of(cmd.execution);
+  if (!to)
+    return to_error(to.error());
+  return self->delegate(*to, std::move(cmd));
 }
 
 caf::result<accepted> device_actor_state::operator()(confirm_upgrade& cmd) {
-  if (auto err = check_holder(cmd.execution))
-    return to_error(*err);
-  return self->delegate(task, std::move(cmd));
+  auto to = task_of(cmd.execution);
+  if (!to)
+    return to_error(to.error());
+  return self->delegate(*to, std::move(cmd));
 }
 
 caf::result<accepted> device_actor_state::operator()(ack_push& cmd) {
-  if (auto err = check_holder(cmd.execution))
-    return to_error(*err);
-  return self->delegate(task, std::move(cmd));
+  auto to = task_of(cmd.execution);
+  if (!to)
+    return to_error(to.error());
+  return self->delegate(*to, std::move(cmd));
 }
 
 caf::result<upgrade_offer> device_actor_state::operator()(request_upgrade&) {
@@ -261,6 +268,10 @@ void device_actor_state::operator()(release_atom, execution_id execution) {
                held.task() == execution.task() && is_enrolling_claim(held));
   if (!ours)
     return;
+  if (!is_enrolling_claim(held)) {
+    previous = held;
+    previous_task = task;
+  }
   device.active_execution = execution_id{};
   task = nullptr;
   // Free again: increment tasks that wanted the device may claim it now.

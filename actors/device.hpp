@@ -76,6 +76,10 @@ struct device_actor_state {
   caf::actor session;
   /// Task of the execution that holds the device.
   task_sink task;
+  /// The execution that held the device last, and its task: a late or
+  /// repeated report about it still reaches the task, which acknowledges it.
+  execution_id previous;
+  task_sink previous_task;
   /// Whether a RequestUpgrade is being answered.
   bool asking = false;
   outbox out;
@@ -85,8 +89,9 @@ private:
   /// and tells the fleet and the task what changed.
   caf::result<device_state> commit(expected<event_list> decided);
 
-  /// Why `execution` may not report on this device, or nothing.
-  status check_holder(execution_id execution) const;
+  /// The task that answers reports about `execution` on this device: the
+  /// one holding it, or the one that held it last; or why there is none.
+  expected<task_sink> task_of(execution_id execution) const;
 
   /// A RequestUpgrade of a free device on its way through the candidates.
   struct asking_state {

@@ -722,7 +722,9 @@ caf::result<task_summary> task_actor_state::operator()(create_task& cmd) {
                               if (c.granted) {
                                 granted.push_back(scope[i]);
                                 sessions_of.push_back(c.session);
-                              } else {
+                              } else if (!task.spec.is_increment()) {
+                                // An increment task takes a busy device once
+                                // it is free; a snapshot task skips it.
                                 skipped.push_back(skipped_device{
                                     scope[i].key,
                                     c.reason.empty()

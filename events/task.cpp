@@ -503,6 +503,8 @@ expected<event_list> decide_progress(const task_state& state,
   if (!x)
     return std::move(x).error();
   auto st = (*x)->state;
+  if (is_terminal(st) && !state.will_retry(**x))
+    return event_list{}; // A late or repeated report: nothing changes.
   if (st != v1::EXECUTION_STATE_NOTIFIED &&
       st != v1::EXECUTION_STATE_IN_PROGRESS)
     return not_active(state, sequence, **x);
@@ -531,6 +533,8 @@ expected<event_list> decide_confirm(const task_state& state,
   event_list out;
   if ((*x)->state == v1::EXECUTION_STATE_IN_PROGRESS)
     return out;
+  if (is_terminal((*x)->state) && !state.will_retry(**x))
+    return out; // A late or repeated confirmation: nothing changes.
   if ((*x)->state != v1::EXECUTION_STATE_NOTIFIED)
     return not_active(state, sequence, **x);
   auto e = task_event(state, now);
@@ -576,8 +580,8 @@ expected<event_list> decide_failure(const task_state& state,
   if (!x)
     return std::move(x).error();
   auto st = (*x)->state;
-  if (st == v1::EXECUTION_STATE_FAILED)
-    return event_list{}; // The same report again.
+  if (is_terminal(st) && !state.will_retry(**x))
+    return event_list{}; // A late or repeated report: nothing changes.
   if (st != v1::EXECUTION_STATE_NOTIFIED &&
       st != v1::EXECUTION_STATE_IN_PROGRESS)
     return not_active(state, sequence, **x);

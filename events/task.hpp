@@ -146,7 +146,10 @@ event_list decide_enroll(const task_state& state,
 expected<event_list> decide_notified(const task_state& state,
                                      execution_seq sequence, timestamp now);
 
-/// The device reports progress: NOTIFIED → IN_PROGRESS, then progress.
+/// The device reports progress: NOTIFIED → IN_PROGRESS, then progress. A
+/// report about an execution that has ended for good changes nothing (a
+/// late or repeated report); one about a QUEUED execution, or one waiting
+/// for its retry, is refused.
 expected<event_list> decide_progress(const task_state& state,
                                      execution_seq sequence, uint32_t step,
                                      const std::string& text, timestamp now);
@@ -162,8 +165,8 @@ expected<event_list> decide_version(const task_state& state,
                                     execution_seq sequence,
                                     const std::string& version, timestamp now);
 
-/// The device reports failure with its code and text. A report for an
-/// execution that already FAILED changes nothing (a duplicate).
+/// The device reports failure with its code and text. A report about an
+/// execution that has ended for good changes nothing (a duplicate).
 expected<event_list> decide_failure(const task_state& state,
                                     execution_seq sequence,
                                     const std::string& code,
