@@ -394,15 +394,15 @@ protected:
   /// Starts fotad on `port` (0: any free one) on the test's data dir, and
   /// waits for its "listening" line. Fails the test when it does not come,
   /// unless `may_fail`; a fotad that did not start has exited.
-  process start_node(uint16_t port = 0, bool may_fail = false) {
+  process start_node(uint16_t port = 0, bool may_fail = false,
+                     const std::vector<std::string>& extra = {}) {
     auto n = node_starts_++;
     auto out = dir_ / ("fotad-" + std::to_string(n) + ".out");
     auto err = dir_ / ("fotad-" + std::to_string(n) + ".err");
-    process p{bin_dir() / "fotad",
-              {"--data-dir", (dir_ / "data").string(), "--listen",
-               std::to_string(port)},
-              out,
-              err};
+    std::vector<std::string> args{"--data-dir", (dir_ / "data").string(),
+                                  "--listen", std::to_string(port)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    process p{bin_dir() / "fotad", args, out, err};
     static const std::regex line{R"(fotad listening on port (\d+))"};
     std::smatch m;
     std::string text;
@@ -843,9 +843,123 @@ TEST_F(E2E, KillNineMidRolloutLosesNothing) {
   EXPECT_EQ(summary["succeeded"], c.succeeded) << sim.out() << sim.err();
   EXPECT_EQ(summary["failed"], c.failed) << sim.out() << sim.err();
   EXPECT_EQ(summary["reconnects"], 1u);
+  // No legitimate report was refused after the restart: every push the
+  // devices had was in the log.
+  EXPECT_EQ(summary["error responses"], 0u) << sim.err();
+
+  // The node's state and its log replayed into a fresh node are the same.
+  auto live = ctl_json({"node", "digest"});
+  ASSERT_EQ(live.value("sha256", "").size(), 64u) << live.dump();
+  node.signal(SIGKILL);
+  ASSERT_TRUE(node.wait_for(10s));
+  ASSERT_TRUE(eventually([&] {
+    node = start_node(port, true);
+    return node.running();
+  }, 90s));
+  auto replayed = ctl_json({"node", "digest"});
+  EXPECT_EQ(replayed.value("sha256", ""), live.value("sha256", ""))
+      << live.dump() << replayed.dump();
+  EXPECT_EQ(replayed.value("executions", ""), live.value("executions", ""));
 }
 
 // -- the wire ----------------------------------------------------------------
+
+TEST_F(E2E, SecondHelloClosesTheConnection) {
+  auto node = start_node();
+  ASSERT_NE(port_, 0);
+  auto fd = connect_raw(port_);
+  ASSERT_GE(fd, 0);
+  v1::ClientFrame hello;
+  hello.set_request_id(1);
+  hello.mutable_hello()->set_token("operator-token");
+  auto second = hello;
+  second.set_request_id(2);
+  ASSERT_TRUE(send_all(fd, encode_frame(hello) + encode_frame(second)));
+  auto reply = read_until_eof(fd);
+  ::close(fd);
+  ASSERT_TRUE(reply.error.empty()) << reply.error;
+  ASSERT_EQ(reply.frames.size(), 2u);
+  EXPECT_EQ(reply.frames[0].response().status(), v1::STATUS_CODE_OK);
+  EXPECT_EQ(reply.frames[1].request_id(), 2u);
+  EXPECT_EQ(reply.frames[1].response().status(),
+            v1::STATUS_CODE_FAILED_PRECONDITION);
+  EXPECT_NE(reply.frames[1].response().message().find("Hello was already"),
+            std::string::npos)
+      << reply.frames[1].response().message();
+  EXPECT_TRUE(reply.eof);
+}
+
+TEST_F(E2E, UnacknowledgedPushIsSentAgainAndAnAcknowledgedOneIsNot) {
+  auto node = start_node(0, false, {"--push-ack-timeout", "1"});
+  ASSERT_NE(port_, 0);
+  add_firmware(target_version, true);
+  auto gw = client::connect("127.0.0.1", port_, 5s);
+  ASSERT_TRUE(gw);
+  auto hello = gw->hello("gateway-token", "e2e-gateway");
+  ASSERT_TRUE(hello && hello->status() == v1::STATUS_CODE_OK);
+  v1::ClientFrame reg;
+  auto* r = reg.mutable_register_device();
+  r->set_product_key(product);
+  r->set_device_key("lonely");
+  r->set_version("1.0.0");
+  ASSERT_EQ(gw->call(reg)->status(), v1::STATUS_CODE_OK);
+  v1::ClientFrame on;
+  on.mutable_device_online()->set_product_key(product);
+  on.mutable_device_online()->set_device_key("lonely");
+  ASSERT_EQ(gw->call(on)->status(), v1::STATUS_CODE_OK);
+  auto task = ctl_json({"task", "create", "--product", product, "--target",
+                        target_version, "--source", "1.0.0"});
+  ASSERT_EQ(task.value("task_id", ""), "1") << task.dump();
+  std::vector<v1::UpgradePush> pushes;
+  auto collect = [&](const v1::Push& p) {
+    if (p.has_upgrade())
+      pushes.push_back(p.upgrade());
+  };
+  auto drain = [&](milliseconds d) {
+    auto until = steady_clock::now() + d;
+    while (steady_clock::now() < until)
+      gw->poll(50, [](uint64_t, const v1::Response&) {}, collect);
+  };
+  drain(2500ms);
+  // Not acknowledged: sent again after the 1 s timeout, the same push.
+  ASSERT_GE(pushes.size(), 2u);
+  EXPECT_EQ(pushes[1].execution_id(), pushes[0].execution_id());
+  EXPECT_EQ(pushes[1].attempt(), pushes[0].attempt());
+  v1::ClientFrame ack;
+  auto* a = ack.mutable_ack_push();
+  a->set_product_key(product);
+  a->set_device_key("lonely");
+  a->set_execution_id(pushes[0].execution_id());
+  a->set_attempt(pushes[0].attempt());
+  auto acked = gw->call(ack);
+  ASSERT_TRUE(acked);
+  EXPECT_EQ(acked->status(), v1::STATUS_CODE_OK) << acked->message();
+  // The same acknowledgement again changes nothing.
+  EXPECT_EQ(gw->call(ack)->status(), v1::STATUS_CODE_OK);
+  auto seen = pushes.size();
+  drain(2500ms);
+  EXPECT_EQ(pushes.size(), seen) << "an acknowledged push was sent again";
+}
+
+TEST_F(E2E, ResponseBeyondTheFrameLimitIsResourceExhausted) {
+  auto node = start_node(0, false, {"--max-frame-size", "8192"});
+  ASSERT_NE(port_, 0);
+  for (int i = 0; i < 12; ++i) {
+    auto r = ctl({"firmware", "add", "--product", product, "--version",
+                  "1." + std::to_string(i), "--url",
+                  "https://firmware.example/x", "--size", "10", "--sha256",
+                  std::string(64, 'a'), "--description",
+                  std::string(1000, 'd')});
+    ASSERT_EQ(r.code, 0) << r.out << r.err;
+  }
+  auto all = ctl_json({"firmware", "list", "--page-size", "12"}, 1);
+  EXPECT_EQ(all.value("status", ""), "RESOURCE_EXHAUSTED") << all.dump();
+  EXPECT_NE(all.value("message", "").find("smaller page"), std::string::npos)
+      << all.dump();
+  auto page = ctl_json({"firmware", "list", "--page-size", "4"});
+  EXPECT_EQ(page.value("firmwares", json::array()).size(), 4u);
+  EXPECT_EQ(page.value("next_page_token", ""), "4");
+}
 
 TEST_F(E2E, MalformedFrameGetsErrorAndClose) {
   auto node = start_node();
