@@ -778,9 +778,9 @@ private:
     else
       ++stats_.failed;
     if (results_ != nullptr)
-      fmt::print(results_, "{} {} {}\n", key_of(device),
+      fmt::print(results_, "{} {} {} {}\n", key_of(device),
                  result == outcome::succeeded ? "succeeded" : "failed",
-                 d.execution_id);
+                 d.execution_id, d.attempt);
   }
 
   void on_response(uint64_t id, const v1::Response& r) {

@@ -5,6 +5,7 @@
 #include "api/client.hpp"
 #include "api/frame_codec.hpp"
 #include "fota/v1/api.pb.h"
+#include "tests/support/processes.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -34,204 +35,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-extern char** environ;
-
 namespace {
 
 using namespace fota;
-using namespace std::chrono_literals;
+using namespace fota::test;
 using json = nlohmann::json;
-using std::chrono::milliseconds;
-using std::chrono::steady_clock;
-namespace fs = std::filesystem;
 
-constexpr auto default_deadline = 60s;
-constexpr auto poll_interval = 50ms;
 constexpr const char* product = "e2e-product";
 constexpr const char* target_version = "2.0.0";
-
-// -- waiting -----------------------------------------------------------------
-
-/// Polls `pred` every 50 ms until it holds or `timeout` passes.
-template <class Pred>
-bool eventually(Pred pred, milliseconds timeout = default_deadline) {
-  auto deadline = steady_clock::now() + timeout;
-  for (;;) {
-    if (pred())
-      return true;
-    if (steady_clock::now() >= deadline)
-      return false;
-    std::this_thread::sleep_for(poll_interval);
-  }
-}
-
-// -- files -------------------------------------------------------------------
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in{path, std::ios::binary};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-/// A fresh directory, removed at the end unless the test failed.
-class temp_dir {
-public:
-  temp_dir() {
-    auto base = fs::temp_directory_path() / "fota-e2e.XXXXXX";
-    std::string templ = base.string();
-    if (::mkdtemp(templ.data()) == nullptr)
-      throw std::runtime_error("mkdtemp failed: " +
-                               std::string{std::strerror(errno)});
-    path_ = templ;
-  }
-
-  ~temp_dir() {
-    if (::testing::Test::HasFailure()) {
-      std::fprintf(stderr, "e2e: keeping %s for inspection\n", path_.c_str());
-      return;
-    }
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-
-  temp_dir(const temp_dir&) = delete;
-
-  temp_dir& operator=(const temp_dir&) = delete;
-
-  const fs::path& path() const noexcept { return path_; }
-
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
-private:
-  fs::path path_;
-};
-
-/// Where fotad, fotactl and fota-sim live: $FOTA_BIN_DIR, which ctest sets,
-/// or the build tree's apps/ next to this test binary.
-fs::path bin_dir() {
-  if (const auto* env = std::getenv("FOTA_BIN_DIR"); env && *env)
-    return env;
-  std::error_code ec;
-  auto self = fs::read_symlink("/proc/self/exe", ec);
-  return self.parent_path().parent_path().parent_path() / "apps";
-}
-
-// -- processes ---------------------------------------------------------------
-
-/// One child process with its stdout and stderr in files. The destructor
-/// kills and reaps a child that is still running.
-class process {
-public:
-  process() = default;
-
-  process(const fs::path& exe, const std::vector<std::string>& args,
-          fs::path out, fs::path err)
-    : out_(std::move(out)), err_(std::move(err)) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out_.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err_.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    std::vector<std::string> argv_s{exe.string()};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    auto rc =
-        ::posix_spawn(&pid_, exe.c_str(), &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-      pid_ = -1;
-      throw std::runtime_error("cannot start " + exe.string() + ": " +
-                               std::strerror(rc));
-    }
-  }
-
-  process(process&& other) noexcept
-    : pid_(std::exchange(other.pid_, -1)),
-      status_(std::exchange(other.status_, std::nullopt)),
-      out_(std::move(other.out_)), err_(std::move(other.err_)) {
-    // Nothing else to do.
-  }
-
-  process& operator=(process&& other) noexcept {
-    if (this != &other) {
-      reap();
-      pid_ = std::exchange(other.pid_, -1);
-      status_ = std::exchange(other.status_, std::nullopt);
-      out_ = std::move(other.out_);
-      err_ = std::move(other.err_);
-    }
-    return *this;
-  }
-
-  ~process() { reap(); }
-
-  pid_t pid() const noexcept { return pid_; }
-
-  /// The exit code, or 128 + signal number, once the child has ended.
-  std::optional<int> exit_code() {
-    if (!status_ && pid_ > 0) {
-      int st = 0;
-      auto r = ::waitpid(pid_, &st, WNOHANG);
-      if (r == pid_)
-        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    }
-    return status_;
-  }
-
-  bool running() { return pid_ > 0 && !exit_code(); }
-
-  /// Waits up to `timeout` for the child to end.
-  std::optional<int> wait_for(milliseconds timeout) {
-    eventually([&] { return !running(); }, timeout);
-    return exit_code();
-  }
-
-  void signal(int sig) {
-    if (running())
-      ::kill(pid_, sig);
-  }
-
-  /// SIGTERM, then SIGKILL if the child lingers; returns the exit code.
-  int stop(milliseconds grace = 10s) {
-    signal(SIGTERM);
-    if (auto rc = wait_for(grace))
-      return *rc;
-    signal(SIGKILL);
-    return wait_for(10s).value_or(-1);
-  }
-
-  std::string out() const { return slurp(out_); }
-
-  std::string err() const { return slurp(err_); }
-
-private:
-  void reap() {
-    if (pid_ > 0 && !exit_code()) {
-      ::kill(pid_, SIGKILL);
-      int st = 0;
-      ::waitpid(pid_, &st, 0);
-    }
-    pid_ = -1;
-  }
-
-  pid_t pid_ = -1;
-  std::optional<int> status_;
-  fs::path out_;
-  fs::path err_;
-};
-
-/// What a finished command printed and how it ended.
-struct run_result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
 
 // -- JSON --------------------------------------------------------------------
 
@@ -391,6 +202,12 @@ std::string varint32(uint32_t x) {
 /// wire client against that node.
 class E2E : public ::testing::Test {
 protected:
+  /// A failed test keeps its directory for inspection.
+  void TearDown() override {
+    if (HasFailure())
+      dir_.keep();
+  }
+
   /// Starts fotad on `port` (0: any free one) on the test's data dir, and
   /// waits for its "listening" line. Fails the test when it does not come,
   /// unless `may_fail`; a fotad that did not start has exited.
@@ -740,8 +557,8 @@ TEST_F(E2E, KillNineMidRolloutLosesNothing) {
   std::set<std::string> acked_successes;
   {
     std::istringstream in{slurp(dir_ / "sim.results")};
-    std::string key, result, execution;
-    while (in >> key >> result >> execution)
+    std::string key, result, execution, attempt;
+    while (in >> key >> result >> execution >> attempt)
       if (result == "succeeded")
         acked_successes.insert(key);
   }
@@ -852,10 +669,12 @@ TEST_F(E2E, KillNineMidRolloutLosesNothing) {
   ASSERT_EQ(live.value("sha256", "").size(), 64u) << live.dump();
   node.signal(SIGKILL);
   ASSERT_TRUE(node.wait_for(10s));
-  ASSERT_TRUE(eventually([&] {
-    node = start_node(port, true);
-    return node.running();
-  }, 90s));
+  ASSERT_TRUE(eventually(
+      [&] {
+        node = start_node(port, true);
+        return node.running();
+      },
+      90s));
   auto replayed = ctl_json({"node", "digest"});
   EXPECT_EQ(replayed.value("sha256", ""), live.value("sha256", ""))
       << live.dump() << replayed.dump();
@@ -918,7 +737,8 @@ TEST_F(E2E, UnacknowledgedPushIsSentAgainAndAnAcknowledgedOneIsNot) {
   auto drain = [&](milliseconds d) {
     auto until = steady_clock::now() + d;
     while (steady_clock::now() < until)
-      gw->poll(50, [](uint64_t, const v1::Response&) {}, collect);
+      gw->poll(
+          50, [](uint64_t, const v1::Response&) {}, collect);
   };
   drain(2500ms);
   // Not acknowledged: sent again after the 1 s timeout, the same push.
@@ -945,11 +765,11 @@ TEST_F(E2E, ResponseBeyondTheFrameLimitIsResourceExhausted) {
   auto node = start_node(0, false, {"--max-frame-size", "8192"});
   ASSERT_NE(port_, 0);
   for (int i = 0; i < 12; ++i) {
-    auto r = ctl({"firmware", "add", "--product", product, "--version",
-                  "1." + std::to_string(i), "--url",
-                  "https://firmware.example/x", "--size", "10", "--sha256",
-                  std::string(64, 'a'), "--description",
-                  std::string(1000, 'd')});
+    auto r =
+        ctl({"firmware", "add", "--product", product, "--version",
+             "1." + std::to_string(i), "--url", "https://firmware.example/x",
+             "--size", "10", "--sha256", std::string(64, 'a'), "--description",
+             std::string(1000, 'd')});
     ASSERT_EQ(r.code, 0) << r.out << r.err;
   }
   auto all = ctl_json({"firmware", "list", "--page-size", "12"}, 1);
