@@ -12,6 +12,10 @@ packages=(
   libcli11-dev libspdlog-dev libfmt-dev prometheus-cpp-dev nlohmann-json3-dev
   libtomlplusplus-dev libhowardhinnant-date-dev tzdata libssl-dev
 )
+# The fuzz preset builds with clang and links libFuzzer.
+if [ "${1:-}" = fuzz ]; then
+  packages+=(clang-14 libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
