@@ -25,6 +25,7 @@
 #include <optional>
 #include <queue>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <unistd.h>
@@ -220,8 +221,6 @@ struct device_state {
   phase state = phase::idle;
   link conn = link::unregistered;
   outcome result = outcome::none;
-  /// Whether `result` is in the summary's counters.
-  bool counted = false;
   /// Device-request mode: "no upgrade" answers in a row.
   uint8_t refused = 0;
 };
@@ -296,6 +295,9 @@ struct pending {
   uint32_t generation;
   action what;
   bool resent;
+  /// The execution and attempt the request was about, when it was sent.
+  uint64_t execution;
+  uint32_t attempt;
 };
 
 /// Counters for the progress line and the summary.
@@ -666,7 +668,8 @@ private:
     if (resent)
       ++stats_.resent;
     auto id = client_.queue(std::move(f));
-    pending_.emplace(id, pending{device, d.generation, what, resent});
+    pending_.emplace(id, pending{device, d.generation, what, resent,
+                                 d.execution_id, d.attempt});
   }
 
   // -- timers ----------------------------------------------------------------
@@ -766,21 +769,20 @@ private:
 
   /// Counts the result of `device`'s current upgrade once, however often the
   /// node acknowledges it.
-  void count_result(uint32_t device, uint32_t generation, outcome result) {
-    auto& d = devices_[device];
-    if (d.generation == generation) {
-      if (d.counted)
-        return;
-      d.counted = true;
-    }
+  /// Counts the result of one attempt of an execution once, however often
+  /// the node acknowledges it (a re-sent report, a late answer to a report
+  /// sent before the device moved on to another upgrade).
+  void count_result(const pending& p, outcome result) {
+    if (!counted_.emplace(p.execution, p.attempt).second)
+      return;
     if (result == outcome::succeeded)
       ++stats_.succeeded;
     else
       ++stats_.failed;
     if (results_ != nullptr)
-      fmt::print(results_, "{} {} {} {}\n", key_of(device),
+      fmt::print(results_, "{} {} {} {}\n", key_of(p.device),
                  result == outcome::succeeded ? "succeeded" : "failed",
-                 d.execution_id, d.attempt);
+                 p.execution, p.attempt);
   }
 
   void on_response(uint64_t id, const v1::Response& r) {
@@ -843,7 +845,7 @@ private:
       break;
     case action::report_version:
       if (ok) {
-        count_result(p.device, p.generation, outcome::succeeded);
+        count_result(p, outcome::succeeded);
         return;
       }
       break;
@@ -858,7 +860,7 @@ private:
       break;
     case action::report_failure:
       if (ok) {
-        count_result(p.device, p.generation, outcome::failed);
+        count_result(p, outcome::failed);
         return;
       }
       // The node ended this execution before the connection broke and
@@ -866,7 +868,7 @@ private:
       // the node still wait for it.
       if (p.resent && r.status() == v1::STATUS_CODE_FAILED_PRECONDITION) {
         ++stats_.stale;
-        count_result(p.device, p.generation, outcome::failed);
+        count_result(p, outcome::failed);
         return;
       }
       break;
@@ -938,7 +940,6 @@ private:
     d.firmware = target_ ? *target_ : intern(fw.version());
     d.state = phase::starting;
     d.result = outcome::none;
-    d.counted = false;
     d.refused = 0;
     schedule(t + random_in(opts_.start_delay_ms), index, action::confirm);
   }
@@ -1126,6 +1127,8 @@ private:
   std::deque<uint32_t> online_queue_;
   uint32_t next_register_ = 0;
   std::unordered_map<uint64_t, pending> pending_;
+  /// Attempts of executions whose result is counted.
+  std::set<std::pair<uint64_t, uint32_t>> counted_;
   /// Devices pushed and not finished.
   uint64_t active_ = 0;
   stats stats_;
