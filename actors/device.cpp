@@ -275,7 +275,9 @@ void device_actor_state::operator()(release_atom, execution_id execution) {
   device.active_execution = execution_id{};
   task = nullptr;
   // Free again: increment tasks that wanted the device may claim it now.
-  out.then([this, d = device] { self->send(ctx->fleet, free_atom_v, d); });
+  out.then([this] {
+    self->send(ctx->fleet, free_atom_v, device.product, device.key);
+  });
 }
 
 void device_actor_state::operator()(push_atom, push_frame& push) {

@@ -1,6 +1,6 @@
 #include "actors/firmware.hpp"
 
-#include "events/limits.hpp"
+#include "events/paging.hpp"
 
 #include <caf/event_based_actor.hpp>
 #include <caf/result.hpp>
@@ -11,17 +11,11 @@ caf::result<firmware_record>
 firmware_actor_state::commit(expected<event_list> decided,
                              const std::string& product,
                              const std::string& version) {
-  if (!decided)
-    return to_error(decided.error());
-  for (const auto& e : *decided)
-    if (auto err = apply(catalog, e))
-      return to_error(make_failure(errc::internal, err->message));
-  out.add(*decided);
-  out.schedule_flush(self);
-  auto rp = self->make_response_promise<firmware_record>();
-  const auto* fw = catalog.find(product, version);
-  out.reply(rp, fw != nullptr ? *fw : firmware_record{});
-  return rp;
+  return commit_and_answer<firmware_record>(
+      self, out, catalog, decided, [&](const firmware_catalog& c) {
+        const auto* fw = c.find(product, version);
+        return fw != nullptr ? *fw : firmware_record{};
+      });
 }
 
 void firmware_actor_state::commit_quietly(const event_list& events) {
@@ -91,22 +85,16 @@ firmware_actor_state::operator()(get_firmware& cmd) {
 
 caf::result<firmware_page>
 firmware_actor_state::operator()(list_firmware& cmd) {
-  uint64_t from = 0;
-  if (!cmd.page_token.empty()) {
-    for (char c : cmd.page_token)
-      if (c < '0' || c > '9' || cmd.page_token.size() > 18)
-        return to_error(make_failure(errc::invalid_argument,
-                                     "page_token: \"" + cmd.page_token +
-                                         "\" is not a page token"));
-    from = std::stoull(cmd.page_token);
-  }
-  auto size = cmd.page_size == 0 ? limits::default_page_size : cmd.page_size;
+  auto from = page_position(cmd.page_token);
+  if (!from)
+    return to_error(from.error());
+  auto size = page_size_of(cmd.page_size);
   firmware_page page;
   uint64_t i = 0;
   for (const auto& [key, fw] : catalog.entries) {
     if (!cmd.product.empty() && key.first != cmd.product)
       continue;
-    if (i++ < from)
+    if (i++ < *from)
       continue;
     if (page.items.size() == size) {
       page.next_page_token = std::to_string(i - 1);
@@ -122,17 +110,9 @@ firmware_actor_state::operator()(list_firmware& cmd) {
 caf::result<accepted> firmware_actor_state::operator()(delete_firmware& cmd) {
   auto i = users.find({cmd.product, cmd.version});
   bool in_use = i != users.end() && !i->second.empty();
-  auto decided = decide(catalog, cmd, in_use, ctx->now());
-  if (!decided)
-    return to_error(decided.error());
-  for (const auto& e : *decided)
-    if (auto err = apply(catalog, e))
-      return to_error(make_failure(errc::internal, err->message));
-  out.add(*decided);
-  out.schedule_flush(self);
-  auto rp = self->make_response_promise<accepted>();
-  out.reply(rp, accepted{});
-  return rp;
+  return commit_and_answer<accepted>(
+      self, out, catalog, decide(catalog, cmd, in_use, ctx->now()),
+      [](const firmware_catalog&) { return accepted{}; });
 }
 
 caf::result<firmware_record>

@@ -2,7 +2,7 @@
 
 #include "actors/device.hpp"
 #include "actors/gather.hpp"
-#include "events/limits.hpp"
+#include "events/paging.hpp"
 #include "events/replay.hpp"
 
 #include <algorithm>
@@ -11,28 +11,6 @@
 #include <caf/result.hpp>
 
 namespace fota {
-
-namespace {
-
-/// Parses a page token that is an offset; an empty token is 0.
-expected<uint64_t> offset_of(const std::string& token) {
-  if (token.empty())
-    return uint64_t{0};
-  uint64_t x = 0;
-  for (char c : token) {
-    if (c < '0' || c > '9' || x > (UINT64_MAX - 9) / 10)
-      return make_failure(errc::invalid_argument,
-                          "page_token: \"" + token + "\" is not a page token");
-    x = x * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return x;
-}
-
-uint32_t page_size_of(uint32_t requested) {
-  return requested == 0 ? limits::default_page_size : requested;
-}
-
-} // namespace
 
 std::string fleet_state::key_of(const std::string& product,
                                 const std::string& device) {
@@ -62,7 +40,7 @@ caf::result<device_page> fleet_state::operator()(list_devices& cmd) {
   if (cmd.product.empty())
     return to_error(
         make_failure(errc::invalid_argument, "product_key: must not be empty"));
-  auto from = offset_of(cmd.page_token);
+  auto from = page_position(cmd.page_token);
   if (!from)
     return to_error(from.error());
   auto size = page_size_of(cmd.page_size);
@@ -97,35 +75,19 @@ caf::result<device_page> fleet_state::operator()(list_devices& cmd) {
 // -- asset trees --------------------------------------------------------------
 
 caf::result<asset_tree> fleet_state::operator()(create_asset_tree& cmd) {
-  auto decided = decide(trees, cmd, ctx->now());
-  if (!decided)
-    return to_error(decided.error());
-  for (const auto& e : *decided)
-    if (auto err = apply(trees, e))
-      return to_error(make_failure(errc::internal, err->message));
-  out.add(*decided);
-  out.schedule_flush(self);
-  auto rp = self->make_response_promise<asset_tree>();
-  out.reply(rp, cmd.tree);
-  return rp;
+  return commit_and_answer<asset_tree>(
+      self, out, trees, decide(trees, cmd, ctx->now()),
+      [&cmd](const tree_catalog&) { return cmd.tree; });
 }
 
 caf::result<accepted> fleet_state::operator()(delete_asset_tree& cmd) {
-  auto decided = decide(trees, cmd, ctx->now());
-  if (!decided)
-    return to_error(decided.error());
-  for (const auto& e : *decided)
-    if (auto err = apply(trees, e))
-      return to_error(make_failure(errc::internal, err->message));
-  out.add(*decided);
-  out.schedule_flush(self);
-  auto rp = self->make_response_promise<accepted>();
-  out.reply(rp, accepted{});
-  return rp;
+  return commit_and_answer<accepted>(
+      self, out, trees, decide(trees, cmd, ctx->now()),
+      [](const tree_catalog&) { return accepted{}; });
 }
 
 caf::result<asset_tree_page> fleet_state::operator()(list_asset_trees& cmd) {
-  auto from = offset_of(cmd.page_token);
+  auto from = page_position(cmd.page_token);
   if (!from)
     return to_error(from.error());
   auto size = page_size_of(cmd.page_size);
@@ -208,8 +170,11 @@ void fleet_state::operator()(changed_atom, device_state& d) {
   offer(x);
 }
 
-void fleet_state::operator()(free_atom, device_state& d) {
-  if (auto x = index.find(d.product, d.key))
+void fleet_state::operator()(free_atom, const std::string& product,
+                             const std::string& key) {
+  if (subscriptions.empty())
+    return;
+  if (auto x = index.find(product, key))
     offer(*x);
 }
 
@@ -298,7 +263,8 @@ fleet_behavior(fleet_state::self_pointer self, context_ptr ctx,
       [self](lookup_atom tag, const std::string& product,
              const std::string& key) { return self->state(tag, product, key); },
       [self](changed_atom tag, device_state& d) { self->state(tag, d); },
-      [self](free_atom tag, device_state& d) { self->state(tag, d); },
+      [self](free_atom tag, const std::string& product,
+             const std::string& key) { self->state(tag, product, key); },
       [self](digest_atom tag) { return self->state(tag); },
       [self](flush_atom) { self->state.out.flush(self); },
   };

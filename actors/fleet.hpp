@@ -90,8 +90,9 @@ struct fleet_state {
   /// A device's durable registration, version, tags or attributes.
   void operator()(changed_atom, device_state& d);
 
-  /// A device is free again.
-  void operator()(free_atom, device_state& d);
+  /// A device (product, key) is free again.
+  void operator()(free_atom, const std::string& product,
+                  const std::string& key);
 
   caf::result<digest_sum> operator()(digest_atom);
 

@@ -148,9 +148,11 @@ using offer_candidates = std::vector<offer_candidate>;
 
 /// What a device sends to the fleet: its durable state after a change that
 /// scope selection sees (registration, version, tags, attributes), and that
-/// it is free again after an execution ended.
-using fleet_sink = caf::typed_actor<caf::reacts_to<changed_atom, device_state>,
-                                    caf::reacts_to<free_atom, device_state>>;
+/// it is free again after an execution ended (by product and device key:
+/// every upgrade frees a device, so the message stays small).
+using fleet_sink =
+    caf::typed_actor<caf::reacts_to<changed_atom, device_state>,
+                     caf::reacts_to<free_atom, std::string, std::string>>;
 
 /// The actor of one device.
 /// - `claim_atom`: a task claims the device for an execution (or, with

@@ -8,12 +8,13 @@
 /// append (group commit within the actor, before the journal's own).
 #pragma once
 
+#include "actors/context.hpp"
 #include "actors/fwd.hpp"
 #include "actors/metrics.hpp"
 #include "events/event.hpp"
 
+#include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include <caf/error.hpp>
+#include <caf/result.hpp>
 #include <caf/typed_response_promise.hpp>
 
 namespace fota {
@@ -37,6 +39,13 @@ public:
   /// A batch this large goes to the journal without waiting for the flush.
   static constexpr size_t max_batch_events = 4096;
 
+  /// Outputs that may have left before the vector drops them.
+  static constexpr size_t small_capacity = 8;
+
+  /// Capacity for waiting outputs kept once all have left: an actor that
+  /// waits on many outputs at a time keeps room for them.
+  static constexpr size_t large_capacity = 65536;
+
   // -- initialization ---------------------------------------------------------
 
   void init(journal_actor journal, std::shared_ptr<node_metrics> metrics) {
@@ -50,7 +59,7 @@ public:
   bool failed() const noexcept { return static_cast<bool>(error_); }
 
   /// Whether every event added so far is durable and no output waits.
-  bool idle() const noexcept { return durable_ == added_ && outputs_.empty(); }
+  bool idle() const noexcept { return durable_ == added_ && waiting() == 0; }
 
   // -- adding events and outputs ---------------------------------------------
 
@@ -69,7 +78,7 @@ public:
         fail(error_);
       return;
     }
-    if (durable_ == added_ && outputs_.empty()) {
+    if (durable_ == added_ && waiting() == 0) {
       run();
       return;
     }
@@ -122,10 +131,12 @@ public:
             [this](caf::error& err) {
               error_ = std::move(err);
               auto pending = std::move(outputs_);
-              outputs_.clear();
-              for (auto& o : pending)
-                if (o.fail)
-                  o.fail(error_);
+              auto first = head_;
+              outputs_ = {};
+              head_ = 0;
+              for (auto i = first; i < pending.size(); ++i)
+                if (pending[i].fail)
+                  pending[i].fail(error_);
             });
     batch_.clear();
   }
@@ -139,19 +150,38 @@ private:
     failure_action fail;
   };
 
-  /// Runs the outputs whose events are durable, in order.
+  /// Outputs waiting for their events.
+  size_t waiting() const noexcept { return outputs_.size() - head_; }
+
+  /// Runs the outputs whose events are durable, in order. An output may add
+  /// outputs while it runs.
   void release() {
-    while (!outputs_.empty() && outputs_.front().after <= durable_) {
-      auto o = std::move(outputs_.front());
-      outputs_.pop_front();
+    while (head_ < outputs_.size() && outputs_[head_].after <= durable_) {
+      auto o = std::move(outputs_[head_++]);
       o.run();
+    }
+    if (head_ == outputs_.size()) {
+      outputs_.clear();
+      head_ = 0;
+      if (outputs_.capacity() > large_capacity)
+        outputs_.shrink_to_fit();
+    } else if (head_ > small_capacity && head_ * 2 > outputs_.size()) {
+      // An actor whose outputs never all leave at once (a task in a long
+      // rollout) drops the ones that left, so the vector stays bounded.
+      outputs_.erase(outputs_.begin(),
+                     outputs_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
     }
   }
 
   journal_actor journal_;
   std::shared_ptr<node_metrics> metrics_;
   std::vector<std::string> batch_;
-  std::deque<output> outputs_;
+  /// Waiting outputs are `outputs_[head_..]`. A vector rather than a deque:
+  /// libstdc++'s deque allocates over 500 bytes when constructed, and every
+  /// device actor has an outbox.
+  std::vector<output> outputs_;
+  size_t head_ = 0;
   /// Events added, durable and on their way to the journal, since start.
   uint64_t added_ = 0;
   uint64_t durable_ = 0;
@@ -159,5 +189,25 @@ private:
   bool flush_scheduled_ = false;
   caf::error error_;
 };
+
+/// The common path of a command that only changes `state`: a refused
+/// decision answers its failure at once; otherwise the events are applied,
+/// queued in `out`, and `answer(state)`, taken right after applying, is
+/// delivered once they are durable.
+template <class T, class Self, class State, class Answer>
+caf::result<T> commit_and_answer(Self* self, outbox& out, State& state,
+                                 const expected<event_list>& decided,
+                                 Answer answer) {
+  if (!decided)
+    return to_error(decided.error());
+  for (const auto& e : *decided)
+    if (auto err = apply(state, e))
+      return to_error(make_failure(errc::internal, err->message));
+  out.add(*decided);
+  out.schedule_flush(self);
+  auto rp = self->template make_response_promise<T>();
+  out.reply(rp, T{answer(std::as_const(state))});
+  return rp;
+}
 
 } // namespace fota

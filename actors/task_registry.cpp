@@ -1,7 +1,7 @@
 #include "actors/task_registry.hpp"
 
 #include "actors/gather.hpp"
-#include "events/limits.hpp"
+#include "events/paging.hpp"
 
 #include <algorithm>
 
@@ -40,19 +40,13 @@ caf::result<task_summary> task_registry_state::operator()(spawn_atom,
 }
 
 caf::result<task_page> task_registry_state::operator()(list_tasks& cmd) {
-  uint64_t after = 0;
-  if (!cmd.page_token.empty()) {
-    for (char c : cmd.page_token)
-      if (c < '0' || c > '9' || cmd.page_token.size() > 18)
-        return to_error(make_failure(errc::invalid_argument,
-                                     "page_token: \"" + cmd.page_token +
-                                         "\" is not a page token"));
-    after = std::stoull(cmd.page_token);
-  }
-  auto size = cmd.page_size == 0 ? limits::default_page_size : cmd.page_size;
+  auto after = page_position(cmd.page_token);
+  if (!after)
+    return to_error(after.error());
+  auto size = page_size_of(cmd.page_size);
   std::vector<task_actor> page;
   std::string next;
-  for (auto i = tasks.upper_bound(after); i != tasks.end(); ++i) {
+  for (auto i = tasks.upper_bound(*after); i != tasks.end(); ++i) {
     if (page.size() == size) {
       next = std::to_string(std::prev(i)->first);
       break;

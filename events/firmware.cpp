@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 #include <set>
 
 namespace fota {
@@ -93,19 +94,32 @@ expected<event_list> decide(const firmware_catalog& state,
   return event_list{std::move(e)};
 }
 
-expected<event_list> decide(const firmware_catalog& state,
-                            const verify_firmware& cmd, timestamp now) {
-  const auto* fw = state.find(cmd.product, cmd.version);
+namespace {
+
+// Why firmware cannot enter verification (run or skipped), if it cannot:
+// it must exist and be neither verified nor being verified.
+std::optional<failure> refuse_verification(const firmware_catalog& state,
+                                           const std::string& product,
+                                           const std::string& version) {
+  const auto* fw = state.find(product, version);
   if (fw == nullptr)
-    return unknown(cmd.product, cmd.version);
+    return unknown(product, version);
   if (fw->status == v1::FIRMWARE_STATUS_VERIFIED)
     return make_failure(errc::failed_precondition,
-                        firmware_name(cmd.product, cmd.version) +
+                        firmware_name(product, version) +
                             " is already verified");
   if (fw->status == v1::FIRMWARE_STATUS_VERIFYING)
     return make_failure(errc::failed_precondition,
-                        firmware_name(cmd.product, cmd.version) +
-                            " is being verified");
+                        firmware_name(product, version) + " is being verified");
+  return std::nullopt;
+}
+
+} // namespace
+
+expected<event_list> decide(const firmware_catalog& state,
+                            const verify_firmware& cmd, timestamp now) {
+  if (auto refused = refuse_verification(state, cmd.product, cmd.version))
+    return *refused;
   if (cmd.devices.empty())
     return invalid("device_keys",
                    "verification needs 1 to 5 devices; to attest firmware "
@@ -138,17 +152,8 @@ expected<event_list> decide(const firmware_catalog& state,
 
 expected<event_list> decide(const firmware_catalog& state,
                             const skip_verification& cmd, timestamp now) {
-  const auto* fw = state.find(cmd.product, cmd.version);
-  if (fw == nullptr)
-    return unknown(cmd.product, cmd.version);
-  if (fw->status == v1::FIRMWARE_STATUS_VERIFIED)
-    return make_failure(errc::failed_precondition,
-                        firmware_name(cmd.product, cmd.version) +
-                            " is already verified");
-  if (fw->status == v1::FIRMWARE_STATUS_VERIFYING)
-    return make_failure(errc::failed_precondition,
-                        firmware_name(cmd.product, cmd.version) +
-                            " is being verified");
+  if (auto refused = refuse_verification(state, cmd.product, cmd.version))
+    return *refused;
   auto reason = cmd.reason;
   reason.erase(0, reason.find_first_not_of(" \t\r\n"));
   if (reason.empty())
