@@ -7,6 +7,7 @@
 #include "actors/metrics.hpp"
 #include "events/clock.hpp"
 #include "events/error.hpp"
+#include "events/gateway.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -39,6 +40,8 @@ struct node_context {
   dispatcher_actor dispatcher;
   std::shared_ptr<fota::clock> clock;
   node_limits limits;
+  /// The gateways the node knows and the quotas of gateways and products.
+  std::shared_ptr<const edge_policy> edge = std::make_shared<edge_policy>();
   std::shared_ptr<node_metrics> metrics = std::make_shared<node_metrics>();
 
   timestamp now() const { return clock->now(); }

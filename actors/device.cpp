@@ -1,5 +1,7 @@
 #include "actors/device.hpp"
 
+#include "events/gateway.hpp"
+
 #include <caf/event_based_actor.hpp>
 #include <caf/result.hpp>
 #include <caf/send.hpp>
@@ -27,7 +29,9 @@ device_actor_state::commit(expected<event_list> decided) {
     if (auto err = apply(device, e))
       return to_error(make_failure(errc::internal, err->message));
     indexed = indexed || e.has_device_version_reported() ||
-              e.has_device_tags_changed() || e.has_device_attributes_changed();
+              e.has_device_tags_changed() ||
+              e.has_device_attributes_changed() ||
+              e.has_device_gateway_changed();
   }
   out.add(*decided);
   out.schedule_flush(self);
@@ -38,8 +42,16 @@ device_actor_state::commit(expected<event_list> decided) {
   return rp;
 }
 
+device_quota device_actor_state::quota(const std::string& gateway) const {
+  return ctx->edge->device_limits(device.product,
+                                  gateway.empty() ? device.gateway : gateway);
+}
+
 caf::result<device_state> device_actor_state::operator()(register_device& cmd) {
-  auto result = commit(decide(&device, cmd, ctx->now()));
+  auto decided = decide(&device, cmd, ctx->now());
+  if (!decided)
+    return to_error(decided.error());
+  auto result = commit(within(device, std::move(decided), quota(cmd.gateway)));
   // Every report counts while an upgrade is under way, even an unchanged
   // version: the task may not have heard it before a crash.
   if (task && !is_enrolling_claim(device.active_execution))
@@ -51,8 +63,12 @@ caf::result<device_state> device_actor_state::operator()(register_device& cmd) {
 
 caf::result<device_state> device_actor_state::operator()(device_online& cmd,
                                                          caf::actor& origin) {
+  // Another gateway's DeviceOnline must not take the device's pushes.
+  auto decided = decide(device, cmd, ctx->now());
+  if (!decided)
+    return to_error(decided.error());
   session = origin;
-  auto result = commit(decide(device, cmd, ctx->now()));
+  auto result = commit(std::move(decided));
   if (task && !is_enrolling_claim(device.active_execution))
     out.then([this, x = device.active_execution, s = session] {
       self->send(task, status_atom_v, x, s);
@@ -62,6 +78,8 @@ caf::result<device_state> device_actor_state::operator()(device_online& cmd,
 
 caf::result<device_state> device_actor_state::operator()(device_offline& cmd,
                                                          caf::actor& origin) {
+  if (auto err = check_owner(device, cmd.gateway))
+    return to_error(*err);
   if (origin && session && origin != session) {
     // Online on another session by now.
     auto rp = self->make_response_promise<device_state>();
@@ -87,12 +105,34 @@ caf::result<device_state> device_actor_state::operator()(report_version& cmd) {
 }
 
 caf::result<device_state> device_actor_state::operator()(set_device_tags& cmd) {
-  return commit(decide(device, cmd, ctx->now()));
+  return commit(within(device, decide(device, cmd, ctx->now()), quota()));
 }
 
 caf::result<device_state>
 device_actor_state::operator()(set_device_attributes& cmd) {
-  return commit(decide(device, cmd, ctx->now()));
+  return commit(within(device, decide(device, cmd, ctx->now()), quota()));
+}
+
+caf::result<device_state> device_actor_state::operator()(move_device& cmd) {
+  auto decided = decide(device, cmd, ctx->now());
+  if (!decided || decided->empty())
+    return commit(std::move(decided));
+  // The old gateway's session loses the device: pushes stop going there,
+  // and the task hears that the device is offline until the new gateway
+  // brings it online.
+  if (device.online) {
+    device_offline off{device.product, device.key};
+    if (auto more = decide(device, off, ctx->now()); more)
+      for (auto& e : *more)
+        decided->push_back(std::move(e));
+  }
+  session = nullptr;
+  auto result = commit(std::move(decided));
+  if (task && !is_enrolling_claim(device.active_execution))
+    out.then([this, x = device.active_execution] {
+      self->send(task, status_atom_v, x, caf::actor{});
+    });
+  return result;
 }
 
 caf::result<device_state> device_actor_state::operator()(get_device&) {
@@ -101,7 +141,10 @@ caf::result<device_state> device_actor_state::operator()(get_device&) {
   return rp;
 }
 
-expected<task_sink> device_actor_state::task_of(execution_id execution) const {
+expected<task_sink> device_actor_state::task_of(const std::string& gateway,
+                                                execution_id execution) const {
+  if (auto err = check_owner(device, gateway))
+    return std::move(*err);
   if (execution && !is_enrolling_claim(execution)) {
     if (execution == device.active_execution && task)
       return task;
@@ -114,34 +157,37 @@ expected<task_sink> device_actor_state::task_of(execution_id execution) const {
 }
 
 caf::result<accepted> device_actor_state::operator()(report_progress& cmd) {
-  auto to = task_of(cmd.execution);
+  auto to = task_of(cmd.gateway, cmd.execution);
   if (!to)
     return to_error(to.error());
   return self->delegate(*to, std::move(cmd));
 }
 
 caf::result<accepted> device_actor_state::operator()(report_failure& cmd) {
-  auto to = task_of(cmd.execution);
+  auto to = task_of(cmd.gateway, cmd.execution);
   if (!to)
     return to_error(to.error());
   return self->delegate(*to, std::move(cmd));
 }
 
 caf::result<accepted> device_actor_state::operator()(confirm_upgrade& cmd) {
-  auto to = task_of(cmd.execution);
+  auto to = task_of(cmd.gateway, cmd.execution);
   if (!to)
     return to_error(to.error());
   return self->delegate(*to, std::move(cmd));
 }
 
 caf::result<accepted> device_actor_state::operator()(ack_push& cmd) {
-  auto to = task_of(cmd.execution);
+  auto to = task_of(cmd.gateway, cmd.execution);
   if (!to)
     return to_error(to.error());
   return self->delegate(*to, std::move(cmd));
 }
 
-caf::result<upgrade_offer> device_actor_state::operator()(request_upgrade&) {
+caf::result<upgrade_offer>
+device_actor_state::operator()(request_upgrade& cmd) {
+  if (auto err = check_owner(device, cmd.gateway))
+    return to_error(*err);
   const auto& held = device.active_execution;
   if (held && !is_enrolling_claim(held) && task && !asking) {
     // The task holding the device answers: the same offer again, or busy.
@@ -285,9 +331,22 @@ void device_actor_state::operator()(push_atom, push_frame& push) {
     return;
   if (!push.cancel && push.execution != device.active_execution)
     return;
-  caf::anon_send(session, push_atom_v, std::move(push.frame));
-  if (!push.cancel)
-    node_metrics::add(ctx->metrics->pushes);
+  // The session answers `deferred_atom` when its output is full.
+  caf::anon_send(session, push_atom_v, std::move(push),
+                 caf::actor_cast<caf::actor>(self));
+}
+
+void device_actor_state::operator()(deferred_atom, execution_id execution) {
+  if (task && execution == device.active_execution)
+    self->send(task, deferred_atom_v, execution);
+}
+
+void device_actor_state::operator()(resume_atom) {
+  auto from = caf::actor_cast<caf::actor>(self->current_sender());
+  if (!session || from != session || !device.online)
+    return;
+  if (task && !is_enrolling_claim(device.active_execution))
+    self->send(task, status_atom_v, device.active_execution, session);
 }
 
 caf::result<digest_sum> device_actor_state::operator()(digest_atom) {
@@ -325,6 +384,7 @@ device_behavior(device_actor_state::self_pointer self, context_ptr ctx,
       [self](report_version& x) { return self->state(x); },
       [self](set_device_tags& x) { return self->state(x); },
       [self](set_device_attributes& x) { return self->state(x); },
+      [self](move_device& x) { return self->state(x); },
       [self](get_device& x) { return self->state(x); },
       [self](report_progress& x) { return self->state(x); },
       [self](report_failure& x) { return self->state(x); },
@@ -337,6 +397,8 @@ device_behavior(device_actor_state::self_pointer self, context_ptr ctx,
       },
       [self](release_atom tag, execution_id x) { self->state(tag, x); },
       [self](push_atom tag, push_frame& x) { self->state(tag, x); },
+      [self](deferred_atom tag, execution_id x) { self->state(tag, x); },
+      [self](resume_atom tag) { self->state(tag); },
       [self](digest_atom tag) { return self->state(tag); },
       [self](flush_atom) { self->state.out.flush(self); },
   };

@@ -6,6 +6,7 @@
 #include "actors/context.hpp"
 #include "actors/outbox.hpp"
 #include "events/device.hpp"
+#include "events/gateway.hpp"
 
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -40,6 +41,7 @@ struct device_actor_state {
   caf::result<device_state> operator()(set_device_tags& cmd);
   caf::result<device_state> operator()(set_device_attributes& cmd);
   caf::result<device_state> operator()(get_device& cmd);
+  caf::result<device_state> operator()(move_device& cmd);
 
   /// Reports about an execution go to its task, if it holds the device.
   caf::result<accepted> operator()(report_progress& cmd);
@@ -65,6 +67,12 @@ struct device_actor_state {
   /// Hands a push to the gateway session, if the device is online.
   void operator()(push_atom, push_frame& push);
 
+  /// The session did not send the push of `execution`: the task waits.
+  void operator()(deferred_atom, execution_id execution);
+
+  /// The session sends again: the task may push again.
+  void operator()(resume_atom);
+
   caf::result<digest_sum> operator()(digest_atom);
 
   // -- member variables -------------------------------------------------------
@@ -89,9 +97,14 @@ private:
   /// and tells the fleet and the task what changed.
   caf::result<device_state> commit(expected<event_list> decided);
 
-  /// The task that answers reports about `execution` on this device: the
-  /// one holding it, or the one that held it last; or why there is none.
-  expected<task_sink> task_of(execution_id execution) const;
+  /// The task that answers reports of `gateway` about `execution` on this
+  /// device: the one holding it, or the one that held it last; or why there
+  /// is none (another gateway owns the device, or no such execution).
+  expected<task_sink> task_of(const std::string& gateway,
+                              execution_id execution) const;
+
+  /// What this device may hold, once owned by `gateway` (empty: its owner).
+  device_quota quota(const std::string& gateway = {}) const;
 
   /// A RequestUpgrade of a free device on its way through the candidates.
   struct asking_state {

@@ -2,6 +2,7 @@
 
 #include "actors/device.hpp"
 #include "actors/gather.hpp"
+#include "events/gateway.hpp"
 #include "events/paging.hpp"
 #include "events/replay.hpp"
 
@@ -19,14 +20,52 @@ std::string fleet_state::key_of(const std::string& product,
 
 // -- device commands ----------------------------------------------------------
 
+status fleet_state::room_at(const std::string& gateway) const {
+  const auto* g = ctx->edge->find(gateway);
+  if (g == nullptr)
+    return std::nullopt;
+  auto i = per_gateway.find(gateway);
+  return check_room(i != per_gateway.end() ? i->second : 0, g->quota,
+                    "gateway " + gateway);
+}
+
+void fleet_state::own(fleet_index::ordinal x, const std::string& gateway) {
+  if (owners.size() <= x)
+    owners.resize(x + 1);
+  auto& owner = owners[x];
+  if (owner == gateway)
+    return;
+  if (auto i = per_gateway.find(owner); i != per_gateway.end() && i->second)
+    --i->second;
+  ++per_gateway[gateway];
+  owner = gateway;
+}
+
 caf::result<device_state> fleet_state::operator()(register_device& cmd) {
   if (auto i = directory.find(key_of(cmd.product, cmd.device));
-      i != directory.end())
+      i != directory.end()) {
+    // A device without an owner becomes the registering gateway's.
+    auto x = index.find(cmd.product, cmd.device);
+    if (x && *x < owners.size() && owners[*x].empty() && !cmd.gateway.empty())
+      if (auto err = room_at(cmd.gateway))
+        return to_error(*err);
     return self->delegate(i->second, std::move(cmd));
+  }
   auto decided = decide(nullptr, cmd, ctx->now());
   if (!decided)
     return to_error(decided.error());
   auto initial = make_device(decided->front());
+  if (auto err = room_at(cmd.gateway))
+    return to_error(*err);
+  auto product_held = per_product[cmd.product];
+  if (auto err = check_room(product_held, ctx->edge->product_quota(cmd.product),
+                            "product " + cmd.product))
+    return to_error(*err);
+  if (auto err = check_labels(
+          initial, ctx->edge->device_limits(cmd.product, cmd.gateway)))
+    return to_error(*err);
+  ++per_product[cmd.product];
+  ++per_gateway[cmd.gateway];
   // The new device's actor persists its registration first of all, and
   // answers this command once it is durable.
   auto actor = self->spawn<caf::linked>(device_behavior, ctx, initial,
@@ -34,6 +73,18 @@ caf::result<device_state> fleet_state::operator()(register_device& cmd) {
   directory.emplace(key_of(cmd.product, cmd.device), actor);
   node_metrics::add(ctx->metrics->registrations);
   return self->delegate(actor, std::move(cmd));
+}
+
+caf::result<device_state> fleet_state::operator()(move_device& cmd) {
+  if (cmd.gateway.empty() || ctx->edge->find(cmd.gateway) == nullptr)
+    return to_error(
+        make_failure(errc::not_found, "gateway: \"" + cmd.gateway +
+                                          "\" is not a configured gateway"));
+  if (auto x = index.find(cmd.product, cmd.device);
+      x && (*x >= owners.size() || owners[*x] != cmd.gateway))
+    if (auto err = room_at(cmd.gateway))
+      return to_error(*err);
+  return route(cmd);
 }
 
 caf::result<device_page> fleet_state::operator()(list_devices& cmd) {
@@ -159,6 +210,7 @@ void fleet_state::offer(fleet_index::ordinal x) {
 void fleet_state::operator()(changed_atom, device_state& d) {
   if (auto x = index.find(d.product, d.key)) {
     index.update(*x, d);
+    own(*x, d.gateway);
     offer(*x);
     return;
   }
@@ -167,6 +219,10 @@ void fleet_state::operator()(changed_atom, device_state& d) {
     return;
   auto x = index.add(d);
   actors.push_back(i->second);
+  // Counted when its registration was decided.
+  if (owners.size() <= x)
+    owners.resize(x + 1);
+  owners[x] = d.gateway;
   offer(x);
 }
 
@@ -224,6 +280,9 @@ fleet_behavior(fleet_state::self_pointer self, context_ptr ctx,
     st.directory.emplace(device_ref(d.product, d.key), actor);
     st.index.add(d);
     st.actors.push_back(std::move(actor));
+    ++st.per_product[d.product];
+    ++st.per_gateway[d.gateway];
+    st.owners.push_back(d.gateway);
   }
   self->set_down_handler([self](const caf::down_msg& down) {
     auto& subs = self->state.subscriptions;
@@ -244,6 +303,7 @@ fleet_behavior(fleet_state::self_pointer self, context_ptr ctx,
       [self](report_version& x) { return self->state.route(x); },
       [self](set_device_tags& x) { return self->state.route(x); },
       [self](set_device_attributes& x) { return self->state.route(x); },
+      [self](move_device& x) { return self->state(x); },
       [self](get_device& x) { return self->state.route(x); },
       [self](report_progress& x) { return self->state.route(x); },
       [self](report_failure& x) { return self->state.route(x); },

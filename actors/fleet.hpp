@@ -66,6 +66,9 @@ struct fleet_state {
     return self->delegate(i->second, std::move(cmd), std::move(xs)...);
   }
 
+  /// Hands a device to another configured gateway that has room for it.
+  caf::result<device_state> operator()(move_device& cmd);
+
   caf::result<device_page> operator()(list_devices& cmd);
 
   // -- asset trees ------------------------------------------------------------
@@ -108,6 +111,13 @@ struct fleet_state {
   std::vector<device_actor> actors;
   tree_catalog trees;
   std::vector<subscription> subscriptions;
+  /// Devices held by each gateway (by name; "" for in-process) and each
+  /// product, registered durably or being registered, for the quotas.
+  std::unordered_map<std::string, uint64_t> per_gateway;
+  std::unordered_map<std::string, uint64_t> per_product;
+  /// The gateway of each indexed device, by ordinal, to move the counts
+  /// when a device changes hands.
+  std::vector<std::string> owners;
   outbox out;
 
 private:
@@ -117,6 +127,12 @@ private:
   /// Offers the indexed device `x` to the increment tasks whose scope it is
   /// in.
   void offer(fleet_index::ordinal x);
+
+  /// RESOURCE_EXHAUSTED unless `gateway` may take one more device.
+  status room_at(const std::string& gateway) const;
+
+  /// Counts the indexed device `x` as held by `gateway` from now on.
+  void own(fleet_index::ordinal x, const std::string& gateway);
 };
 
 /// The fleet of a node; `devices` are the recovered devices and their

@@ -56,6 +56,9 @@ CAF_ADD_ATOM(fota, fota, join_atom, "join")
 CAF_ADD_ATOM(fota, fota, verified_atom, "verified")
 CAF_ADD_ATOM(fota, fota, reserve_atom, "reserve")
 CAF_ADD_ATOM(fota, fota, digest_atom, "digest")
+CAF_ADD_ATOM(fota, fota, deferred_atom, "deferred")
+CAF_ADD_ATOM(fota, fota, resume_atom, "resume")
+CAF_ADD_ATOM(fota, fota, timeout_atom, "timeout")
 
 namespace fota {
 
@@ -117,7 +120,10 @@ using journal_actor = caf::typed_actor<
 ///   execution `seq` (the device-request offer rule) or why there is none;
 /// - `status_atom`: the device came online on a session, or went offline
 ///   (no session);
-/// - `version_atom`: the device reported a version (durably).
+/// - `version_atom`: the device reported a version (durably);
+/// - `deferred_atom`: the push of the execution did not leave: the gateway's
+///   session is not reading; the device says `status_atom` again once it
+///   is.
 using task_sink =
     caf::typed_actor<caf::replies_to<report_progress>::with<accepted>,
                      caf::replies_to<report_failure>::with<accepted>,
@@ -126,7 +132,8 @@ using task_sink =
                      caf::replies_to<offer_atom, execution_seq,
                                      std::string>::with<upgrade_offer>,
                      caf::reacts_to<status_atom, execution_id, caf::actor>,
-                     caf::reacts_to<version_atom, execution_id, std::string>>;
+                     caf::reacts_to<version_atom, execution_id, std::string>,
+                     caf::reacts_to<deferred_atom, execution_id>>;
 
 /// A task that a device-request device may ask, with the execution it has
 /// for the device and the task's priority.
@@ -159,7 +166,9 @@ using fleet_sink =
 ///   sequence 0, while enrolling it): the busy claim rule;
 /// - `bind_atom`: the execution that holds the device is durable and owned
 ///   by that task; `release_atom`: it ended, durably;
-/// - `push_atom`: hand a push to the device's gateway.
+/// - `push_atom`: hand a push to the device's gateway;
+/// - `deferred_atom`: the gateway's session did not send the push, its
+///   output is full; `resume_atom`: the session drained and sends again.
 using device_actor = caf::typed_actor<
     caf::replies_to<register_device>::with<device_state>,
     caf::replies_to<device_online, caf::actor>::with<device_state>,
@@ -167,6 +176,7 @@ using device_actor = caf::typed_actor<
     caf::replies_to<report_version>::with<device_state>,
     caf::replies_to<set_device_tags>::with<device_state>,
     caf::replies_to<set_device_attributes>::with<device_state>,
+    caf::replies_to<move_device>::with<device_state>,
     caf::replies_to<get_device>::with<device_state>,
     caf::replies_to<report_progress>::with<accepted>,
     caf::replies_to<report_failure>::with<accepted>,
@@ -177,6 +187,7 @@ using device_actor = caf::typed_actor<
     caf::reacts_to<bind_atom, execution_id, task_sink>,
     caf::reacts_to<release_atom, execution_id>,
     caf::reacts_to<push_atom, push_frame>,
+    caf::reacts_to<deferred_atom, execution_id>, caf::reacts_to<resume_atom>,
     caf::replies_to<digest_atom>::with<digest_sum>>;
 
 /// A device in a scope query result: its key and its actor.
@@ -207,6 +218,7 @@ using fleet_actor = fleet_sink::extend<
     caf::replies_to<report_version>::with<device_state>,
     caf::replies_to<set_device_tags>::with<device_state>,
     caf::replies_to<set_device_attributes>::with<device_state>,
+    caf::replies_to<move_device>::with<device_state>,
     caf::replies_to<get_device>::with<device_state>,
     caf::replies_to<report_progress>::with<accepted>,
     caf::replies_to<report_failure>::with<accepted>,
@@ -367,5 +379,6 @@ CAF_ADD_TYPE_ID(fota, (fota::report_failure))
 CAF_ADD_TYPE_ID(fota, (fota::request_upgrade))
 CAF_ADD_TYPE_ID(fota, (fota::confirm_upgrade))
 CAF_ADD_TYPE_ID(fota, (fota::ack_push))
+CAF_ADD_TYPE_ID(fota, (fota::move_device))
 
 CAF_END_TYPE_ID_BLOCK(fota)

@@ -28,6 +28,15 @@ struct node_metrics {
   counter responses_error{0};
   /// Frames refused by sessions (malformed, oversized).
   counter frames_refused{0};
+  /// Hello frames whose token or certificate matched no role.
+  counter auth_failures{0};
+  /// Connections closed at once: over the connection limit.
+  counter connections_refused{0};
+  /// Sessions closed by a timeout: no Hello in time, idle, or a frame that
+  /// did not complete in time.
+  counter sessions_timed_out{0};
+  /// Pushes held back because their session's output was full.
+  counter pushes_deferred{0};
 
   static void add(counter& c, uint64_t n = 1) noexcept {
     c.fetch_add(n, std::memory_order_relaxed);

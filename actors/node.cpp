@@ -108,6 +108,7 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   auto& ctx = *n->ctx_;
   ctx.clock = cfg.clock ? cfg.clock : std::make_shared<system_clock>();
   ctx.limits = cfg.limits;
+  ctx.edge = std::make_shared<const edge_policy>(cfg.edge);
   auto* log_ptr = n->log_.get();
   n->detached_journal_ = cfg.detach_journal;
   if (cfg.detach_journal)

@@ -23,6 +23,8 @@ struct node_config {
   /// fsync every group commit. Off only for benchmarks.
   bool sync = true;
   node_limits limits;
+  /// The gateways the node knows, and the quotas of gateways and products.
+  edge_policy edge;
   /// Wall clock; the system clock when null.
   std::shared_ptr<fota::clock> clock;
   /// Gives the journal its own thread (blocking fsync). Off for the

@@ -416,6 +416,21 @@ void task_actor_state::operator()(status_atom, execution_id x,
   announce();
 }
 
+void task_actor_state::operator()(deferred_atom, execution_id x) {
+  const auto* ex = find(x);
+  if (ex == nullptr)
+    return;
+  auto seq = x.sequence().value();
+  // The gateway's session is not reading: the push did not leave. Its
+  // credit goes to other sessions; the device says it is online again once
+  // the session drains, and the push goes out then, within the rules.
+  acks.set(seq, 0);
+  settle_push(seq);
+  ready.erase(seq);
+  resends.erase(seq);
+  node_metrics::add(ctx->metrics->pushes_deferred);
+}
+
 void task_actor_state::operator()(version_atom, execution_id x,
                                   const std::string& version) {
   if (find(x) == nullptr)
@@ -809,6 +824,7 @@ task_impl::behavior_type task_behavior(task_actor_state::self_pointer self,
       [self](status_atom tag, execution_id x, caf::actor& s) {
         self->state(tag, x, s);
       },
+      [self](deferred_atom tag, execution_id x) { self->state(tag, x); },
       [self](version_atom tag, execution_id x, const std::string& v) {
         self->state(tag, x, v);
       },

@@ -100,6 +100,9 @@ struct task_actor_state {
   /// The device of `x` reported `version`, durably.
   void operator()(version_atom, execution_id x, const std::string& version);
 
+  /// The push of `x` did not leave: the session's output is full.
+  void operator()(deferred_atom, execution_id x);
+
   // -- from the registry, the fleet and the dispatcher ------------------------
 
   caf::result<offer_candidates> operator()(candidate_atom,

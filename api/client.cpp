@@ -6,10 +6,12 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sstream>
 #include <string>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -50,6 +52,22 @@ void set_nonblocking(int fd) {
 }
 
 } // namespace
+
+expected<std::string> read_token_file(const std::string& path) {
+  std::ifstream in{path};
+  if (!in)
+    return make_failure(errc::invalid_argument,
+                        "cannot read the token file " + path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  auto x = buf.str();
+  auto first = x.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos)
+    return make_failure(errc::invalid_argument,
+                        "the token file " + path + " is empty");
+  auto last = x.find_last_not_of(" \t\r\n");
+  return x.substr(first, last - first + 1);
+}
 
 const char* to_string(v1::StatusCode x) noexcept {
   switch (x) {
@@ -94,7 +112,8 @@ client::client(client&& other) noexcept
     outstanding_(other.outstanding_), out_(std::move(other.out_)),
     out_pos_(std::exchange(other.out_pos_, 0)),
     decoder_(std::move(other.decoder_)), inbox_(std::move(other.inbox_)),
-    push_handler_(std::move(other.push_handler_)) {
+    push_handler_(std::move(other.push_handler_)), keepalive_(other.keepalive_),
+    last_sent_(other.last_sent_), pings_(std::move(other.pings_)) {
   // Nothing else to do.
 }
 
@@ -112,6 +131,9 @@ client& client::operator=(client&& other) noexcept {
     decoder_ = std::move(other.decoder_);
     inbox_ = std::move(other.inbox_);
     push_handler_ = std::move(other.push_handler_);
+    keepalive_ = other.keepalive_;
+    last_sent_ = other.last_sent_;
+    pings_ = std::move(other.pings_);
   }
   return *this;
 }
@@ -193,7 +215,13 @@ expected<v1::Response> client::hello(const std::string& token,
   auto* body = frame.mutable_hello();
   body->set_token(token);
   body->set_client_name(client_name);
-  return call(std::move(frame));
+  auto r = call(std::move(frame));
+  // The node closes a session that stays quiet for its idle timeout: poll()
+  // pings at a third of it.
+  if (r && r->status() == v1::STATUS_CODE_OK)
+    keepalive_ =
+        milliseconds{int64_t{r->hello().idle_timeout_seconds()} * 1000 / 3};
+  return r;
 }
 
 expected<v1::Response> client::call(v1::ClientFrame frame,
@@ -275,6 +303,20 @@ uint64_t client::queue(v1::ClientFrame frame) {
 expected<size_t> client::poll(int timeout_ms,
                               const response_handler& on_response,
                               const push_handler& on_push) {
+  if (keepalive_.count() > 0 && !broken_) {
+    auto quiet = steady_clock::now() - last_sent_;
+    if (quiet >= keepalive_) {
+      v1::ClientFrame ping;
+      ping.mutable_ping();
+      pings_.insert(append_request(ping));
+      quiet = milliseconds{0};
+    }
+    // Wake up in time for the next ping.
+    auto until_ping =
+        std::chrono::duration_cast<milliseconds>(keepalive_ - quiet);
+    if (timeout_ms < 0 || until_ping.count() < timeout_ms)
+      timeout_ms = static_cast<int>(std::max<int64_t>(until_ping.count(), 0));
+  }
   if (!broken_)
     pump(inbox_.empty() ? timeout_ms : 0);
   size_t handled = 0;
@@ -285,6 +327,8 @@ expected<size_t> client::poll(int timeout_ms,
     if (frame.has_response()) {
       if (frame.request_id() != 0 && outstanding_ > 0)
         --outstanding_;
+      if (pings_.erase(frame.request_id()) > 0)
+        continue; // Answers a keepalive: nobody asked.
       if (on_response)
         on_response(frame.request_id(), frame.response());
     } else if (frame.has_push()) {
@@ -327,6 +371,7 @@ uint64_t client::append_request(v1::ClientFrame& frame) {
   auto id = next_id_++;
   frame.set_request_id(id);
   ++outstanding_;
+  last_sent_ = steady_clock::now();
   if (!broken_)
     append_frame(out_, frame);
   return id;

@@ -12,11 +12,17 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_set>
 
 namespace fota {
 
 /// Returns the name of `x` without its prefix, e.g. "INVALID_ARGUMENT".
 const char* to_string(v1::StatusCode x) noexcept;
+
+/// Reads a token from the file at `path`, without surrounding white space,
+/// so that tokens need not be on a command line. Fails naming the file
+/// when it cannot be read or holds nothing.
+expected<std::string> read_token_file(const std::string& path);
 
 /// One connection to a node, used in either of two modes.
 ///
@@ -106,7 +112,8 @@ public:
 
   /// Queues `frame` with a fresh request id, tries to write it without
   /// blocking and returns the id. A transport failure shows up at the next
-  /// `poll()`.
+  /// `poll()`. A session quiet for a third of the node's idle timeout is
+  /// kept open by a `Ping` that `poll()` sends, and whose answer it keeps.
   uint64_t send(v1::ClientFrame frame);
 
   /// Like `send()`, but leaves the writing to the next `poll()`, `send()` or
@@ -173,6 +180,13 @@ private:
   /// Frames received and not handed out yet, in arrival order.
   std::deque<v1::ServerFrame> inbox_;
   push_handler push_handler_;
+  /// How often poll() pings a quiet session (a third of the node's idle
+  /// timeout); 0: never.
+  std::chrono::milliseconds keepalive_{0};
+  std::chrono::steady_clock::time_point last_sent_ =
+      std::chrono::steady_clock::now();
+  /// Request ids of pings not answered yet; their answers are not handed out.
+  std::unordered_set<uint64_t> pings_;
 };
 
 } // namespace fota

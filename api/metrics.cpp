@@ -60,6 +60,17 @@ public:
             m_->responses_error, {{"outcome", "error"}});
     counter("fota_frames_refused_total",
             "Frames refused as malformed or oversized", m_->frames_refused);
+    counter("fota_auth_failures_total",
+            "Hello frames whose credential matched no role", m_->auth_failures);
+    counter("fota_connections_refused_total",
+            "Connections closed at once over the connection limit",
+            m_->connections_refused);
+    counter("fota_sessions_timed_out_total",
+            "Sessions closed for no Hello, idleness or an unfinished frame",
+            m_->sessions_timed_out);
+    counter("fota_pushes_deferred_total",
+            "Pushes held back while their session's output was full",
+            m_->pushes_deferred);
     return out;
   }
 

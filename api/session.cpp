@@ -9,10 +9,24 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 #include <google/protobuf/io/coded_stream.h>
+#include <spdlog/spdlog.h>
 
 namespace fota {
 
 namespace {
+
+void release_devices(session_broker* self);
+void arm_timer(session_broker* self);
+void maybe_resume(session_broker* self);
+
+// -- output -------------------------------------------------------------------
+
+/// Hands bytes to the connection and counts them until the peer takes them.
+void send_bytes(session_broker* self, const void* data, size_t size) {
+  auto& st = self->state;
+  self->write(st.hdl, size, data);
+  st.unsent += size;
+}
 
 /// Writes `payload`, an encoded ServerFrame, with its length prefix.
 void write_frame(session_broker* self, const std::string& payload) {
@@ -20,8 +34,8 @@ void write_frame(session_broker* self, const std::string& payload) {
   uint8_t prefix[5];
   auto* end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
       static_cast<uint32_t>(payload.size()), prefix);
-  self->write(st.hdl, static_cast<size_t>(end - prefix), prefix);
-  self->write(st.hdl, payload.size(), payload.data());
+  send_bytes(self, prefix, static_cast<size_t>(end - prefix));
+  send_bytes(self, payload.data(), payload.size());
   self->flush(st.hdl);
 }
 
@@ -50,10 +64,22 @@ void respond(session_broker* self, uint64_t request_id,
   write_frame(self, bytes);
 }
 
-/// Answers with `err` and closes the connection: the stream cannot be
-/// trusted after a framing error.
-void release_devices(session_broker* self);
+// -- closing ------------------------------------------------------------------
 
+/// Closes the connection and ends the session; close() sends no
+/// connection_closed_msg.
+void close_session(session_broker* self) {
+  auto& st = self->state;
+  if (st.closing)
+    return;
+  st.closing = true;
+  self->close(st.hdl);
+  release_devices(self);
+  self->quit();
+}
+
+/// Answers with `err` and closes the connection: after a framing error the
+/// stream cannot be trusted, after a failed Hello the session is useless.
 void fail_and_close(session_broker* self, const failure& err,
                     uint64_t request_id = 0) {
   auto& st = self->state;
@@ -61,11 +87,7 @@ void fail_and_close(session_broker* self, const failure& err,
     return;
   node_metrics::add(st.ctx->metrics->frames_refused);
   respond(self, request_id, error_response(err));
-  st.closing = true;
-  self->close(st.hdl);
-  // close() sends no connection_closed_msg: end the session here.
-  release_devices(self);
-  self->quit();
+  close_session(self);
 }
 
 /// Takes devices offline that this session brought online.
@@ -76,12 +98,51 @@ void release_devices(session_broker* self) {
   auto me = caf::actor_cast<caf::actor>(self);
   for (const auto& [ref, actor] : st.online) {
     const auto& [product, key] = ref;
-    caf::anon_send(st.ctx->fleet, device_offline{product, key}, me);
+    device_offline cmd{product, key};
+    cmd.gateway = st.who.gateway;
+    caf::anon_send(st.ctx->fleet, std::move(cmd), me);
   }
   st.online.clear();
 }
 
+// -- authentication -----------------------------------------------------------
+
 void hello(session_broker* self, uint64_t request_id, const v1::Hello& h) {
+  auto& st = self->state;
+  auto who = st.opts.logins->by_token(h.token());
+  if (!who) {
+    node_metrics::add(st.ctx->metrics->auth_failures);
+    if (st.opts.throttle)
+      st.opts.throttle->failed(st.peer);
+    spdlog::warn("authentication failed from {} (client \"{}\"): the token "
+                 "is not valid for any role; closing the connection",
+                 st.peer, h.client_name().substr(0, 64));
+    respond(self, request_id,
+            error_response(make_failure(errc::unauthenticated,
+                                        "token is not valid for any role; "
+                                        "the connection is closed")));
+    close_session(self);
+    return;
+  }
+  if (st.opts.throttle)
+    st.opts.throttle->succeeded(st.peer);
+  st.who = *who;
+  st.gateway = st.ctx->edge->find(st.who.gateway);
+  v1::Response r;
+  r.set_status(v1::STATUS_CODE_OK);
+  auto* x = r.mutable_hello();
+  x->set_role(st.who.role);
+  x->set_node_version("fota 0.1.0");
+  x->set_gateway(st.who.gateway);
+  x->set_idle_timeout_seconds(static_cast<uint32_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(st.opts.idle_timeout)
+          .count()));
+  respond(self, request_id, r);
+  arm_timer(self);
+}
+
+/// A Hello, held back while the peer is throttled.
+void greet(session_broker* self, uint64_t request_id, const v1::Hello& h) {
   auto& st = self->state;
   if (st.greeted) {
     fail_and_close(self,
@@ -92,23 +153,19 @@ void hello(session_broker* self, uint64_t request_id, const v1::Hello& h) {
     return;
   }
   st.greeted = true;
-  v1::Response r;
-  if (!h.token().empty() && h.token() == st.opts.operator_token)
-    st.role = v1::ROLE_OPERATOR;
-  else if (!h.token().empty() && h.token() == st.opts.gateway_token)
-    st.role = v1::ROLE_GATEWAY;
-  else {
-    st.role = v1::ROLE_UNSPECIFIED;
-    respond(self, request_id,
-            error_response(make_failure(errc::unauthenticated,
-                                        "token is not valid for any role")));
+  auto wait = st.opts.throttle ? st.opts.throttle->wait(st.peer)
+                               : std::chrono::milliseconds{0};
+  if (wait.count() == 0) {
+    hello(self, request_id, h);
     return;
   }
-  r.set_status(v1::STATUS_CODE_OK);
-  r.mutable_hello()->set_role(st.role);
-  r.mutable_hello()->set_node_version("fota 0.1.0");
-  respond(self, request_id, r);
+  // Nothing else is handled until the Hello is answered.
+  st.held_hello.emplace(request_id, h);
+  st.paused = true;
+  self->delayed_send(self, wait, get_atom_v);
 }
+
+// -- requests -----------------------------------------------------------------
 
 void handle_frame(session_broker* self, std::string_view payload) {
   auto& st = self->state;
@@ -119,7 +176,13 @@ void handle_frame(session_broker* self, std::string_view payload) {
   }
   auto id = frame.request_id();
   if (frame.has_hello()) {
-    hello(self, id, frame.hello());
+    greet(self, id, frame.hello());
+    return;
+  }
+  if (frame.has_ping() && st.who.role != v1::ROLE_UNSPECIFIED) {
+    v1::Response r;
+    r.set_status(v1::STATUS_CODE_OK);
+    respond(self, id, r);
     return;
   }
   // The one parse of the request.
@@ -132,7 +195,13 @@ void handle_frame(session_broker* self, std::string_view payload) {
   // online here go straight to their actor.
   std::optional<std::pair<std::string, std::string>> went_online;
   device_actor device;
-  if (auto ref = device_of(*req); ref && st.role == v1::ROLE_GATEWAY) {
+  if (auto ref = device_of(*req); ref && st.who.role == v1::ROLE_GATEWAY) {
+    if (st.gateway != nullptr)
+      if (auto err = check_serves(*st.gateway, ref->first)) {
+        respond(self, id, error_response(*err));
+        return;
+      }
+    stamp_gateway(*req, st.who.gateway);
     if (std::holds_alternative<device_online>(*req)) {
       went_online = *ref;
     } else if (std::holds_alternative<device_offline>(*req)) {
@@ -141,11 +210,13 @@ void handle_frame(session_broker* self, std::string_view payload) {
       device = i->second;
     }
   }
+  ++st.in_flight;
   route(
-      self, *st.ctx, st.role, std::move(*req),
+      self, *st.ctx, st.who.role, std::move(*req),
       caf::actor_cast<caf::actor>(self),
       [self, id, went_online](const v1::Response& r) {
         auto& st = self->state;
+        --st.in_flight;
         if (st.closing)
           return;
         if (went_online && r.status() == v1::STATUS_CODE_OK) {
@@ -161,43 +232,222 @@ void handle_frame(session_broker* self, std::string_view payload) {
                   [](caf::error&) {});
         }
         respond(self, id, r);
+        maybe_resume(self);
       },
       device);
+}
+
+/// Whether the session takes no more requests for now: too many are being
+/// answered, or the peer does not take the answers.
+bool saturated(const session_state& st) {
+  return st.in_flight >= st.opts.max_requests_in_flight ||
+         st.unsent > st.opts.max_output_buffer;
+}
+
+/// What a saturated session keeps of the requests that wait: beyond it, the
+/// client sends without reading the answers, and the session closes.
+size_t input_bound(const session_state& st) {
+  return st.opts.max_output_buffer + st.opts.max_frame_size;
+}
+
+/// Handles the complete frames the decoder holds, as long as the session
+/// is not saturated; the rest wait in the decoder until it is no longer.
+void process_frames(session_broker* self) {
+  auto& st = self->state;
+  while (!st.closing && !st.held_hello) {
+    if (saturated(st)) {
+      st.paused = true;
+      break;
+    }
+    auto r = st.decoder.next();
+    if (r.status == decode_status::need_more)
+      break;
+    if (r.status == decode_status::error) {
+      fail_and_close(self, r.error);
+      return;
+    }
+    handle_frame(self, r.payload);
+  }
+  if (st.closing)
+    return;
+  if (st.decoder.buffered() > input_bound(st)) {
+    node_metrics::add(st.ctx->metrics->frames_refused);
+    spdlog::warn("closing the session of {}: {} bytes of requests wait while "
+                 "it does not read its answers",
+                 st.peer, st.decoder.buffered());
+    if (st.unsent <= st.opts.max_output_buffer)
+      respond(self, 0,
+              error_response(make_failure(
+                  errc::resource_exhausted,
+                  "closing: " + std::to_string(st.decoder.buffered()) +
+                      " bytes of requests wait while the answers are not "
+                      "read; read the answers, or send fewer requests at "
+                      "once")));
+    close_session(self);
+    return;
+  }
+  if (st.decoder.buffered() == 0)
+    st.partial_since.reset();
+  else if (!st.partial_since)
+    st.partial_since = st.ctx->now();
+}
+
+/// Takes bytes from the connection.
+void receive_bytes(session_broker* self, const char* data, size_t size) {
+  auto& st = self->state;
+  st.last_input = st.ctx->now();
+  st.decoder.feed(data, size);
+  process_frames(self);
+}
+
+/// Frames that wait are handled again once fewer than half the allowed
+/// requests are in flight and the output is below half its bound.
+void maybe_resume(session_broker* self) {
+  auto& st = self->state;
+  if (!st.paused || st.held_hello || st.closing ||
+      st.in_flight > st.opts.max_requests_in_flight / 2 ||
+      st.unsent > st.opts.max_output_buffer / 2)
+    return;
+  st.paused = false;
+  process_frames(self);
+}
+
+// -- pushes -------------------------------------------------------------------
+
+void push(session_broker* self, push_frame& p, const caf::actor& device) {
+  auto& st = self->state;
+  if (st.closing)
+    return;
+  if (st.unsent > st.opts.max_output_buffer) {
+    // The gateway does not read: the push waits, and its credit goes to
+    // other sessions. A cancel is dropped; the device learns of it from
+    // the answer to its next report.
+    if (!p.cancel && device) {
+      if (st.stalled_ids.insert(device.id()).second)
+        st.stalled.push_back(device);
+      self->send(device, deferred_atom_v, p.execution);
+    }
+    return;
+  }
+  write_frame(self, p.frame);
+  if (!p.cancel)
+    node_metrics::add(st.ctx->metrics->pushes);
+}
+
+/// The peer took `written` bytes: below half the bound, reading resumes and
+/// deferred pushes may come again.
+void transferred(session_broker* self, uint64_t written) {
+  auto& st = self->state;
+  st.unsent -= std::min(st.unsent, written);
+  if (st.unsent > st.opts.max_output_buffer / 2)
+    return;
+  maybe_resume(self);
+  if (st.stalled.empty())
+    return;
+  for (auto& d : st.stalled)
+    self->send(d, resume_atom_v);
+  st.stalled.clear();
+  st.stalled_ids.clear();
+}
+
+// -- timeouts -----------------------------------------------------------------
+
+/// The earliest moment a timeout could close the session.
+timestamp next_deadline(const session_state& st) {
+  auto due = st.last_input + st.opts.idle_timeout;
+  if (!st.greeted)
+    due = std::min(due, st.opened + st.opts.hello_timeout);
+  if (st.partial_since)
+    due = std::min(due, *st.partial_since + st.opts.frame_timeout);
+  return due;
+}
+
+void arm_timer(session_broker* self) {
+  auto& st = self->state;
+  auto due = next_deadline(st);
+  if (st.timer_due && *st.timer_due <= due)
+    return;
+  st.timer_due = due;
+  auto delay = std::max(due - st.ctx->now(), timestamp::duration{0});
+  self->delayed_send(self, delay, timeout_atom_v);
+}
+
+void on_timer(session_broker* self) {
+  auto& st = self->state;
+  st.timer_due.reset();
+  if (st.closing)
+    return;
+  auto now = st.ctx->now();
+  const char* why = nullptr;
+  if (!st.greeted && now >= st.opened + st.opts.hello_timeout)
+    why = "no Hello within the handshake timeout";
+  else if (st.partial_since && now >= *st.partial_since + st.opts.frame_timeout)
+    why = "a frame did not complete within the frame timeout";
+  else if (now >= st.last_input + st.opts.idle_timeout)
+    why = "nothing received within the idle timeout";
+  if (why == nullptr) {
+    arm_timer(self);
+    return;
+  }
+  node_metrics::add(st.ctx->metrics->sessions_timed_out);
+  spdlog::info("closing the session of {}: {}", st.peer, why);
+  if (st.unsent <= st.opts.max_output_buffer)
+    respond(self, 0,
+            error_response(make_failure(errc::unavailable,
+                                        std::string{"closing: "} + why)));
+  close_session(self);
 }
 
 } // namespace
 
 caf::behavior session(session_broker* self, caf::io::connection_handle hdl,
-                      context_ptr ctx, server_options opts) {
+                      context_ptr ctx, server_options opts, bool refuse) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.hdl = hdl;
   st.decoder = frame_decoder{opts.max_frame_size};
   st.opts = std::move(opts);
+  st.peer = self->remote_addr(hdl);
+  st.opened = st.last_input = st.ctx->now();
+  if (refuse) {
+    node_metrics::add(st.ctx->metrics->connections_refused);
+    respond(self, 0,
+            error_response(make_failure(
+                errc::unavailable,
+                "the node serves " + std::to_string(st.opts.max_connections) +
+                    " connections, its limit; try again later")));
+    close_session(self);
+    return {};
+  }
   self->configure_read(hdl, caf::io::receive_policy::at_most(64 * 1024));
+  self->ack_writes(hdl, true);
+  arm_timer(self);
   return {
       [=](const caf::io::new_data_msg& msg) {
-        auto& st = self->state;
-        if (st.closing)
+        if (self->state.closing)
           return;
-        st.decoder.feed(msg.buf.data(), msg.buf.size());
-        for (;;) {
-          auto r = st.decoder.next();
-          if (r.status == decode_status::need_more)
-            return;
-          if (r.status == decode_status::error) {
-            fail_and_close(self, r.error);
-            return;
-          }
-          handle_frame(self, r.payload);
-          if (st.closing)
-            return;
-        }
-      },
-      [=](push_atom, const std::string& frame) {
+        receive_bytes(self, msg.buf.data(), msg.buf.size());
         if (!self->state.closing)
-          write_frame(self, frame);
+          arm_timer(self);
       },
+      [=](const caf::io::data_transferred_msg& msg) {
+        transferred(self, msg.written);
+      },
+      [=](push_atom, push_frame& p, const caf::actor& device) {
+        push(self, p, device);
+      },
+      [=](get_atom) {
+        // The throttle's wait is over: the held Hello is looked at now.
+        auto& st = self->state;
+        if (st.closing || !st.held_hello)
+          return;
+        auto [id, h] = std::move(*st.held_hello);
+        st.held_hello.reset();
+        hello(self, id, h);
+        // Frames that arrived with the Hello, then reading again.
+        maybe_resume(self);
+      },
+      [=](timeout_atom) { on_timer(self); },
       [=](const caf::io::connection_closed_msg&) {
         release_devices(self);
         self->quit();
@@ -221,6 +471,8 @@ struct acceptor_state {
 caf::behavior
 acceptor(caf::stateful_actor<acceptor_state, caf::io::broker>* self,
          context_ptr ctx, server_options opts) {
+  if (!opts.throttle)
+    opts.throttle = std::make_shared<auth_throttle>(ctx->clock);
   // SO_REUSEADDR: a node restarted after a crash gets its port back while
   // old connections linger in TIME_WAIT.
   auto listening = self->add_tcp_doorman(
@@ -246,14 +498,17 @@ acceptor(caf::stateful_actor<acceptor_state, caf::io::broker>* self,
   return {
       [=](get_atom) -> caf::result<uint16_t> {
         if (self->state.port == 0)
-          return to_error(
-              make_failure(errc::unavailable, "cannot listen on port " +
-                                                  std::to_string(opts.port) +
-                                                  ": " + self->state.error));
+          return to_error(make_failure(
+              errc::unavailable,
+              "cannot listen on " + (opts.host.empty() ? "*" : opts.host) +
+                  ":" + std::to_string(opts.port) + ": " + self->state.error));
         return self->state.port;
       },
       [=](const caf::io::new_connection_msg& msg) {
-        auto s = self->fork(session, msg.handle, ctx, opts);
+        bool refuse = self->state.sessions.size() >= opts.max_connections;
+        auto s = self->fork(session, msg.handle, ctx, opts, refuse);
+        if (refuse)
+          return;
         self->monitor(s);
         self->state.sessions.push_back(std::move(s));
       },

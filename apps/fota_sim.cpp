@@ -1155,7 +1155,9 @@ int main(int argc, char** argv) {
   app.add_option("--port", opts.port, "node port")->capture_default_str();
   app.add_option("--token", opts.token,
                  "gateway token (default: $FOTA_GATEWAY_TOKEN or "
-                 "gateway-token)");
+                 "gateway-token); prefer --token-file or the environment");
+  std::string token_file;
+  app.add_option("--token-file", token_file, "file holding the gateway token");
   app.add_option("--product", opts.product, "product key")
       ->capture_default_str();
   app.add_option("--device-prefix", opts.device_prefix,
@@ -1226,6 +1228,12 @@ int main(int argc, char** argv) {
     opts.request_every_ms =
         parse_range("--request-every-ms", opts.request_every);
     opts.churn_ms = parse_range("--churn-ms", opts.churn_period);
+    if (!token_file.empty()) {
+      auto t = read_token_file(token_file);
+      if (!t)
+        throw usage_error{t.error().message};
+      opts.token = *t;
+    }
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {

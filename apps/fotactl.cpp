@@ -516,6 +516,7 @@ void print_device(const v1::Device& x) {
       {"device", x.device_key()},
       {"version", x.version()},
       {"online", x.online() ? "yes" : "no"},
+      {"gateway", x.gateway().empty() ? "-" : x.gateway()},
       {"tags", x.tags().empty() ? "-" : join_map(x.tags())},
       {"attributes", x.attributes().empty() ? "-" : join_map(x.attributes())},
       {"active execution", x.active_execution_id() == 0
@@ -671,6 +672,7 @@ struct options {
   std::string host = "127.0.0.1";
   uint16_t port = 7411;
   std::string token;
+  std::string token_file;
   bool json = false;
   uint32_t call_timeout = 60;
   // Shared by several subcommands.
@@ -682,6 +684,8 @@ struct options {
   uint32_t page_size = 0;
   std::string page_token;
   std::vector<std::string> pairs;
+  // device move
+  std::string gateway;
   // firmware add
   std::string url;
   uint64_t size = 0;
@@ -1220,6 +1224,27 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
           fmt::print("set attributes of device {}\n", o.device);
       });
 
+  auto* d_move = dev->add_subcommand(
+      "move", "hand a device to another configured gateway");
+  product(d_move);
+  d_move->add_option("--device", o.device, "device key")->required();
+  d_move->add_option("--gateway", o.gateway, "name of the new gateway")
+      ->required();
+  add(
+      d_move,
+      [&] {
+        v1::ClientFrame f;
+        auto* x = f.mutable_move_device();
+        x->set_product_key(o.product);
+        x->set_device_key(o.device);
+        x->set_gateway(o.gateway);
+        return f;
+      },
+      [&](const v1::Response& r) {
+        if (r.has_device())
+          print_device(r.device());
+      });
+
   // -- tree ------------------------------------------------------------------
 
   // -- node ------------------------------------------------------------------
@@ -1302,7 +1327,16 @@ int run(const options& o, const command& cmd, v1::ClientFrame request) {
   auto cl = client::connect(o.host, o.port, 5s);
   if (!cl)
     return fail_unreachable(cl.error());
-  auto hello = cl->hello(o.token, "fotactl");
+  auto token = o.token;
+  if (!o.token_file.empty()) {
+    auto t = read_token_file(o.token_file);
+    if (!t) {
+      print_error(o.json, "INVALID_ARGUMENT", t.error().message);
+      return exit_status;
+    }
+    token = *t;
+  }
+  auto hello = cl->hello(token, "fotactl");
   if (!hello)
     return fail_unreachable(hello.error());
   if (hello->status() != v1::STATUS_CODE_OK) {
@@ -1340,7 +1374,11 @@ int main(int argc, char** argv) {
   app.add_option("--host", o.host, "node address")->capture_default_str();
   app.add_option("--port", o.port, "node port")->capture_default_str();
   app.add_option("--token", o.token,
-                 "operator token (default: $FOTA_TOKEN or operator-token)");
+                 "operator token (default: $FOTA_TOKEN or operator-token); "
+                 "prefer --token-file or the environment: a command line is "
+                 "visible to every user of the machine");
+  app.add_option("--token-file", o.token_file,
+                 "file holding the operator token");
   app.add_flag("--json", o.json, "print results as JSON");
   app.add_option("--call-timeout", o.call_timeout,
                  "seconds to wait for the node's answer")

@@ -1,12 +1,21 @@
 /// fotad: a fota node with its embedded RocksDB, serving the protobuf API
 /// over TCP until SIGINT or SIGTERM.
 #include "actors/node.hpp"
+#include "api/client.hpp"
 #include "api/metrics.hpp"
 #include "api/session.hpp"
 
+#include <arpa/inet.h>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
 #include <string>
+#include <sys/resource.h>
 #include <toml++/toml.h>
 
 #include <CLI/CLI.hpp>
@@ -17,13 +26,34 @@
 
 namespace {
 
+constexpr const char* default_operator_token = "operator-token";
+constexpr const char* default_gateway_token = "gateway-token";
+
+/// A gateway as the config file names it.
+struct gateway_settings {
+  fota::gateway_credential credential;
+  fota::gateway_policy policy;
+};
+
 struct settings {
   std::string data_dir = "./fota-data";
-  std::string listen = "7411";
+  std::string listen = "127.0.0.1:7411";
   std::string config;
   std::string metrics;
-  std::string operator_token = "operator-token";
-  std::string gateway_token = "gateway-token";
+  std::string operator_token_file;
+  std::string gateway_token_file;
+  std::string operator_token;
+  /// The shared token of development mode; empty: off.
+  std::string gateway_token;
+  std::vector<gateway_settings> gateways;
+  std::map<std::string, fota::device_quota> products;
+  fota::device_quota product_default;
+  uint32_t max_connections = 10000;
+  uint32_t hello_timeout = 10;
+  uint32_t idle_timeout = 300;
+  uint32_t frame_timeout = 30;
+  uint32_t max_output_buffer = 4u << 20;
+  uint32_t max_session_requests = 256;
   uint32_t max_pushes_per_minute = 0;
   uint32_t max_pushes_in_flight = 4096;
   uint32_t push_ack_timeout = 30;
@@ -32,6 +62,171 @@ struct settings {
   size_t threads = 0;
   std::string scheduler = "sharing";
 };
+
+/// Reads a token file, saying on stderr why it cannot.
+std::optional<std::string> read_token(const std::string& path,
+                                      const std::string& what) {
+  auto x = fota::read_token_file(path);
+  if (!x) {
+    std::fprintf(stderr, "fotad: %s: %s\n", what.c_str(),
+                 x.error().message.c_str());
+    return std::nullopt;
+  }
+  return *x;
+}
+
+/// Reads the quota keys of a `[[gateways]]` entry or a `[products.X]`
+/// table over `q`.
+void load_quota(const toml::table& t, fota::device_quota& q) {
+  if (auto v = t["max_devices"].value<uint64_t>())
+    q.max_devices = *v;
+  if (auto v = t["max_labels"].value<uint32_t>())
+    q.max_labels = *v;
+  if (auto v = t["max_label_bytes"].value<uint32_t>())
+    q.max_label_bytes = *v;
+}
+
+/// Reads `[[gateways]]` (name, token / token_file / token_env,
+/// certificate_sha256, products, quotas) and `[products.<key>]` quotas.
+bool load_gateways(settings& s, const toml::table& t) {
+  if (const auto* q = t["quota"].as_table())
+    load_quota(*q, s.product_default);
+  if (const auto* ps = t["products"].as_table())
+    for (const auto& [key, value] : *ps)
+      if (const auto* pt = value.as_table()) {
+        auto q = s.product_default;
+        load_quota(*pt, q);
+        s.products[std::string{key.str()}] = q;
+      }
+  const auto* gs = t["gateways"].as_array();
+  if (gs == nullptr)
+    return true;
+  for (const auto& node : *gs) {
+    const auto* g = node.as_table();
+    if (g == nullptr) {
+      std::fprintf(stderr, "fotad: config: gateways: each entry must be a "
+                           "table ([[gateways]])\n");
+      return false;
+    }
+    gateway_settings x;
+    x.policy.name = (*g)["name"].value_or(std::string{});
+    if (x.policy.name.empty() || x.policy.name == fota::shared_gateway_name) {
+      std::fprintf(stderr,
+                   "fotad: config: gateways: every gateway needs a name other "
+                   "than \"%s\"\n",
+                   fota::shared_gateway_name);
+      return false;
+    }
+    auto what = "gateway " + x.policy.name;
+    x.credential.name = x.policy.name;
+    x.credential.token = (*g)["token"].value_or(std::string{});
+    if (auto f = (*g)["token_file"].value<std::string>()) {
+      auto token = read_token(*f, what + " token_file");
+      if (!token)
+        return false;
+      x.credential.token = *token;
+    }
+    if (auto e = (*g)["token_env"].value<std::string>()) {
+      const char* v = std::getenv(e->c_str());
+      if (v == nullptr || *v == '\0') {
+        std::fprintf(stderr, "fotad: config: %s: token_env %s is not set\n",
+                     what.c_str(), e->c_str());
+        return false;
+      }
+      x.credential.token = v;
+    }
+    x.credential.certificate_sha256 =
+        (*g)["certificate_sha256"].value_or(std::string{});
+    if (x.credential.token.empty() && x.credential.certificate_sha256.empty()) {
+      std::fprintf(stderr,
+                   "fotad: config: %s: give token, token_file, token_env or "
+                   "certificate_sha256\n",
+                   what.c_str());
+      return false;
+    }
+    if (const auto* ps = (*g)["products"].as_array())
+      for (const auto& p : *ps)
+        if (auto v = p.value<std::string>())
+          x.policy.products.push_back(*v);
+    load_quota(*g, x.policy.quota);
+    for (const auto& other : s.gateways)
+      if (other.policy.name == x.policy.name) {
+        std::fprintf(stderr, "fotad: config: %s is configured twice\n",
+                     what.c_str());
+        return false;
+      }
+    s.gateways.push_back(std::move(x));
+  }
+  return true;
+}
+
+/// Whether `host` is a loopback address (or "localhost").
+bool is_loopback(const std::string& host) {
+  if (host == "localhost")
+    return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1)
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1)
+    return IN6_IS_ADDR_LOOPBACK(&v6);
+  return false;
+}
+
+/// Raises the soft limit on open files to the hard one, so that the
+/// connection limit can be reached; says so when it cannot.
+void raise_fd_limit(uint32_t max_connections) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) {
+    spdlog::warn("cannot read the open-file limit: {}", std::strerror(errno));
+    return;
+  }
+  if (lim.rlim_cur < lim.rlim_max) {
+    auto wanted = lim;
+    wanted.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &wanted) == 0)
+      lim = wanted;
+    else
+      spdlog::warn("cannot raise the open-file limit from {} to {}: {}",
+                   lim.rlim_cur, lim.rlim_max, std::strerror(errno));
+  }
+  // RocksDB, the listener and the metrics endpoint need some too.
+  constexpr rlim_t reserve = 256;
+  if (lim.rlim_cur != RLIM_INFINITY &&
+      lim.rlim_cur < static_cast<rlim_t>(max_connections) + reserve)
+    spdlog::warn("the open-file limit is {}: fewer than --max-connections {} "
+                 "connections can be served; raise it (ulimit -n, or "
+                 "LimitNOFILE= in the unit file)",
+                 lim.rlim_cur, max_connections);
+  else
+    spdlog::info("open-file limit {}", lim.rlim_cur);
+}
+
+/// Fills the operator token and the shared gateway token from their files
+/// or the environment, never from the command line. Without configured
+/// gateways, the node runs in development mode with the shared token.
+bool load_tokens(settings& s) {
+  auto from = [](const std::string& file, const char* env,
+                 const char* what) -> std::optional<std::string> {
+    if (!file.empty())
+      return read_token(file, what);
+    if (const char* v = std::getenv(env); v != nullptr && *v != '\0')
+      return std::string{v};
+    return std::string{};
+  };
+  auto op = from(s.operator_token_file, "FOTA_TOKEN", "--operator-token-file");
+  if (!op)
+    return false;
+  s.operator_token = op->empty() ? default_operator_token : *op;
+  auto gw =
+      from(s.gateway_token_file, "FOTA_GATEWAY_TOKEN", "--gateway-token-file");
+  if (!gw)
+    return false;
+  s.gateway_token = *gw;
+  if (s.gateway_token.empty() && s.gateways.empty())
+    s.gateway_token = default_gateway_token;
+  return true;
+}
 
 /// Reads the TOML file; command-line flags given explicitly win.
 bool load_config(settings& s, const CLI::App& app) {
@@ -49,8 +244,19 @@ bool load_config(settings& s, const CLI::App& app) {
     set("node.data_dir", s.data_dir, "--data-dir");
     set("node.listen", s.listen, "--listen");
     set("node.metrics", s.metrics, "--metrics");
-    set("node.operator_token", s.operator_token, "--operator-token");
-    set("node.gateway_token", s.gateway_token, "--gateway-token");
+    set("node.operator_token_file", s.operator_token_file,
+        "--operator-token-file");
+    set("node.gateway_token_file", s.gateway_token_file,
+        "--gateway-token-file");
+    set("node.max_connections", s.max_connections, "--max-connections");
+    set("node.hello_timeout", s.hello_timeout, "--hello-timeout");
+    set("node.idle_timeout", s.idle_timeout, "--idle-timeout");
+    set("node.frame_timeout", s.frame_timeout, "--frame-timeout");
+    set("node.max_output_buffer", s.max_output_buffer, "--max-output-buffer");
+    set("node.max_session_requests", s.max_session_requests,
+        "--max-session-requests");
+    if (!load_gateways(s, t))
+      return false;
     set("dispatch.max_pushes_per_minute", s.max_pushes_per_minute,
         "--max-pushes-per-minute");
     set("dispatch.max_pushes_in_flight", s.max_pushes_in_flight,
@@ -76,12 +282,31 @@ int main(int argc, char** argv) {
   app.add_option("--config", s.config, "TOML configuration file");
   app.add_option("--metrics", s.metrics,
                  "serve Prometheus metrics at ADDRESS:PORT/metrics");
-  app.add_option("--operator-token", s.operator_token,
-                 "token that grants the operator role")
-      ->envname("FOTA_TOKEN");
-  app.add_option("--gateway-token", s.gateway_token,
-                 "token that grants the gateway role")
-      ->envname("FOTA_GATEWAY_TOKEN");
+  app.add_option("--operator-token-file", s.operator_token_file,
+                 "file holding the token that grants the operator role "
+                 "(or $FOTA_TOKEN)");
+  app.add_option("--gateway-token-file", s.gateway_token_file,
+                 "file holding the shared gateway token of development mode, "
+                 "acting as gateway \"shared\" (or $FOTA_GATEWAY_TOKEN)");
+  app.add_option("--max-connections", s.max_connections,
+                 "open connections at most")
+      ->check(CLI::Range(1u, 1u << 20));
+  app.add_option("--hello-timeout", s.hello_timeout,
+                 "seconds a new connection has to authenticate")
+      ->check(CLI::Range(1u, 3600u));
+  app.add_option("--idle-timeout", s.idle_timeout,
+                 "seconds a session may receive nothing before it is closed")
+      ->check(CLI::Range(1u, 86400u));
+  app.add_option("--frame-timeout", s.frame_timeout,
+                 "seconds a frame may take to arrive once begun")
+      ->check(CLI::Range(1u, 3600u));
+  app.add_option("--max-output-buffer", s.max_output_buffer,
+                 "bytes a session holds for a peer that does not read, "
+                 "before it stops reading and defers pushes")
+      ->check(CLI::Range(64u << 10, 1u << 30));
+  app.add_option("--max-session-requests", s.max_session_requests,
+                 "requests of one session answered at once; more wait")
+      ->check(CLI::Range(1u, 65536u));
   app.add_option("--max-pushes-per-minute", s.max_pushes_per_minute,
                  "node-wide push rate (0: unlimited)");
   app.add_option("--max-pushes-in-flight", s.max_pushes_in_flight,
@@ -99,8 +324,10 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (!load_config(s, app))
     return 2;
+  if (!load_tokens(s))
+    return 2;
   uint16_t port = 0;
-  std::string host;
+  std::string host = "127.0.0.1";
   try {
     auto colon = s.listen.rfind(':');
     if (colon != std::string::npos)
@@ -112,6 +339,26 @@ int main(int argc, char** argv) {
     port = static_cast<uint16_t>(p);
   } catch (const std::exception&) {
     std::fprintf(stderr, "fotad: --listen: \"%s\" is not a port\n",
+                 s.listen.c_str());
+    return 2;
+  }
+  if (!s.metrics.empty() && s.metrics.find(':') == std::string::npos)
+    s.metrics = "127.0.0.1:" + s.metrics;
+  auto exposed = [&](const std::string& h) {
+    return !h.empty() && !is_loopback(h.front() == '[' && h.back() == ']'
+                                          ? h.substr(1, h.size() - 2)
+                                          : h);
+  };
+  bool default_tokens = s.operator_token == default_operator_token ||
+                        s.gateway_token == default_gateway_token;
+  if (default_tokens &&
+      (exposed(host) || (!s.metrics.empty() &&
+                         exposed(s.metrics.substr(0, s.metrics.rfind(':')))))) {
+    std::fprintf(stderr,
+                 "fotad: refusing to listen on %s with a default token: give "
+                 "the operator token (--operator-token-file or $FOTA_TOKEN) "
+                 "and configure [[gateways]] (or a shared gateway token of "
+                 "your own)\n",
                  s.listen.c_str());
     return 2;
   }
@@ -138,6 +385,21 @@ int main(int argc, char** argv) {
   ncfg.limits.max_pushes_per_minute = s.max_pushes_per_minute;
   ncfg.limits.max_pushes_in_flight = s.max_pushes_in_flight;
   ncfg.limits.push_ack_timeout = std::chrono::seconds{s.push_ack_timeout};
+  ncfg.edge.product_default = s.product_default;
+  ncfg.edge.products = s.products;
+  std::vector<fota::gateway_credential> creds;
+  for (const auto& g : s.gateways) {
+    ncfg.edge.gateways.emplace(g.policy.name, g.policy);
+    creds.push_back(g.credential);
+  }
+  if (!s.gateway_token.empty()) {
+    fota::gateway_policy shared;
+    shared.name = fota::shared_gateway_name;
+    shared.quota = s.product_default;
+    shared.quota.max_devices = 0;
+    ncfg.edge.gateways.emplace(shared.name, shared);
+  }
+  raise_fd_limit(s.max_connections);
   auto node = fota::node::start(sys, ncfg);
   if (!node) {
     spdlog::error("cannot start: {}: {}", fota::to_string(node.error().code),
@@ -152,16 +414,29 @@ int main(int argc, char** argv) {
   fota::server_options sopts;
   sopts.port = port;
   sopts.host = host;
-  sopts.operator_token = s.operator_token;
-  sopts.gateway_token = s.gateway_token;
+  sopts.logins = std::make_shared<fota::credentials>(s.operator_token, creds,
+                                                     s.gateway_token);
   sopts.max_frame_size = s.max_frame_size;
+  sopts.max_connections = s.max_connections;
+  sopts.hello_timeout = std::chrono::seconds{s.hello_timeout};
+  sopts.idle_timeout = std::chrono::seconds{s.idle_timeout};
+  sopts.frame_timeout = std::chrono::seconds{s.frame_timeout};
+  sopts.max_output_buffer = s.max_output_buffer;
+  sopts.max_requests_in_flight = s.max_session_requests;
   auto listening = fota::start_server(sys, (*node)->context(), sopts);
   if (!listening) {
     spdlog::error("{}", listening.error().message);
     (*node)->stop();
     return 1;
   }
-  spdlog::info("listening on port {}", listening->port);
+  spdlog::info("listening on {}:{}", host, listening->port);
+  if (s.gateways.empty())
+    spdlog::warn("development mode: every gateway shares one token and acts "
+                 "as gateway \"{}\"; configure [[gateways]] for production",
+                 fota::shared_gateway_name);
+  if (s.operator_token == default_operator_token)
+    spdlog::warn("the operator token is the default; set "
+                 "--operator-token-file or $FOTA_TOKEN");
   std::unique_ptr<fota::metrics_endpoint> metrics;
   if (!s.metrics.empty()) {
     auto ep =

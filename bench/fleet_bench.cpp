@@ -330,7 +330,8 @@ caf::behavior gateway(gateway_pointer self, fota::fleet_actor fleet,
         }
         return st.upgraded_rp;
       },
-      [=](fota::push_atom, const std::string& bytes) {
+      [=](fota::push_atom, const fota::push_frame& push, const caf::actor&) {
+        const auto& bytes = push.frame;
         auto& st = self->state;
         fota::v1::ServerFrame frame;
         if (!frame.ParseFromString(bytes) || !frame.has_push() ||

@@ -329,6 +329,7 @@ v1::Device to_proto(const device_state& x) {
     (*out.mutable_attributes())[k] = v;
   out.set_active_execution_id(x.active_execution.value());
   out.set_registered_at_ms(x.registered_at_ms);
+  out.set_gateway(x.gateway);
   return out;
 }
 
@@ -389,19 +390,30 @@ v1::UpgradeOffer to_proto(const upgrade_offer& x) {
 std::string name_of(const request& x) {
   // In the order of the alternatives of `request`.
   static constexpr const char* names[] = {
-      "create_firmware",   "verify_firmware",   "skip_verification",
-      "get_firmware",      "list_firmware",     "delete_firmware",
-      "create_task",       "get_task",          "list_tasks",
-      "get_task_details",  "pause_task",        "resume_task",
-      "cancel_task",       "get_state_digest",  "list_devices",
-      "get_device",        "set_device_tags",   "set_device_attributes",
-      "create_asset_tree", "delete_asset_tree", "list_asset_trees",
-      "register_device",   "device_online",     "device_offline",
-      "report_version",    "report_progress",   "report_failure",
-      "request_upgrade",   "confirm_upgrade",   "ack_push",
+      "create_firmware",  "verify_firmware",   "skip_verification",
+      "get_firmware",     "list_firmware",     "delete_firmware",
+      "create_task",      "get_task",          "list_tasks",
+      "get_task_details", "pause_task",        "resume_task",
+      "cancel_task",      "get_state_digest",  "list_devices",
+      "get_device",       "set_device_tags",   "set_device_attributes",
+      "move_device",      "create_asset_tree", "delete_asset_tree",
+      "list_asset_trees", "register_device",   "device_online",
+      "device_offline",   "report_version",    "report_progress",
+      "report_failure",   "request_upgrade",   "confirm_upgrade",
+      "ack_push",
   };
   static_assert(std::size(names) == std::variant_size_v<request>);
   return names[x.index()];
+}
+
+void stamp_gateway(request& x, const std::string& gateway) {
+  std::visit(
+      [&](auto& cmd) {
+        using command = std::decay_t<decltype(cmd)>;
+        if constexpr (command::role == v1::ROLE_GATEWAY)
+          cmd.gateway = gateway;
+      },
+      x);
 }
 
 std::optional<std::pair<std::string, std::string>> device_of(const request& x) {
@@ -435,6 +447,9 @@ expected<request> decode(const v1::ClientFrame& frame, bool enforce_limits) {
   case f::kHello:
     return make_failure(errc::invalid_argument,
                         "Hello is only valid as the first frame");
+  case f::kPing:
+    return make_failure(errc::invalid_argument,
+                        "Ping is only valid on a network session");
   // -- firmware
   case f::kCreateFirmware: {
     const auto& fw = frame.create_firmware().firmware();
@@ -546,6 +561,12 @@ expected<request> decode(const v1::ClientFrame& frame, bool enforce_limits) {
     c.labels("attributes", x.attributes());
     return done(set_device_attributes{x.product_key(), x.device_key(),
                                       labels_of(x.attributes())});
+  }
+  case f::kMoveDevice: {
+    const auto& x = frame.move_device();
+    c.device(x.product_key(), x.device_key());
+    c.key("gateway", x.gateway());
+    return done(move_device{x.product_key(), x.device_key(), x.gateway()});
   }
   case f::kCreateAssetTree: {
     const auto& tree = frame.create_asset_tree().tree();

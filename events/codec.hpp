@@ -38,14 +38,16 @@ v1::UpgradeOffer to_proto(const upgrade_offer& x);
 // -- requests -----------------------------------------------------------------
 
 /// Every command a client can send.
-using request = std::variant<
-    create_firmware, verify_firmware, skip_verification, get_firmware,
-    list_firmware, delete_firmware, create_task, get_task, list_tasks,
-    get_task_details, pause_task, resume_task, cancel_task, get_state_digest,
-    list_devices, get_device, set_device_tags, set_device_attributes,
-    create_asset_tree, delete_asset_tree, list_asset_trees, register_device,
-    device_online, device_offline, report_version, report_progress,
-    report_failure, request_upgrade, confirm_upgrade, ack_push>;
+using request =
+    std::variant<create_firmware, verify_firmware, skip_verification,
+                 get_firmware, list_firmware, delete_firmware, create_task,
+                 get_task, list_tasks, get_task_details, pause_task,
+                 resume_task, cancel_task, get_state_digest, list_devices,
+                 get_device, set_device_tags, set_device_attributes,
+                 move_device, create_asset_tree, delete_asset_tree,
+                 list_asset_trees, register_device, device_online,
+                 device_offline, report_version, report_progress,
+                 report_failure, request_upgrade, confirm_upgrade, ack_push>;
 
 /// The command in `frame`, or INVALID_ARGUMENT naming what is wrong: no
 /// body, a `Hello` (only valid as a session's first frame), or (unless
@@ -59,6 +61,9 @@ v1::Role required_role(const request& x) noexcept;
 
 /// The name of `x` on the wire, e.g. "report_progress".
 std::string name_of(const request& x);
+
+/// Records which gateway sent `x`, if it is a gateway command.
+void stamp_gateway(request& x, const std::string& gateway);
 
 /// The product and device key of a gateway command, or nullopt.
 std::optional<std::pair<std::string, std::string>> device_of(const request& x);

@@ -246,6 +246,20 @@ struct set_device_attributes {
   }
 };
 
+/// Hands a device to another gateway: from then on only that gateway may
+/// register, report for or bring the device online.
+struct move_device {
+  FOTA_COMMAND(ROLE_OPERATOR, device_state);
+  std::string product;
+  std::string device;
+  std::string gateway;
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f, move_device& x) {
+    return f(x.product, x.device, x.gateway);
+  }
+};
+
 struct create_asset_tree {
   FOTA_COMMAND(ROLE_OPERATOR, asset_tree);
   asset_tree tree;
@@ -306,10 +320,14 @@ struct register_device {
   label_map tags;
   label_map attributes;
 
+  /// The gateway that sent it, set by the edge from the session's
+  /// credential, never read from the wire; empty in-process.
+  std::string gateway;
+
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f,
                                                  register_device& x) {
-    return f(x.product, x.device, x.version, x.tags, x.attributes);
+    return f(x.product, x.device, x.version, x.tags, x.attributes, x.gateway);
   }
 };
 
@@ -319,10 +337,14 @@ struct device_online {
   std::string product;
   std::string device;
 
+  /// The gateway that sent it, set by the edge from the session's
+  /// credential, never read from the wire; empty in-process.
+  std::string gateway;
+
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f,
                                                  device_online& x) {
-    return f(x.product, x.device);
+    return f(x.product, x.device, x.gateway);
   }
 };
 
@@ -331,10 +353,14 @@ struct device_offline {
   std::string product;
   std::string device;
 
+  /// The gateway that sent it, set by the edge from the session's
+  /// credential, never read from the wire; empty in-process.
+  std::string gateway;
+
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f,
                                                  device_offline& x) {
-    return f(x.product, x.device);
+    return f(x.product, x.device, x.gateway);
   }
 };
 
@@ -344,10 +370,14 @@ struct report_version {
   std::string device;
   std::string version;
 
+  /// The gateway that sent it, set by the edge from the session's
+  /// credential, never read from the wire; empty in-process.
+  std::string gateway;
+
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f,
                                                  report_version& x) {
-    return f(x.product, x.device, x.version);
+    return f(x.product, x.device, x.version, x.gateway);
   }
 };
 
@@ -359,10 +389,14 @@ struct report_progress {
   uint32_t step = 0;
   std::string text;
 
+  /// The gateway that sent it, set by the edge from the session's
+  /// credential, never read from the wire; empty in-process.
+  std::string gateway;
+
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f,
                                                  report_progress& x) {
-    return f(x.product, x.device, x.execution, x.step, x.text);
+    return f(x.product, x.device, x.execution, x.step, x.text, x.gateway);
   }
 };
 
@@ -374,10 +408,14 @@ struct report_failure {
   std::string code;
   std::string text;
 
+  /// The gateway that sent it, set by the edge from the session's
+  /// credential, never read from the wire; empty in-process.
+  std::string gateway;
+
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f,
                                                  report_failure& x) {
-    return f(x.product, x.device, x.execution, x.code, x.text);
+    return f(x.product, x.device, x.execution, x.code, x.text, x.gateway);
   }
 };
 
@@ -387,10 +425,14 @@ struct request_upgrade {
   std::string product;
   std::string device;
 
+  /// The gateway that sent it, set by the edge from the session's
+  /// credential, never read from the wire; empty in-process.
+  std::string gateway;
+
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f,
                                                  request_upgrade& x) {
-    return f(x.product, x.device);
+    return f(x.product, x.device, x.gateway);
   }
 };
 
@@ -401,10 +443,14 @@ struct confirm_upgrade {
   std::string device;
   execution_id execution;
 
+  /// The gateway that sent it, set by the edge from the session's
+  /// credential, never read from the wire; empty in-process.
+  std::string gateway;
+
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f,
                                                  confirm_upgrade& x) {
-    return f(x.product, x.device, x.execution);
+    return f(x.product, x.device, x.execution, x.gateway);
   }
 };
 
@@ -416,9 +462,13 @@ struct ack_push {
   execution_id execution;
   uint32_t attempt = 0;
 
+  /// The gateway that sent it, set by the edge from the session's
+  /// credential, never read from the wire; empty in-process.
+  std::string gateway;
+
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, ack_push& x) {
-    return f(x.product, x.device, x.execution, x.attempt);
+    return f(x.product, x.device, x.execution, x.attempt, x.gateway);
   }
 };
 

@@ -1,5 +1,7 @@
 #include "events/device.hpp"
 
+#include "events/gateway.hpp"
+
 #include <algorithm>
 
 namespace fota {
@@ -162,8 +164,19 @@ expected<event_list> decide(const device_state* existing,
     x->set_version(cmd.version);
     set_labels(*x->mutable_tags(), without_removals(cmd.tags));
     set_labels(*x->mutable_attributes(), without_removals(cmd.attributes));
+    x->set_gateway(cmd.gateway);
     out.push_back(std::move(e));
     return out;
+  }
+  if (auto err = check_owner(*existing, cmd.gateway))
+    return std::move(*err);
+  if (existing->gateway.empty() && !cmd.gateway.empty()) {
+    // A device without an owner belongs to the first named gateway that
+    // registers it.
+    auto e = device_event(*existing, now);
+    with_ref(e.mutable_device_gateway_changed(), *existing)
+        ->set_gateway(cmd.gateway);
+    out.push_back(std::move(e));
   }
   if (existing->version != cmd.version) {
     auto e = device_event(*existing, now);
@@ -190,6 +203,8 @@ expected<event_list> decide(const device_state* existing,
 
 expected<event_list> decide(const device_state& state,
                             const report_version& cmd, timestamp now) {
+  if (auto err = check_owner(state, cmd.gateway))
+    return std::move(*err);
   if (auto err = check_text("version", cmd.version))
     return std::move(*err);
   event_list out;
@@ -202,8 +217,10 @@ expected<event_list> decide(const device_state& state,
   return out;
 }
 
-expected<event_list> decide(const device_state& state, const device_online&,
+expected<event_list> decide(const device_state& state, const device_online& cmd,
                             timestamp now) {
+  if (auto err = check_owner(state, cmd.gateway))
+    return std::move(*err);
   event_list out;
   if (state.online)
     return out;
@@ -213,8 +230,10 @@ expected<event_list> decide(const device_state& state, const device_online&,
   return out;
 }
 
-expected<event_list> decide(const device_state& state, const device_offline&,
-                            timestamp now) {
+expected<event_list> decide(const device_state& state,
+                            const device_offline& cmd, timestamp now) {
+  if (auto err = check_owner(state, cmd.gateway))
+    return std::move(*err);
   event_list out;
   if (!state.online)
     return out;
@@ -257,6 +276,35 @@ expected<event_list> decide(const device_state& state,
   return out;
 }
 
+expected<event_list> decide(const device_state& state, const move_device& cmd,
+                            timestamp now) {
+  if (auto err = check_text("gateway", cmd.gateway))
+    return std::move(*err);
+  event_list out;
+  if (state.gateway == cmd.gateway)
+    return out;
+  auto e = device_event(state, now);
+  auto* x = with_ref(e.mutable_device_gateway_changed(), state);
+  x->set_gateway(cmd.gateway);
+  x->set_previous_gateway(state.gateway);
+  out.push_back(std::move(e));
+  return out;
+}
+
+expected<event_list> within(const device_state& state,
+                            expected<event_list> decided,
+                            const device_quota& quota) {
+  if (!decided || decided->empty())
+    return decided;
+  auto after = state;
+  for (const auto& e : *decided)
+    if (auto err = apply(after, e))
+      return std::move(*err);
+  if (auto err = check_labels(after, quota))
+    return std::move(*err);
+  return decided;
+}
+
 // -- apply -------------------------------------------------------------------
 
 device_state make_device(const event& registered) {
@@ -268,6 +316,7 @@ device_state make_device(const event& registered) {
   d.tags = to_labels(x.tags());
   d.attributes = to_labels(x.attributes());
   d.registered_at_ms = registered.time_ms();
+  d.gateway = x.gateway();
   return d;
 }
 
@@ -296,6 +345,9 @@ status apply(device_state& state, const event& e) {
   case event::kDeviceAttributesChanged:
     for (const auto& [k, v] : e.device_attributes_changed().attributes())
       set_label(state.attributes, k, v);
+    return std::nullopt;
+  case event::kDeviceGatewayChanged:
+    state.gateway = e.device_gateway_changed().gateway();
     return std::nullopt;
   default:
     return make_failure(errc::corrupted, "not a device event");

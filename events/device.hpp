@@ -13,6 +13,8 @@
 
 namespace fota {
 
+struct device_quota;
+
 /// Longest accepted product key, device key, version, tag or attribute text.
 constexpr size_t max_key_length = 128;
 
@@ -58,6 +60,16 @@ expected<event_list> decide(const device_state& state,
 
 expected<event_list> decide(const device_state& state,
                             const set_device_attributes& cmd, timestamp now);
+
+/// Hands the device to `cmd.gateway`; nothing when it has it already.
+expected<event_list> decide(const device_state& state, const move_device& cmd,
+                            timestamp now);
+
+/// `decided` (events of `state`'s device), or RESOURCE_EXHAUSTED when the
+/// device would hold more tags and attributes than `quota` allows.
+expected<event_list> within(const device_state& state,
+                            expected<event_list> decided,
+                            const device_quota& quota);
 
 /// Checks product and device key of any device command.
 status validate_device_ref(const std::string& product,

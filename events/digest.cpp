@@ -75,6 +75,7 @@ void digest_sum::add(const device_state& x) {
   labels(t, x.attributes);
   field(t, x.active_execution.value());
   field(t, x.registered_at_ms);
+  field(t, x.gateway);
   add_text(t);
   ++devices_;
 }

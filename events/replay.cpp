@@ -256,6 +256,9 @@ status apply_checked(world& w, const event& e) {
   case event::kDeviceAttributesChanged:
     return apply_device(w, e.device_attributes_changed().product_key(),
                         e.device_attributes_changed().device_key(), e);
+  case event::kDeviceGatewayChanged:
+    return apply_device(w, e.device_gateway_changed().product_key(),
+                        e.device_gateway_changed().device_key(), e);
   case event::kAssetTreeCreated:
   case event::kAssetTreeDeleted:
     return apply(w.trees, e);

@@ -76,12 +76,17 @@ struct device_state {
   /// on recovery.
   execution_id active_execution;
   int64_t registered_at_ms = 0;
+  /// The gateway the device belongs to: only it may register, report for or
+  /// bring the device online. Empty: registered in-process or before
+  /// gateways had names; the first named gateway that registers it claims
+  /// it.
+  std::string gateway;
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f,
                                                  device_state& x) {
     return f(x.product, x.key, x.version, x.online, x.tags, x.attributes,
-             x.active_execution, x.registered_at_ms);
+             x.active_execution, x.registered_at_ms, x.gateway);
   }
 };
 

@@ -34,7 +34,9 @@ inline caf::behavior timed_recorder(caf::event_based_actor* self,
                                     std::shared_ptr<fota::clock> clk,
                                     ack_target ack) {
   return {
-      [self, out, times, clk, ack](push_atom, const std::string& bytes) {
+      [self, out, times, clk, ack](push_atom, const fota::push_frame& push,
+                                   const caf::actor&) {
+        const auto& bytes = push.frame;
         v1::ServerFrame frame;
         EXPECT_TRUE(frame.ParseFromString(bytes)) << "push does not parse";
         acknowledge(self, ack, frame);

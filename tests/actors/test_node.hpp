@@ -115,7 +115,9 @@ inline void acknowledge(caf::event_based_actor* self, const ack_target& to,
 inline caf::behavior recorder(caf::event_based_actor* self,
                               std::shared_ptr<recording> out, ack_target ack) {
   return {
-      [self, out, ack](push_atom, const std::string& bytes) {
+      [self, out, ack](push_atom, const fota::push_frame& push,
+                       const caf::actor&) {
+        const auto& bytes = push.frame;
         v1::ServerFrame frame;
         EXPECT_TRUE(frame.ParseFromString(bytes)) << "push does not parse";
         acknowledge(self, ack, frame);

@@ -288,5 +288,38 @@ TEST(Client, ConnectToAClosedPortIsUnavailable) {
       << res.error().message;
 }
 
+TEST(Client, PollPingsAQuietSessionAndKeepsTheAnswer) {
+  fake_node node;
+  auto cl = node.make_client();
+  v1::ServerFrame hello;
+  hello.set_request_id(1);
+  hello.mutable_response()->set_status(v1::STATUS_CODE_OK);
+  hello.mutable_response()->mutable_hello()->set_idle_timeout_seconds(1);
+  node.write(encode_frame(hello));
+  ASSERT_TRUE(cl.hello("t", "test"));
+  // A third of a second of quiet: poll() sends a Ping.
+  std::vector<v1::ClientFrame> sent;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  std::vector<uint64_t> answered;
+  auto record = [&](uint64_t id, const v1::Response&) {
+    answered.push_back(id);
+  };
+  while (sent.empty() && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_TRUE(cl.poll(50, record, nullptr));
+    for (auto& f : node.received())
+      if (!f.has_hello())
+        sent.push_back(std::move(f));
+  }
+  ASSERT_FALSE(sent.empty());
+  EXPECT_TRUE(sent[0].has_ping());
+  // Its answer is not handed out.
+  node.respond(sent[0].request_id(), v1::STATUS_CODE_OK);
+  node.respond(77, v1::STATUS_CODE_OK);
+  deadline = std::chrono::steady_clock::now() + 10s;
+  while (answered.empty() && std::chrono::steady_clock::now() < deadline)
+    ASSERT_TRUE(cl.poll(50, record, nullptr));
+  EXPECT_EQ(answered, std::vector<uint64_t>{77});
+}
+
 } // namespace
 } // namespace fota

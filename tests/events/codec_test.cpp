@@ -30,6 +30,12 @@ TEST(Codec, EveryRequestBodyDecodesToTheCommandOfItsName) {
       EXPECT_EQ(r.error().message, "Hello is only valid as the first frame");
       continue;
     }
+    if (field->name() == "ping") {
+      // The session answers it; it is no command.
+      ASSERT_FALSE(r);
+      EXPECT_EQ(r.error().message, "Ping is only valid on a network session");
+      continue;
+    }
     ASSERT_TRUE(r) << field->name() << ": " << r.error().message;
     EXPECT_EQ(name_of(*r), field->name());
     ++commands;
@@ -38,6 +44,25 @@ TEST(Codec, EveryRequestBodyDecodesToTheCommandOfItsName) {
   auto none = decode(v1::ClientFrame{});
   ASSERT_FALSE(none);
   EXPECT_EQ(none.error().code, errc::invalid_argument);
+}
+
+TEST(Codec, TheEdgeStampsTheGatewayOnGatewayCommandsOnly) {
+  v1::ClientFrame f;
+  f.mutable_report_progress()->set_device_key("d1");
+  auto r = decode(f);
+  ASSERT_TRUE(r);
+  stamp_gateway(*r, "gw-a");
+  EXPECT_EQ(std::get<report_progress>(*r).gateway, "gw-a");
+  // A gateway field can not come from the wire: the command has none.
+  v1::ClientFrame move;
+  move.mutable_move_device()->set_product_key("p1");
+  move.mutable_move_device()->set_device_key("d1");
+  move.mutable_move_device()->set_gateway("gw-b");
+  auto m = decode(move);
+  ASSERT_TRUE(m);
+  stamp_gateway(*m, "gw-a");
+  EXPECT_EQ(std::get<move_device>(*m).gateway, "gw-b");
+  EXPECT_EQ(required_role(*m), v1::ROLE_OPERATOR);
 }
 
 TEST(Codec, RolesFollowTheCommand) {

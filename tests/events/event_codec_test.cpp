@@ -205,6 +205,15 @@ const example_map& examples() {
          (*x->mutable_attributes())["hw"] = "rev-c";
          (*x->mutable_attributes())["serial"] = "";
        }},
+      {"device_gateway_changed",
+       [](event& e) {
+         e.set_stream("device/p1/d1");
+         auto* x = e.mutable_device_gateway_changed();
+         x->set_product_key("p1");
+         x->set_device_key("d1");
+         x->set_gateway("plant-2");
+         x->set_previous_gateway("plant-1");
+       }},
       // -- asset trees --
       {"asset_tree_created",
        [](event& e) {
