@@ -4,6 +4,9 @@
 #include "events/status.hpp"
 
 #include <algorithm>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
@@ -14,14 +17,42 @@ namespace fota {
 
 namespace {
 
+/// Writes what TLS has for the peer: records, handshake messages, alerts.
+void write_tls_output(session_broker* self) {
+  auto& st = self->state;
+  auto cipher = st.tls->take_output();
+  if (!cipher.empty())
+    self->write(st.hdl, cipher.size(), cipher.data());
+}
+
+/// Bytes out: writes `prefix` and `payload` to the connection, encrypted
+/// when the session runs TLS.
+void write_out(session_broker* self, std::string_view prefix,
+               std::string_view payload) {
+  auto& st = self->state;
+  if (!st.tls) {
+    self->write(st.hdl, prefix.size(), prefix.data());
+    self->write(st.hdl, payload.size(), payload.data());
+    return;
+  }
+  // One write, so that the prefix shares a record with the payload.
+  std::string plain;
+  plain.reserve(prefix.size() + payload.size());
+  plain.append(prefix).append(payload);
+  st.tls->write(plain.data(), plain.size());
+  write_tls_output(self);
+}
+
 /// Writes `payload`, an encoded ServerFrame, with its length prefix.
 void write_frame(session_broker* self, const std::string& payload) {
   auto& st = self->state;
   uint8_t prefix[5];
   auto* end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
       static_cast<uint32_t>(payload.size()), prefix);
-  self->write(st.hdl, static_cast<size_t>(end - prefix), prefix);
-  self->write(st.hdl, payload.size(), payload.data());
+  write_out(
+      self,
+      {reinterpret_cast<char*>(prefix), static_cast<size_t>(end - prefix)},
+      payload);
   self->flush(st.hdl);
 }
 
@@ -79,6 +110,34 @@ void release_devices(session_broker* self) {
     caf::anon_send(st.ctx->fleet, device_offline{product, key}, me);
   }
   st.online.clear();
+}
+
+/// Bytes in: passes what the connection delivered to the frame decoder,
+/// decrypted when the session runs TLS. Returns false when TLS failed,
+/// e.g. a plain-text client on a TLS port: no frame can reach such a peer,
+/// so the session sends only OpenSSL's alert and closes.
+bool read_in(session_broker* self, const std::vector<char>& bytes) {
+  auto& st = self->state;
+  if (!st.tls) {
+    st.decoder.feed(bytes.data(), bytes.size());
+    return true;
+  }
+  auto& tls = *st.tls;
+  tls.feed(bytes.data(), bytes.size());
+  if (tls.established() && !st.peer)
+    st.peer = tls.peer_identity();
+  std::string plain;
+  tls.read(plain);
+  st.decoder.feed(plain);
+  write_tls_output(self);
+  self->flush(st.hdl);
+  if (!tls.failed())
+    return true;
+  st.closing = true;
+  self->close(st.hdl);
+  release_devices(self);
+  self->quit();
+  return false;
 }
 
 void hello(session_broker* self, uint64_t request_id, const v1::Hello& h) {
@@ -174,13 +233,24 @@ caf::behavior session(session_broker* self, caf::io::connection_handle hdl,
   st.hdl = hdl;
   st.decoder = frame_decoder{opts.max_frame_size};
   st.opts = std::move(opts);
+  if (st.opts.tls) {
+    // OpenSSL makes no channel only when memory runs out.
+    auto channel = tls_channel::accept(*st.opts.tls);
+    if (!channel) {
+      self->close(hdl);
+      self->quit();
+      return {};
+    }
+    st.tls = std::move(*channel);
+  }
   self->configure_read(hdl, caf::io::receive_policy::at_most(64 * 1024));
   return {
       [=](const caf::io::new_data_msg& msg) {
         auto& st = self->state;
         if (st.closing)
           return;
-        st.decoder.feed(msg.buf.data(), msg.buf.size());
+        if (!read_in(self, msg.buf))
+          return;
         for (;;) {
           auto r = st.decoder.next();
           if (r.status == decode_status::need_more)

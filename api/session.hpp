@@ -5,10 +5,13 @@
 
 #include "actors/context.hpp"
 #include "api/frame_codec.hpp"
+#include "api/tls.hpp"
 
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -26,6 +29,8 @@ struct server_options {
   std::string operator_token = "operator-token";
   std::string gateway_token = "gateway-token";
   size_t max_frame_size = default_max_frame_size;
+  /// A server context: every connection speaks TLS. Null: plain TCP.
+  std::shared_ptr<tls_context> tls;
 };
 
 struct session_state {
@@ -39,6 +44,11 @@ struct session_state {
   std::map<std::pair<std::string, std::string>, device_actor> online;
   /// Whether the client sent its Hello; a second one closes the session.
   bool greeted = false;
+  /// The connection's TLS when the server runs TLS.
+  std::optional<tls_channel> tls;
+  /// The client certificate, verified, once the TLS handshake completed, if
+  /// the client sent one.
+  std::optional<tls_peer> peer;
   bool closing = false;
 
   static inline constexpr const char* name = "fota.session";
