@@ -24,6 +24,11 @@ struct settings {
   std::string metrics;
   std::string operator_token = "operator-token";
   std::string gateway_token = "gateway-token";
+  /// TLS: the server's certificate chain and key, and the CAs of client
+  /// certificates; without a certificate the API is plain TCP.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
   uint32_t max_pushes_per_minute = 0;
   uint32_t max_pushes_in_flight = 4096;
   uint32_t push_ack_timeout = 30;
@@ -57,6 +62,9 @@ bool load_config(settings& s, const CLI::App& app) {
         "--max-pushes-in-flight");
     set("dispatch.push_ack_timeout", s.push_ack_timeout, "--push-ack-timeout");
     set("node.max_frame_size", s.max_frame_size, "--max-frame-size");
+    set("tls.cert", s.tls_cert, "--tls-cert");
+    set("tls.key", s.tls_key, "--tls-key");
+    set("tls.client_ca", s.tls_client_ca, "--tls-client-ca");
     return true;
   } catch (const toml::parse_error& e) {
     std::fprintf(stderr, "fotad: config %s: %s\n", s.config.c_str(),
@@ -93,12 +101,31 @@ int main(int argc, char** argv) {
   app.add_option("--max-frame-size", s.max_frame_size,
                  "largest frame in either direction, in bytes")
       ->check(CLI::Range(4096u, 64u << 20));
+  app.add_option("--tls-cert", s.tls_cert,
+                 "serve the API over TLS with this PEM certificate chain");
+  app.add_option("--tls-key", s.tls_key, "PEM private key of --tls-cert");
+  app.add_option("--tls-client-ca", s.tls_client_ca,
+                 "PEM CAs that issue client certificates; clients are asked "
+                 "for one and a certificate they send must verify");
   app.add_flag("--no-sync", s.no_sync,
                "do not fsync group commits (benchmarks only)");
   app.add_option("--threads", s.threads, "scheduler threads (0: one per core)");
   CLI11_PARSE(app, argc, argv);
   if (!load_config(s, app))
     return 2;
+  std::shared_ptr<fota::tls_context> tls;
+  if (!s.tls_cert.empty() || !s.tls_key.empty() || !s.tls_client_ca.empty()) {
+    fota::tls_server_options topts;
+    topts.cert_file = s.tls_cert;
+    topts.key_file = s.tls_key;
+    topts.client_ca_file = s.tls_client_ca;
+    auto ctx = fota::tls_context::server(topts);
+    if (!ctx) {
+      std::fprintf(stderr, "fotad: TLS: %s\n", ctx.error().message.c_str());
+      return 2;
+    }
+    tls = std::move(*ctx);
+  }
   uint16_t port = 0;
   std::string host;
   try {
@@ -155,13 +182,14 @@ int main(int argc, char** argv) {
   sopts.operator_token = s.operator_token;
   sopts.gateway_token = s.gateway_token;
   sopts.max_frame_size = s.max_frame_size;
+  sopts.tls = tls;
   auto listening = fota::start_server(sys, (*node)->context(), sopts);
   if (!listening) {
     spdlog::error("{}", listening.error().message);
     (*node)->stop();
     return 1;
   }
-  spdlog::info("listening on port {}", listening->port);
+  spdlog::info("listening on port {}{}", listening->port, tls ? " (TLS)" : "");
   std::unique_ptr<fota::metrics_endpoint> metrics;
   if (!s.metrics.empty()) {
     auto ep =
