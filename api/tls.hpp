@@ -59,7 +59,8 @@ struct tls_peer {
 
 /// Certificates, keys and policy shared by every connection of one side:
 /// TLS 1.2 at least (1.3 when both sides can), peers verified, no
-/// renegotiation. Build it once; channels of any thread may share it.
+/// renegotiation. Build it once; channels of any thread may share it, and
+/// each channel keeps it alive as long as it needs it.
 class tls_context {
 public:
   // -- member types ----------------------------------------------------------
