@@ -111,6 +111,8 @@ client::client(client&& other) noexcept
     session_error_(std::move(other.session_error_)), next_id_(other.next_id_),
     outstanding_(other.outstanding_), out_(std::move(other.out_)),
     out_pos_(std::exchange(other.out_pos_, 0)),
+    tls_(std::exchange(other.tls_, std::nullopt)),
+    wire_(std::move(other.wire_)), wire_pos_(std::exchange(other.wire_pos_, 0)),
     decoder_(std::move(other.decoder_)), inbox_(std::move(other.inbox_)),
     push_handler_(std::move(other.push_handler_)), keepalive_(other.keepalive_),
     last_sent_(other.last_sent_), pings_(std::move(other.pings_)) {
@@ -128,6 +130,9 @@ client& client::operator=(client&& other) noexcept {
     outstanding_ = other.outstanding_;
     out_ = std::move(other.out_);
     out_pos_ = std::exchange(other.out_pos_, 0);
+    tls_ = std::exchange(other.tls_, std::nullopt);
+    wire_ = std::move(other.wire_);
+    wire_pos_ = std::exchange(other.wire_pos_, 0);
     decoder_ = std::move(other.decoder_);
     inbox_ = std::move(other.inbox_);
     push_handler_ = std::move(other.push_handler_);
@@ -143,7 +148,8 @@ client::~client() {
 }
 
 expected<client> client::connect(const std::string& host, uint16_t port,
-                                 milliseconds timeout) {
+                                 milliseconds timeout,
+                                 const tls_client_options* tls) {
   auto where = host + ":" + std::to_string(port);
   auto deadline = steady_clock::now() + timeout;
   addrinfo hints{};
@@ -200,11 +206,34 @@ expected<client> client::connect(const std::string& host, uint16_t port,
                         "cannot connect to " + where + ": " + last_error);
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  return client{fd, default_max_frame_size};
+  client result{fd, default_max_frame_size};
+  if (tls == nullptr)
+    return result;
+  auto ctx = tls_context::client(*tls);
+  if (!ctx)
+    return std::move(ctx).error();
+  auto channel = tls_channel::connect(
+      **ctx, tls->server_name.empty() ? host : tls->server_name);
+  if (!channel)
+    return std::move(channel).error();
+  result.tls_ = std::move(*channel);
+  if (auto err = result.handshake(deadline))
+    return make_failure(errc::unavailable, "cannot connect to " + where +
+                                               " over TLS: " + err->message);
+  return result;
 }
 
 client client::from_fd(int fd, size_t max_frame_size) {
   return client{fd, max_frame_size};
+}
+
+// -- properties --------------------------------------------------------------
+
+size_t client::pending_output() const noexcept {
+  auto result = out_.size() - out_pos_;
+  if (tls_)
+    result += wire_.size() - wire_pos_ + tls_->pending_output();
+  return result;
 }
 
 // -- blocking mode -----------------------------------------------------------
@@ -358,6 +387,13 @@ status client::flush(milliseconds timeout) {
 }
 
 void client::close() {
+  // Says goodbye over TLS unless that would cut into a record.
+  if (!broken_ && tls_ && fd_ >= 0 && wire_pos_ == wire_.size()) {
+    tls_->close();
+    auto bye = tls_->take_output();
+    if (!bye.empty())
+      ::send(fd_, bye.data(), bye.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
   if (!broken_) {
     broken_ = true;
     error_ = "connection closed by the client";
@@ -377,11 +413,51 @@ uint64_t client::append_request(v1::ClientFrame& frame) {
   return id;
 }
 
+status client::handshake(steady_clock::time_point deadline) {
+  while (!tls_->established()) {
+    if (broken_)
+      return broken_error();
+    auto left = remaining_ms(deadline);
+    if (left == 0)
+      return fail("the TLS handshake did not complete in time");
+    pump(left);
+  }
+  return std::nullopt;
+}
+
+status client::seal_output() {
+  if (out_pos_ < out_.size())
+    tls_->write(out_.data() + out_pos_, out_.size() - out_pos_);
+  out_.clear();
+  out_pos_ = 0;
+  if (out_.capacity() > keep_output_capacity)
+    std::string{}.swap(out_);
+  tls_->take_output(wire_);
+  if (tls_->failed())
+    return fail(tls_->error());
+  return std::nullopt;
+}
+
+void client::open_input(const char* data, size_t n) {
+  tls_->feed(data, n);
+  std::string plain;
+  tls_->read(plain);
+  decoder_.feed(plain);
+  // Handshake messages, key updates and alerts.
+  tls_->take_output(wire_);
+}
+
 status client::write_some() {
   if (broken_)
     return broken_error();
-  while (out_pos_ < out_.size()) {
-    auto n = ::send(fd_, out_.data() + out_pos_, out_.size() - out_pos_,
+  if (tls_)
+    if (auto err = seal_output())
+      return err;
+  // Over TLS the socket gets ciphertext; without, the frames themselves.
+  auto& out = tls_ ? wire_ : out_;
+  auto& out_pos = tls_ ? wire_pos_ : out_pos_;
+  while (out_pos < out.size()) {
+    auto n = ::send(fd_, out.data() + out_pos, out.size() - out_pos,
                     MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EINTR)
@@ -393,16 +469,16 @@ status client::write_some() {
       read_some();
       return fail(std::move(what));
     }
-    out_pos_ += static_cast<size_t>(n);
+    out_pos += static_cast<size_t>(n);
   }
-  if (out_pos_ == out_.size()) {
-    out_.clear();
-    out_pos_ = 0;
-    if (out_.capacity() > keep_output_capacity)
-      std::string{}.swap(out_);
-  } else if (out_pos_ > out_.size() / 2) {
-    out_.erase(0, out_pos_);
-    out_pos_ = 0;
+  if (out_pos == out.size()) {
+    out.clear();
+    out_pos = 0;
+    if (out.capacity() > keep_output_capacity)
+      std::string{}.swap(out);
+  } else if (out_pos > out.size() / 2) {
+    out.erase(0, out_pos);
+    out_pos = 0;
   }
   return std::nullopt;
 }
@@ -426,7 +502,10 @@ status client::read_some() {
         what += " after: " + session_error_;
       return fail(std::move(what));
     }
-    decoder_.feed(buf, static_cast<size_t>(n));
+    if (tls_)
+      open_input(buf, static_cast<size_t>(n));
+    else
+      decoder_.feed(buf, static_cast<size_t>(n));
     for (;;) {
       auto res = decoder_.next();
       if (res.status == decode_status::need_more)
@@ -441,6 +520,15 @@ status client::read_some() {
         session_error_ = std::string{to_string(frame.response().status())} +
                          ": " + frame.response().message();
       inbox_.push_back(std::move(frame));
+    }
+    // Frames decrypted before TLS broke or ended are kept.
+    if (tls_ && tls_->failed())
+      return fail(tls_->error());
+    if (tls_ && tls_->peer_closed()) {
+      auto what = std::string{"connection closed by the node"};
+      if (!session_error_.empty())
+        what += " after: " + session_error_;
+      return fail(std::move(what));
     }
     if (static_cast<size_t>(n) < sizeof(buf))
       return std::nullopt;

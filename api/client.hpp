@@ -3,6 +3,7 @@
 #pragma once
 
 #include "api/frame_codec.hpp"
+#include "api/tls.hpp"
 #include "events/error.hpp"
 #include "fota/v1/api.pb.h"
 
@@ -36,8 +37,13 @@ expected<std::string> read_token_file(const std::string& path);
 /// the timeout passed to `poll()`.
 ///
 /// A response with a status other than OK is still a response. Transport
-/// problems (connect, closed connection, broken frames) are failures with
-/// `errc::unavailable`; they are sticky, and the connection is closed.
+/// problems (connect, closed connection, broken frames, TLS) are failures
+/// with `errc::unavailable`; they are sticky, and the connection is closed.
+///
+/// Over TLS, frames queue as plaintext and are encrypted when written, so
+/// that frames queued together share records; what the socket delivers is
+/// decrypted as it is read, and whatever TLS must answer goes out with the
+/// next write, which `poll()` and `call()` wait for as for any output.
 class client {
 public:
   // -- member types ----------------------------------------------------------
@@ -65,9 +71,12 @@ public:
 
   ~client();
 
-  /// Connects to `host:port`, trying each address `host` resolves to.
+  /// Connects to `host:port`, trying each address `host` resolves to. With
+  /// `tls`, also completes a TLS handshake within `timeout` that verifies
+  /// the node as `tls->server_name`, or as `host` when that is empty.
   static expected<client> connect(const std::string& host, uint16_t port,
-                                  std::chrono::milliseconds timeout);
+                                  std::chrono::milliseconds timeout,
+                                  const tls_client_options* tls = nullptr);
 
   /// Takes ownership of a connected stream socket, e.g. one end of a
   /// `socketpair()`.
@@ -84,8 +93,15 @@ public:
   /// Requests sent and not answered yet.
   size_t outstanding() const noexcept { return outstanding_; }
 
-  /// Bytes queued for the socket and not written yet.
-  size_t pending_output() const noexcept { return out_.size() - out_pos_; }
+  /// Bytes queued for the socket and not written yet (over TLS, plaintext
+  /// and ciphertext together).
+  size_t pending_output() const noexcept;
+
+  /// Whether the connection runs over TLS.
+  bool secure() const noexcept { return tls_.has_value(); }
+
+  /// The TLS protocol in use, e.g. "TLSv1.3", or empty without TLS.
+  std::string tls_protocol() const { return tls_ ? tls_->protocol() : ""; }
 
   /// The request id the next `send()` or `call()` will use.
   uint64_t next_request_id() const noexcept { return next_id_; }
@@ -142,6 +158,17 @@ private:
   /// Assigns the next request id to `frame` and appends it to the output.
   uint64_t append_request(v1::ClientFrame& frame);
 
+  /// Runs the TLS handshake until it completes, fails or `deadline`
+  /// passes.
+  status handshake(std::chrono::steady_clock::time_point deadline);
+
+  /// Over TLS: encrypts the queued plaintext into `wire_`.
+  status seal_output();
+
+  /// Over TLS: decrypts `n` bytes read from the socket into the decoder,
+  /// and queues what TLS answers.
+  void open_input(const char* data, size_t n);
+
   /// Writes as much queued output as the socket takes.
   status write_some();
 
@@ -174,8 +201,13 @@ private:
   std::string session_error_;
   uint64_t next_id_ = 1;
   size_t outstanding_ = 0;
+  /// Encoded frames; over TLS, the plaintext not encrypted yet.
   std::string out_;
   size_t out_pos_ = 0;
+  /// Over TLS: ciphertext for the socket.
+  std::optional<tls_channel> tls_;
+  std::string wire_;
+  size_t wire_pos_ = 0;
   frame_decoder decoder_;
   /// Frames received and not handed out yet, in arrival order.
   std::deque<v1::ServerFrame> inbox_;

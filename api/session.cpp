@@ -4,6 +4,9 @@
 #include "events/status.hpp"
 
 #include <algorithm>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
@@ -28,14 +31,42 @@ void send_bytes(session_broker* self, const void* data, size_t size) {
   st.unsent += size;
 }
 
+/// Writes what TLS has for the peer: records, handshake messages, alerts.
+void write_tls_output(session_broker* self) {
+  auto& st = self->state;
+  auto cipher = st.tls->take_output();
+  if (!cipher.empty())
+    send_bytes(self, cipher.data(), cipher.size());
+}
+
+/// Bytes out: writes `prefix` and `payload` to the connection, encrypted
+/// when the session runs TLS.
+void write_out(session_broker* self, std::string_view prefix,
+               std::string_view payload) {
+  auto& st = self->state;
+  if (!st.tls) {
+    send_bytes(self, prefix.data(), prefix.size());
+    send_bytes(self, payload.data(), payload.size());
+    return;
+  }
+  // One write, so that the prefix shares a record with the payload.
+  std::string plain;
+  plain.reserve(prefix.size() + payload.size());
+  plain.append(prefix).append(payload);
+  st.tls->write(plain.data(), plain.size());
+  write_tls_output(self);
+}
+
 /// Writes `payload`, an encoded ServerFrame, with its length prefix.
 void write_frame(session_broker* self, const std::string& payload) {
   auto& st = self->state;
   uint8_t prefix[5];
   auto* end = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(
       static_cast<uint32_t>(payload.size()), prefix);
-  send_bytes(self, prefix, static_cast<size_t>(end - prefix));
-  send_bytes(self, payload.data(), payload.size());
+  write_out(
+      self,
+      {reinterpret_cast<char*>(prefix), static_cast<size_t>(end - prefix)},
+      payload);
   self->flush(st.hdl);
 }
 
@@ -105,18 +136,49 @@ void release_devices(session_broker* self) {
   st.online.clear();
 }
 
+/// Bytes in: passes what the connection delivered to the frame decoder,
+/// decrypted when the session runs TLS. Returns false when TLS failed,
+/// e.g. a plain-text client on a TLS port: no frame can reach such a peer,
+/// so the session sends only OpenSSL's alert and closes.
+bool read_in(session_broker* self, const std::vector<char>& bytes) {
+  auto& st = self->state;
+  if (!st.tls) {
+    st.decoder.feed(bytes.data(), bytes.size());
+    return true;
+  }
+  auto& tls = *st.tls;
+  tls.feed(bytes.data(), bytes.size());
+  if (tls.established() && !st.peer)
+    st.peer = tls.peer_identity();
+  std::string plain;
+  tls.read(plain);
+  st.decoder.feed(plain);
+  write_tls_output(self);
+  self->flush(st.hdl);
+  if (!tls.failed())
+    return true;
+  spdlog::info("closing the session of {}: TLS failed: {}", st.peer_address,
+               tls.error());
+  close_session(self);
+  return false;
+}
+
 // -- authentication -----------------------------------------------------------
 
 void hello(session_broker* self, uint64_t request_id, const v1::Hello& h) {
   auto& st = self->state;
   auto who = st.opts.logins->by_token(h.token());
+  // A gateway may prove who it is by its TLS client certificate instead.
+  if (!who && h.token().empty() && st.peer)
+    who = st.opts.logins->by_certificate(st.peer->sha256_fingerprint);
   if (!who) {
     node_metrics::add(st.ctx->metrics->auth_failures);
     if (st.opts.throttle)
-      st.opts.throttle->failed(st.peer);
-    spdlog::warn("authentication failed from {} (client \"{}\"): the token "
-                 "is not valid for any role; closing the connection",
-                 st.peer, h.client_name().substr(0, 64));
+      st.opts.throttle->failed(st.peer_address);
+    spdlog::warn("authentication failed from {} (client \"{}\"): neither "
+                 "the token nor a client certificate is valid for any role; "
+                 "closing the connection",
+                 st.peer_address, h.client_name().substr(0, 64));
     respond(self, request_id,
             error_response(make_failure(errc::unauthenticated,
                                         "token is not valid for any role; "
@@ -125,7 +187,7 @@ void hello(session_broker* self, uint64_t request_id, const v1::Hello& h) {
     return;
   }
   if (st.opts.throttle)
-    st.opts.throttle->succeeded(st.peer);
+    st.opts.throttle->succeeded(st.peer_address);
   st.who = *who;
   st.gateway = st.ctx->edge->find(st.who.gateway);
   v1::Response r;
@@ -153,7 +215,7 @@ void greet(session_broker* self, uint64_t request_id, const v1::Hello& h) {
     return;
   }
   st.greeted = true;
-  auto wait = st.opts.throttle ? st.opts.throttle->wait(st.peer)
+  auto wait = st.opts.throttle ? st.opts.throttle->wait(st.peer_address)
                                : std::chrono::milliseconds{0};
   if (wait.count() == 0) {
     hello(self, request_id, h);
@@ -274,7 +336,7 @@ void process_frames(session_broker* self) {
     node_metrics::add(st.ctx->metrics->frames_refused);
     spdlog::warn("closing the session of {}: {} bytes of requests wait while "
                  "it does not read its answers",
-                 st.peer, st.decoder.buffered());
+                 st.peer_address, st.decoder.buffered());
     if (st.unsent <= st.opts.max_output_buffer)
       respond(self, 0,
               error_response(make_failure(
@@ -292,11 +354,10 @@ void process_frames(session_broker* self) {
     st.partial_since = st.ctx->now();
 }
 
-/// Takes bytes from the connection.
-void receive_bytes(session_broker* self, const char* data, size_t size) {
+/// Handles what arrived, once `read_in` passed it to the decoder.
+void receive_bytes(session_broker* self) {
   auto& st = self->state;
   st.last_input = st.ctx->now();
-  st.decoder.feed(data, size);
   process_frames(self);
 }
 
@@ -390,7 +451,7 @@ void on_timer(session_broker* self) {
     return;
   }
   node_metrics::add(st.ctx->metrics->sessions_timed_out);
-  spdlog::info("closing the session of {}: {}", st.peer, why);
+  spdlog::info("closing the session of {}: {}", st.peer_address, why);
   if (st.unsent <= st.opts.max_output_buffer)
     respond(self, 0,
             error_response(make_failure(errc::unavailable,
@@ -407,15 +468,27 @@ caf::behavior session(session_broker* self, caf::io::connection_handle hdl,
   st.hdl = hdl;
   st.decoder = frame_decoder{opts.max_frame_size};
   st.opts = std::move(opts);
-  st.peer = self->remote_addr(hdl);
+  st.peer_address = self->remote_addr(hdl);
   st.opened = st.last_input = st.ctx->now();
+  if (st.opts.tls) {
+    // OpenSSL makes no channel only when memory runs out.
+    auto channel = tls_channel::accept(*st.opts.tls);
+    if (!channel) {
+      self->close(hdl);
+      self->quit();
+      return {};
+    }
+    st.tls = std::move(*channel);
+  }
   if (refuse) {
     node_metrics::add(st.ctx->metrics->connections_refused);
-    respond(self, 0,
-            error_response(make_failure(
-                errc::unavailable,
-                "the node serves " + std::to_string(st.opts.max_connections) +
-                    " connections, its limit; try again later")));
+    // A TLS client could not read the answer before its handshake.
+    if (!st.tls)
+      respond(self, 0,
+              error_response(make_failure(
+                  errc::unavailable,
+                  "the node serves " + std::to_string(st.opts.max_connections) +
+                      " connections, its limit; try again later")));
     close_session(self);
     return {};
   }
@@ -426,7 +499,9 @@ caf::behavior session(session_broker* self, caf::io::connection_handle hdl,
       [=](const caf::io::new_data_msg& msg) {
         if (self->state.closing)
           return;
-        receive_bytes(self, msg.buf.data(), msg.buf.size());
+        if (!read_in(self, msg.buf))
+          return;
+        receive_bytes(self);
         if (!self->state.closing)
           arm_timer(self);
       },

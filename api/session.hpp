@@ -11,12 +11,14 @@
 #include "actors/context.hpp"
 #include "api/auth.hpp"
 #include "api/frame_codec.hpp"
+#include "api/tls.hpp"
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <utility>
@@ -54,6 +56,8 @@ struct server_options {
   size_t max_requests_in_flight = 256;
   /// Slows down peers that fail to authenticate; shared by all sessions.
   std::shared_ptr<auth_throttle> throttle;
+  /// A server context: every connection speaks TLS. Null: plain TCP.
+  std::shared_ptr<tls_context> tls;
 };
 
 struct session_state {
@@ -62,7 +66,7 @@ struct session_state {
   caf::io::connection_handle hdl;
   frame_decoder decoder;
   /// The peer's address, for the throttle and the log.
-  std::string peer;
+  std::string peer_address;
   /// Who the Hello authenticated; ROLE_UNSPECIFIED before.
   principal who;
   /// The policy of the gateway this session acts as, if it has one.
@@ -74,6 +78,11 @@ struct session_state {
   bool greeted = false;
   /// A Hello held back by the throttle.
   std::optional<std::pair<uint64_t, v1::Hello>> held_hello;
+  /// The connection's TLS when the server runs TLS.
+  std::optional<tls_channel> tls;
+  /// The client certificate, verified, once the TLS handshake completed, if
+  /// the client sent one.
+  std::optional<tls_peer> peer;
   bool closing = false;
   /// Bytes written and not yet transferred to the peer.
   uint64_t unsent = 0;

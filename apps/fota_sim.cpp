@@ -12,6 +12,7 @@
 /// reports the node did not acknowledge. A redelivered push for an upgrade
 /// that already finished gets its final report again.
 #include "api/client.hpp"
+#include "apps/tls_options.hpp"
 #include "fota/v1/api.pb.h"
 
 #include <algorithm>
@@ -77,6 +78,7 @@ struct sim_options {
   std::string host = "127.0.0.1";
   uint16_t port = 7411;
   std::string token;
+  tls_cli_options tls;
   std::string product = "demo-product";
   std::string device_prefix = "dev-";
   uint32_t devices = 10000;
@@ -518,7 +520,7 @@ private:
       backoff_ms_ = std::min(backoff_ms_ * 2, max_backoff_ms);
       return true;
     };
-    auto cl = client::connect(opts_.host, opts_.port, 1s);
+    auto cl = client::connect(opts_.host, opts_.port, 1s, opts_.tls.get());
     if (!cl)
       return fail(cl.error());
     v1::ClientFrame hello;
@@ -1158,6 +1160,7 @@ int main(int argc, char** argv) {
                  "gateway-token); prefer --token-file or the environment");
   std::string token_file;
   app.add_option("--token-file", token_file, "file holding the gateway token");
+  add_tls_options(app, opts.tls);
   app.add_option("--product", opts.product, "product key")
       ->capture_default_str();
   app.add_option("--device-prefix", opts.device_prefix,
@@ -1245,7 +1248,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   install_signal_handlers();
-  auto cl = client::connect(opts.host, opts.port, 5s);
+  auto cl = client::connect(opts.host, opts.port, 5s, opts.tls.get());
   if (!cl) {
     fmt::print(stderr, "error: UNAVAILABLE: {}\n", cl.error().message);
     return 3;

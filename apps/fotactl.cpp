@@ -5,6 +5,7 @@
 /// Exit codes: 0 OK, 1 the node answered with a non-OK status, 2 usage
 /// error, 3 the node cannot be reached.
 #include "api/client.hpp"
+#include "apps/tls_options.hpp"
 #include "fota/v1/api.pb.h"
 
 #include <algorithm>
@@ -673,6 +674,7 @@ struct options {
   uint16_t port = 7411;
   std::string token;
   std::string token_file;
+  tls_cli_options tls;
   bool json = false;
   uint32_t call_timeout = 60;
   // Shared by several subcommands.
@@ -1324,7 +1326,7 @@ int run(const options& o, const command& cmd, v1::ClientFrame request) {
     print_error(o.json, "UNAVAILABLE", err.message);
     return exit_unreachable;
   };
-  auto cl = client::connect(o.host, o.port, 5s);
+  auto cl = client::connect(o.host, o.port, 5s, o.tls.get());
   if (!cl)
     return fail_unreachable(cl.error());
   auto token = o.token;
@@ -1379,6 +1381,7 @@ int main(int argc, char** argv) {
                  "visible to every user of the machine");
   app.add_option("--token-file", o.token_file,
                  "file holding the operator token");
+  add_tls_options(app, o.tls);
   app.add_flag("--json", o.json, "print results as JSON");
   app.add_option("--call-timeout", o.call_timeout,
                  "seconds to wait for the node's answer")

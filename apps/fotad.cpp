@@ -54,6 +54,11 @@ struct settings {
   uint32_t frame_timeout = 30;
   uint32_t max_output_buffer = 4u << 20;
   uint32_t max_session_requests = 256;
+  /// TLS: the server's certificate chain and key, and the CAs of client
+  /// certificates; without a certificate the API is plain TCP.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
   uint32_t max_pushes_per_minute = 0;
   uint32_t max_pushes_in_flight = 4096;
   uint32_t push_ack_timeout = 30;
@@ -263,6 +268,9 @@ bool load_config(settings& s, const CLI::App& app) {
         "--max-pushes-in-flight");
     set("dispatch.push_ack_timeout", s.push_ack_timeout, "--push-ack-timeout");
     set("node.max_frame_size", s.max_frame_size, "--max-frame-size");
+    set("tls.cert", s.tls_cert, "--tls-cert");
+    set("tls.key", s.tls_key, "--tls-key");
+    set("tls.client_ca", s.tls_client_ca, "--tls-client-ca");
     return true;
   } catch (const toml::parse_error& e) {
     std::fprintf(stderr, "fotad: config %s: %s\n", s.config.c_str(),
@@ -318,6 +326,12 @@ int main(int argc, char** argv) {
   app.add_option("--max-frame-size", s.max_frame_size,
                  "largest frame in either direction, in bytes")
       ->check(CLI::Range(4096u, 64u << 20));
+  app.add_option("--tls-cert", s.tls_cert,
+                 "serve the API over TLS with this PEM certificate chain");
+  app.add_option("--tls-key", s.tls_key, "PEM private key of --tls-cert");
+  app.add_option("--tls-client-ca", s.tls_client_ca,
+                 "PEM CAs that issue client certificates; clients are asked "
+                 "for one and a certificate they send must verify");
   app.add_flag("--no-sync", s.no_sync,
                "do not fsync group commits (benchmarks only)");
   app.add_option("--threads", s.threads, "scheduler threads (0: one per core)");
@@ -326,6 +340,19 @@ int main(int argc, char** argv) {
     return 2;
   if (!load_tokens(s))
     return 2;
+  std::shared_ptr<fota::tls_context> tls;
+  if (!s.tls_cert.empty() || !s.tls_key.empty() || !s.tls_client_ca.empty()) {
+    fota::tls_server_options topts;
+    topts.cert_file = s.tls_cert;
+    topts.key_file = s.tls_key;
+    topts.client_ca_file = s.tls_client_ca;
+    auto ctx = fota::tls_context::server(topts);
+    if (!ctx) {
+      std::fprintf(stderr, "fotad: TLS: %s\n", ctx.error().message.c_str());
+      return 2;
+    }
+    tls = std::move(*ctx);
+  }
   uint16_t port = 0;
   std::string host = "127.0.0.1";
   try {
@@ -423,13 +450,15 @@ int main(int argc, char** argv) {
   sopts.frame_timeout = std::chrono::seconds{s.frame_timeout};
   sopts.max_output_buffer = s.max_output_buffer;
   sopts.max_requests_in_flight = s.max_session_requests;
+  sopts.tls = tls;
   auto listening = fota::start_server(sys, (*node)->context(), sopts);
   if (!listening) {
     spdlog::error("{}", listening.error().message);
     (*node)->stop();
     return 1;
   }
-  spdlog::info("listening on {}:{}", host, listening->port);
+  spdlog::info("listening on {}:{}{}", host, listening->port,
+               tls ? " (TLS)" : "");
   if (s.gateways.empty())
     spdlog::warn("development mode: every gateway shares one token and acts "
                  "as gateway \"{}\"; configure [[gateways]] for production",

@@ -6,6 +6,7 @@
 #include "api/frame_codec.hpp"
 #include "fota/v1/api.pb.h"
 #include "tests/support/processes.hpp"
+#include "tests/support/test_certs.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -244,6 +245,7 @@ protected:
     auto n = ctl_runs_++;
     auto out = dir_ / ("fotactl-" + std::to_string(n) + ".out");
     auto err = dir_ / ("fotactl-" + std::to_string(n) + ".err");
+    args.insert(args.begin(), ctl_options_.begin(), ctl_options_.end());
     args.insert(args.begin(), {"--port", std::to_string(port_)});
     process p{bin_dir() / "fotactl", args, out, err};
     run_result r;
@@ -463,6 +465,8 @@ protected:
   uint16_t port_ = 0;
   int node_starts_ = 0;
   int ctl_runs_ = 0;
+  /// Options every fotactl run gets, e.g. for TLS.
+  std::vector<std::string> ctl_options_;
 };
 
 // -- rollouts ----------------------------------------------------------------
@@ -1097,6 +1101,174 @@ TEST_F(E2E, DeviceRequestRolloutThroughSim) {
   EXPECT_EQ(failed.size(), c.failed);
   for (const auto& e : failed)
     EXPECT_EQ(e.value("failure_code", ""), "E_FLASH") << e.dump();
+}
+
+// -- TLS ---------------------------------------------------------------------
+
+/// A node serving the API over TLS with certificates made for the test; it
+/// asks clients for a certificate from the test CA but does not require one.
+class E2ETls : public E2E {
+protected:
+  void SetUp() override { certs_ = make_test_certs(dir_.path()); }
+
+  std::vector<std::string> tls_flags() const {
+    return {"--tls-cert",      certs_.server_cert, "--tls-key",
+            certs_.server_key, "--tls-client-ca",  certs_.ca};
+  }
+
+  process start_tls_node() { return start_node(0, false, tls_flags()); }
+
+  /// Trusts the test CA; with `with_cert`, presents the gateway "gw-1".
+  tls_client_options tls_options(bool with_cert = false) const {
+    tls_client_options opts;
+    opts.ca_file = certs_.ca;
+    if (with_cert) {
+      opts.cert_file = certs_.client_cert;
+      opts.key_file = certs_.client_key;
+    }
+    return opts;
+  }
+
+  /// Connects over TLS, says Hello with `token` and lists firmware; returns
+  /// why that failed, or an empty string.
+  std::string hello_and_list(const tls_client_options& opts,
+                             const std::string& token = "operator-token") {
+    auto cl = client::connect("127.0.0.1", port_, 5s, &opts);
+    if (!cl)
+      return "connect: " + cl.error().message;
+    if (!cl->secure() || cl->tls_protocol() != "TLSv1.3")
+      return "not TLS 1.3: '" + cl->tls_protocol() + "'";
+    auto hello = cl->hello(token, "e2e-tls");
+    if (!hello)
+      return "hello: " + hello.error().message;
+    if (hello->status() != v1::STATUS_CODE_OK)
+      return "hello: " + hello->message();
+    v1::ClientFrame f;
+    f.mutable_list_firmware();
+    auto r = cl->call(f, 10s);
+    if (!r)
+      return "list: " + r.error().message;
+    if (r->status() != v1::STATUS_CODE_OK)
+      return "list: " + r->message();
+    return "";
+  }
+
+  test_certs certs_;
+};
+
+TEST_F(E2ETls, SessionWithTestCertificateWorks) {
+  auto node = start_tls_node();
+  ASSERT_NE(port_, 0);
+  EXPECT_EQ(hello_and_list(tls_options()), "");
+  // By IP address too: the certificate names 127.0.0.1.
+  auto by_ip = tls_options();
+  by_ip.server_name = "127.0.0.1";
+  EXPECT_EQ(hello_and_list(by_ip), "");
+  // With a client certificate; the token still chooses the role.
+  EXPECT_EQ(hello_and_list(tls_options(true)), "");
+}
+
+TEST_F(E2ETls, PlainClientCannotTalkToATlsPort) {
+  auto node = start_tls_node();
+  ASSERT_NE(port_, 0);
+  v1::ClientFrame hello;
+  hello.set_request_id(1);
+  hello.mutable_hello()->set_token("operator-token");
+  // A raw plain-text Hello: no frame comes back, the node closes.
+  auto fd = connect_raw(port_);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(send_all(fd, encode_frame(hello)));
+  auto reply = read_until_eof(fd);
+  ::close(fd);
+  EXPECT_TRUE(reply.frames.empty());
+  EXPECT_NE(reply.error, "timed out");
+  // The plain client fails with a transport error, not a response.
+  auto plain = client::connect("127.0.0.1", port_, 5s);
+  ASSERT_TRUE(plain) << plain.error().message;
+  auto r = plain->hello("operator-token", "e2e-plain");
+  ASSERT_FALSE(r) << "a plain Hello got an answer";
+  EXPECT_EQ(r.error().code, errc::unavailable);
+  // The node stays up for TLS clients and fotactl.
+  EXPECT_TRUE(node.running());
+  EXPECT_EQ(hello_and_list(tls_options()), "");
+  auto listed = ctl({"--json", "firmware", "list"});
+  EXPECT_EQ(listed.code, 3) << listed.out << listed.err;
+}
+
+TEST_F(E2ETls, ClientWithTheWrongCaCannotConnect) {
+  auto node = start_tls_node();
+  ASSERT_NE(port_, 0);
+  tls_client_options wrong;
+  wrong.ca_file = certs_.other_ca;
+  auto cl = client::connect("127.0.0.1", port_, 5s, &wrong);
+  ASSERT_FALSE(cl);
+  EXPECT_EQ(cl.error().code, errc::unavailable);
+  EXPECT_NE(cl.error().message.find("certificate verify failed"),
+            std::string::npos)
+      << cl.error().message;
+  auto mismatch = tls_options();
+  mismatch.server_name = "fota.example";
+  auto named = client::connect("127.0.0.1", port_, 5s, &mismatch);
+  ASSERT_FALSE(named);
+  EXPECT_NE(named.error().message.find("hostname mismatch"), std::string::npos)
+      << named.error().message;
+  // A client certificate from another CA gets nothing through.
+  auto stranger = tls_options();
+  stranger.cert_file = certs_.other_client_cert;
+  stranger.key_file = certs_.other_client_key;
+  auto refused = hello_and_list(stranger);
+  EXPECT_NE(refused, "");
+  EXPECT_NE(refused.find("alert"), std::string::npos) << refused;
+  EXPECT_TRUE(node.running());
+  EXPECT_EQ(hello_and_list(tls_options()), "");
+}
+
+TEST_F(E2ETls, FotactlAndFotaSimRollOutOverTls) {
+  // The TLS settings from the config file this time.
+  auto config = dir_ / "fotad.toml";
+  {
+    std::ofstream out{config};
+    out << "[tls]\ncert = " << json(certs_.server_cert).dump()
+        << "\nkey = " << json(certs_.server_key).dump()
+        << "\nclient_ca = " << json(certs_.ca).dump() << "\n";
+  }
+  auto node = start_node(0, false, {"--config", config.string()});
+  ASSERT_NE(port_, 0);
+  auto plain = ctl({"firmware", "list"});
+  EXPECT_EQ(plain.code, 3) << plain.out << plain.err;
+  auto wrong = ctl({"--ca", certs_.other_ca, "firmware", "list"});
+  EXPECT_EQ(wrong.code, 3) << wrong.out << wrong.err;
+  EXPECT_NE(wrong.err.find("certificate verify failed"), std::string::npos)
+      << wrong.err;
+
+  ctl_options_ = {"--tls", "--ca", certs_.ca};
+  add_firmware(target_version, true);
+  auto sim =
+      start_sim({"--devices", "200", "--duration-ms", "20-100",
+                 "--start-delay-ms", "0-20", "--failure-rate", "0", "--seed",
+                 "7", "--exit-when-idle", "1", "--ca", certs_.ca, "--cert",
+                 certs_.client_cert, "--key", certs_.client_key});
+  ASSERT_EQ(wait_sim_ready(sim), 200u);
+  auto task = create_rollout();
+  ASSERT_NE(task, 0u);
+  auto shown = wait_completed(task);
+  auto c = counters::from(shown.value("counters", json::object()));
+  EXPECT_GT(c.succeeded, 0u);
+  EXPECT_EQ(c.failed + c.timed_out + c.canceled, 0u);
+  auto rc = sim.wait_for(default_deadline);
+  ASSERT_TRUE(rc) << "fota-sim did not stop: " << sim.err();
+  EXPECT_EQ(*rc, 0) << sim.err();
+  auto summary = parse_summary(sim.out());
+  EXPECT_EQ(summary["succeeded"], c.succeeded) << sim.out();
+  EXPECT_EQ(summary["error responses"], 0u) << sim.err();
+}
+
+TEST_F(E2ETls, BadCertificateFileStopsTheNodeWithItsName) {
+  auto missing = (dir_ / "missing.pem").string();
+  auto node = start_node(
+      0, true, {"--tls-cert", missing, "--tls-key", certs_.server_key});
+  EXPECT_EQ(node.wait_for(30s), 2);
+  EXPECT_NE(node.err().find(missing), std::string::npos) << node.err();
 }
 
 } // namespace
