@@ -176,7 +176,7 @@ TEST(FirmwareRules, ManifestFieldsHoldNoControlCharacters) {
 
 /// A node policy in which product `cam` trusts two keys (rotation) and `p1`
 /// none.
-struct signing : ::testing::Test {
+struct FirmwareSignatures : ::testing::Test {
   void SetUp() override {
     auto a = generate_key_pair();
     auto b = generate_key_pair();
@@ -208,7 +208,7 @@ struct signing : ::testing::Test {
   firmware_catalog empty;
 };
 
-TEST_F(signing, KeyedProductRefusesUnsignedFirmware) {
+TEST_F(FirmwareSignatures, KeyedProductRefusesUnsignedFirmware) {
   auto err = failure_of(decide(empty, cam(""), keyed, at()));
   EXPECT_EQ(err.code, errc::invalid_argument);
   EXPECT_EQ(err.message,
@@ -217,7 +217,7 @@ TEST_F(signing, KeyedProductRefusesUnsignedFirmware) {
             "trusted keys");
 }
 
-TEST_F(signing, KeyedProductRefusesASignatureNoTrustedKeyVerifies) {
+TEST_F(FirmwareSignatures, KeyedProductRefusesASignatureNoTrustedKeyVerifies) {
   auto err = failure_of(decide(empty, cam(stranger.private_pem), keyed, at()));
   EXPECT_EQ(err.code, errc::invalid_argument);
   EXPECT_EQ(err.message,
@@ -230,7 +230,7 @@ TEST_F(signing, KeyedProductRefusesASignatureNoTrustedKeyVerifies) {
                          "signature is 64 bytes, got 10");
 }
 
-TEST_F(signing, SignatureCoversEveryManifestField) {
+TEST_F(FirmwareSignatures, SignatureCoversEveryManifestField) {
   struct row {
     const char* name;
     std::function<void(create_firmware&)> change;
@@ -255,7 +255,7 @@ TEST_F(signing, SignatureCoversEveryManifestField) {
   EXPECT_TRUE(decide(empty, cmd, keyed, at()));
 }
 
-TEST_F(signing, AnyTrustedKeyVerifiesAndTheSignatureIsKept) {
+TEST_F(FirmwareSignatures, AnyTrustedKeyVerifiesAndTheSignatureIsKept) {
   for (const auto* key : {&current, &previous}) {
     auto cmd = cam(key->private_pem);
     auto xs = events_of(decide(empty, cmd, keyed, at()));
@@ -267,7 +267,8 @@ TEST_F(signing, AnyTrustedKeyVerifiesAndTheSignatureIsKept) {
   }
 }
 
-TEST_F(signing, ProductWithoutKeysAcceptsUnsignedAndOpaqueSignatures) {
+TEST_F(FirmwareSignatures,
+       ProductWithoutKeysAcceptsUnsignedAndOpaqueSignatures) {
   auto cmd = test::cmd(create_cmd("p1", "1.0"));
   EXPECT_TRUE(decide(empty, cmd, keyed, at()));
   cmd.signature = "opaque, someone else's scheme";
