@@ -28,7 +28,8 @@ void firmware_actor_state::commit_quietly(const event_list& events) {
 
 caf::result<firmware_record>
 firmware_actor_state::operator()(create_firmware& cmd) {
-  return commit(decide(catalog, cmd, ctx->now()), cmd.product, cmd.version);
+  return commit(decide(catalog, cmd, policy, ctx->now()), cmd.product,
+                cmd.version);
 }
 
 caf::result<firmware_record>
@@ -161,11 +162,12 @@ caf::result<digest_sum> firmware_actor_state::operator()(digest_atom) {
 
 firmware_impl::behavior_type
 firmware_behavior(firmware_actor_state::self_pointer self, context_ptr ctx,
-                  firmware_catalog catalog,
+                  firmware_policy policy, firmware_catalog catalog,
                   std::map<firmware_catalog::key, std::set<task_id>> users,
                   std::set<firmware_catalog::key> running_verifications) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
+  st.policy = std::move(policy);
   st.catalog = std::move(catalog);
   st.users = std::move(users);
   st.out.init(st.ctx->journal, st.ctx->metrics);

@@ -66,6 +66,8 @@ struct firmware_actor_state {
   self_pointer self;
   context_ptr ctx;
   firmware_catalog catalog;
+  /// URL schemes and trusted signing keys that new firmware must satisfy.
+  firmware_policy policy;
   /// The tasks that use each firmware.
   std::map<firmware_catalog::key, std::set<task_id>> users;
   outbox out;
@@ -80,13 +82,14 @@ struct firmware_actor_state {
   void commit_quietly(const event_list& events);
 };
 
-/// `users` are the unfinished tasks of the recovered log by the firmware
-/// they target; `running_verifications` the firmware whose verification run
-/// has an unfinished task. A VERIFYING firmware without one was interrupted
-/// by a restart before its run started, and fails.
+/// `policy` is what new firmware must satisfy; `users` are the unfinished
+/// tasks of the recovered log by the firmware they target;
+/// `running_verifications` the firmware whose verification run has an
+/// unfinished task. A VERIFYING firmware without one was interrupted by a
+/// restart before its run started, and fails.
 firmware_impl::behavior_type
 firmware_behavior(firmware_actor_state::self_pointer self, context_ptr ctx,
-                  firmware_catalog catalog,
+                  firmware_policy policy, firmware_catalog catalog,
                   std::map<firmware_catalog::key, std::set<task_id>> users,
                   std::set<firmware_catalog::key> running_verifications);
 

@@ -116,8 +116,8 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   else
     ctx.journal = sys.spawn(journal, log_ptr);
   ctx.firmware =
-      sys.spawn(firmware_behavior, n->ctx_, w.firmware, std::move(usage.users),
-                std::move(usage.running_verifications));
+      sys.spawn(firmware_behavior, n->ctx_, std::move(cfg.firmware), w.firmware,
+                std::move(usage.users), std::move(usage.running_verifications));
   ctx.dispatcher = sys.spawn(dispatcher_behavior, n->ctx_);
   std::vector<device_actor> device_actors;
   device_actors.reserve(w.devices.size());

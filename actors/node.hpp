@@ -6,6 +6,7 @@
 
 #include "actors/context.hpp"
 #include "events/error.hpp"
+#include "events/firmware.hpp"
 #include "storage/event_log.hpp"
 
 #include <chrono>
@@ -25,6 +26,9 @@ struct node_config {
   node_limits limits;
   /// The gateways the node knows, and the quotas of gateways and products.
   edge_policy edge;
+  /// What new firmware must satisfy: URL schemes (https by default) and the
+  /// trusted signing keys of each product.
+  firmware_policy firmware;
   /// Wall clock; the system clock when null.
   std::shared_ptr<fota::clock> clock;
   /// Gives the journal its own thread (blocking fsync). Off for the

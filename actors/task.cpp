@@ -25,12 +25,9 @@ constexpr uint64_t max_details_scan = 100'000;
 std::string upgrade_frame(const task_state& t, uint64_t seq) {
   const auto& x = t.executions[seq - 1];
   v1::ServerFrame frame;
-  auto* up = frame.mutable_push()->mutable_upgrade();
-  up->set_product_key(t.spec.product);
-  up->set_device_key(x.device_key);
-  up->set_execution_id(t.id_of(execution_seq{seq}).value());
-  up->set_attempt(x.attempt);
-  *up->mutable_firmware() = to_proto(t.firmware);
+  *frame.mutable_push()->mutable_upgrade() =
+      to_upgrade_push(t.spec.product, x.device_key, t.id_of(execution_seq{seq}),
+                      x.attempt, t.firmware);
   return frame.SerializeAsString();
 }
 

@@ -11,8 +11,15 @@
 /// again with the version it runs now, brings it online and re-sends the
 /// reports the node did not acknowledge. A redelivered push for an upgrade
 /// that already finished gets its final report again.
+///
+/// Given the product's public keys (`--trusted-key`), a device verifies
+/// each push or offer as docs/firmware-signing.md says: the manifest is the
+/// one the firmware's fields give, and a trusted key verifies its signature;
+/// given `--image`, the "downloaded" image's size and SHA-256 match. A
+/// device that refuses reports `verification_failed`.
 #include "api/client.hpp"
 #include "apps/tls_options.hpp"
+#include "events/manifest.hpp"
 #include "fota/v1/api.pb.h"
 
 #include <algorithm>
@@ -22,13 +29,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <queue>
 #include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <unistd.h>
 #include <unordered_map>
 #include <utility>
@@ -105,12 +115,20 @@ struct sim_options {
   /// Share of devices that go offline and come back, again and again.
   double churn = 0;
   std::string churn_period = "2000-8000";
+  /// Public keys of the product (PEM files or base64): devices verify the
+  /// manifest signature of every push and offer.
+  std::vector<std::string> trusted_keys;
+  /// The image every upgrade "downloads": its size and SHA-256 must match.
+  std::string image;
   // Parsed from the strings above.
   std::vector<version_weight> version_mix;
   ms_range duration_ms;
   ms_range start_delay_ms;
   ms_range request_every_ms;
   ms_range churn_ms;
+  std::vector<public_key> keys;
+  uint64_t image_size = 0;
+  std::string image_sha256;
 };
 
 /// Thrown for an option value that does not parse; names the option.
@@ -140,6 +158,39 @@ ms_range parse_range(const std::string& option, const std::string& text) {
   if (result.min > result.max)
     throw bad();
   return result;
+}
+
+/// A public key given as PEM or base64 text, or as the path of a file
+/// holding either.
+public_key load_key(const std::string& text) {
+  if (auto key = parse_public_key(text))
+    return *key;
+  std::ifstream in{text, std::ios::binary};
+  if (!in)
+    throw usage_error("--trusted-key: '" + text +
+                      "' is neither a public key nor a readable file");
+  std::string content{std::istreambuf_iterator<char>{in}, {}};
+  auto key = parse_public_key(content);
+  if (!key)
+    throw usage_error("--trusted-key: " + text + ": " + key.error().message);
+  return *key;
+}
+
+/// The size and SHA-256 of the image file at `path`.
+std::pair<uint64_t, std::string> image_facts(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    throw usage_error("--image: cannot open '" + path + "'");
+  sha256_hasher h;
+  uint64_t size = 0;
+  std::string buf(1 << 16, '\0');
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    auto n = static_cast<size_t>(in.gcount());
+    h.update(std::string_view{buf.data(), n});
+    size += n;
+  }
+  return {size, h.hex_digest()};
 }
 
 std::vector<version_weight> parse_versions(const std::string& text) {
@@ -202,6 +253,39 @@ enum class outcome : uint8_t {
   failed,
 };
 
+/// What the device found when it checked the firmware it was given.
+enum class verdict : uint8_t {
+  /// Verified, or nothing to verify with.
+  accepted,
+  /// The manifest is not the one the firmware's fields give.
+  manifest_differs,
+  /// The firmware carries no signature.
+  not_signed,
+  /// No trusted key verifies the manifest's signature.
+  bad_signature,
+  /// The image's size or SHA-256 is not the manifest's.
+  image_differs,
+};
+
+/// The failure text a device reports for `x`.
+const char* text_of(verdict x) {
+  switch (x) {
+  case verdict::accepted:
+    return "accepted";
+  case verdict::manifest_differs:
+    return "the manifest does not match the firmware's product, version, "
+           "size, sha256 and url";
+  case verdict::not_signed:
+    return "the firmware is not signed";
+  case verdict::bad_signature:
+    return "the manifest signature does not verify with a trusted key";
+  case verdict::image_differs:
+    return "the downloaded image does not match the manifest's size and "
+           "sha256";
+  }
+  return "?";
+}
+
 /// The state of one simulated device, kept small on purpose. It survives
 /// reconnects; only `conn` starts over on a new connection.
 struct device_state {
@@ -223,6 +307,8 @@ struct device_state {
   phase state = phase::idle;
   link conn = link::unregistered;
   outcome result = outcome::none;
+  /// Why the device refused the current or last firmware, if it did.
+  verdict check = verdict::accepted;
   /// Device-request mode: "no upgrade" answers in a row.
   uint8_t refused = 0;
 };
@@ -320,6 +406,8 @@ struct stats {
   uint64_t finished = 0;
   uint64_t upgrade_ms_total = 0;
   uint64_t reconnects = 0;
+  /// Pushes and offers whose firmware the device refused.
+  uint64_t refused = 0;
   uint64_t resent = 0;
   /// Re-sent reports the node had no use for any more.
   uint64_t stale = 0;
@@ -661,6 +749,11 @@ private:
       x->set_product_key(opts_.product);
       x->set_device_key(key);
       x->set_execution_id(d.execution_id);
+      if (d.check != verdict::accepted) {
+        x->set_code("verification_failed");
+        x->set_text(text_of(d.check));
+        break;
+      }
       x->set_code("E_FLASH");
       x->set_text(
           fmt::format("flash write failed at block {}", d.failed_block));
@@ -923,15 +1016,35 @@ private:
                              true});
       return;
     }
-    begin_upgrade(index, p.execution_id(), p.attempt(), p.firmware(), t);
+    begin_upgrade(index, p.execution_id(), p.attempt(), p.firmware(),
+                  p.manifest(), t);
     // The gateway has the push: acknowledged at once, before the reports.
     ready_.push_front(
         job{index, devices_[index].generation, action::ack_push, false});
   }
 
-  /// Starts an upgrade pushed or offered to the device.
+  /// Checks firmware as a device does before it installs it: the manifest
+  /// is the firmware's, a trusted key signed it, and the image matches it.
+  verdict check(const v1::Firmware& fw, const std::string& manifest) const {
+    if (!opts_.keys.empty()) {
+      if (manifest != manifest_of(fw))
+        return verdict::manifest_differs;
+      if (fw.signature().empty())
+        return verdict::not_signed;
+      if (!signed_by_any(opts_.keys, manifest, fw.signature()))
+        return verdict::bad_signature;
+    }
+    if (!opts_.image.empty() &&
+        (fw.size() != opts_.image_size || fw.sha256() != opts_.image_sha256))
+      return verdict::image_differs;
+    return verdict::accepted;
+  }
+
+  /// Starts an upgrade pushed or offered to the device; one that fails the
+  /// device's checks ends at once with `verification_failed`.
   void begin_upgrade(uint32_t index, uint64_t execution, uint32_t attempt,
-                     const v1::Firmware& fw, sim_time t) {
+                     const v1::Firmware& fw, const std::string& manifest,
+                     sim_time t) {
     auto& d = devices_[index];
     if (!upgrading(d.state))
       ++active_;
@@ -943,6 +1056,13 @@ private:
     d.state = phase::starting;
     d.result = outcome::none;
     d.refused = 0;
+    d.check = check(fw, manifest);
+    if (d.check != verdict::accepted) {
+      ++stats_.refused;
+      d.state = phase::installing;
+      schedule(t, index, action::report_failure);
+      return;
+    }
     schedule(t + random_in(opts_.start_delay_ms), index, action::confirm);
   }
 
@@ -961,7 +1081,7 @@ private:
         d.attempt >= offer.attempt() && upgrading(d.state))
       return; // The same offer again; the upgrade is under way.
     begin_upgrade(index, offer.execution_id(), offer.attempt(),
-                  offer.firmware(), t);
+                  offer.firmware(), offer.manifest(), t);
   }
 
   void on_cancel(const v1::CancelPush& p) {
@@ -1090,6 +1210,7 @@ private:
                "  succeeded                {}\n"
                "  failed                   {}\n"
                "  error responses          {}\n"
+               "  refused firmware         {}\n"
                "  reconnects               {}\n"
                "  reports re-sent          {}\n"
                "  stale re-sent reports    {}\n"
@@ -1099,8 +1220,8 @@ private:
                stats_.pushes, stats_.offers, stats_.no_upgrade,
                stats_.went_offline, stats_.duplicates, stats_.cancel_pushes,
                stats_.canceled, stats_.succeeded, stats_.failed, stats_.errors,
-               stats_.reconnects, stats_.resent, stats_.stale, mean,
-               now() / 1000.0);
+               stats_.refused, stats_.reconnects, stats_.resent, stats_.stale,
+               mean, now() / 1000.0);
     std::fflush(stdout);
   }
 
@@ -1223,8 +1344,19 @@ int main(int argc, char** argv) {
                  "time a churning device stays online, and then offline, "
                  "MIN-MAX")
       ->capture_default_str();
+  app.add_option("--trusted-key", opts.trusted_keys,
+                 "public key of the product (PEM file or base64 of 32 raw "
+                 "bytes; repeatable): devices verify the manifest signature "
+                 "of every push and offer and refuse firmware that fails");
+  app.add_option("--image", opts.image,
+                 "the image devices \"download\": its size and SHA-256 must "
+                 "match the firmware's");
   try {
     app.parse(argc, argv);
+    for (const auto& k : opts.trusted_keys)
+      opts.keys.push_back(load_key(k));
+    if (!opts.image.empty())
+      std::tie(opts.image_size, opts.image_sha256) = image_facts(opts.image);
     opts.version_mix = parse_versions(opts.versions);
     opts.duration_ms = parse_range("--duration-ms", opts.duration);
     opts.start_delay_ms = parse_range("--start-delay-ms", opts.start_delay);

@@ -6,6 +6,7 @@
 /// error, 3 the node cannot be reached.
 #include "api/client.hpp"
 #include "apps/tls_options.hpp"
+#include "events/manifest.hpp"
 #include "fota/v1/api.pb.h"
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -23,6 +25,7 @@
 #include <regex>
 #include <stdexcept>
 #include <string>
+#include <sys/stat.h>
 #include <utility>
 #include <vector>
 
@@ -659,12 +662,16 @@ void print_error(bool json, const std::string& status,
 
 // -- commands ----------------------------------------------------------------
 
-/// One leaf subcommand: how to build its request and print its response.
+/// One leaf subcommand: how to build its request and print its response,
+/// or, for a command that needs no node (signing, key generation), what it
+/// runs locally.
 struct command {
   CLI::App* app;
   std::function<v1::ClientFrame()> build;
   /// Prints an OK response for people; nullptr uses `print_result`.
   std::function<void(const v1::Response&)> print;
+  /// Runs the command without a node and returns the exit code.
+  std::function<int()> local;
 };
 
 /// The options of every subcommand, bound to CLI11.
@@ -688,12 +695,16 @@ struct options {
   std::vector<std::string> pairs;
   // device move
   std::string gateway;
-  // firmware add
+  // firmware add, sign, keygen
   std::string url;
   uint64_t size = 0;
   std::string sha256;
   std::string signature_file;
+  std::string signature;
   std::string description;
+  std::string image;
+  std::string key_file;
+  std::string out_prefix;
   // firmware verify, skip-verification
   std::string verify_timeout;
   std::string reason;
@@ -886,12 +897,63 @@ v1::AssetTree read_tree(const options& o) {
   return tree;
 }
 
+/// The size and lower-case hex SHA-256 of the image: read from `--file`, or
+/// as given by `--size` and `--sha256`.
+std::pair<uint64_t, std::string> image_facts(const options& o) {
+  if (!o.image.empty()) {
+    if (o.size != 0 || !o.sha256.empty())
+      throw usage_error("--file", "give either --file or --size and --sha256");
+    std::ifstream in{o.image, std::ios::binary};
+    if (!in)
+      throw usage_error("--file", "cannot open " + in_quotes(o.image) + ": " +
+                                      std::strerror(errno));
+    sha256_hasher h;
+    uint64_t size = 0;
+    std::string buf(1 << 16, '\0');
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      auto n = static_cast<size_t>(in.gcount());
+      h.update(std::string_view{buf.data(), n});
+      size += n;
+    }
+    return {size, h.hex_digest()};
+  }
+  if (o.size == 0 || o.sha256.empty())
+    throw usage_error("--size", "give --size and --sha256, or --file IMAGE");
+  static const std::regex hex{"[0-9a-fA-F]{64}"};
+  if (!std::regex_match(o.sha256, hex))
+    throw usage_error("--sha256",
+                      "expected 64 hex digits, got " + in_quotes(o.sha256));
+  std::string digest = o.sha256;
+  for (auto& c : digest)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return {o.size, digest};
+}
+
+/// Writes `text` to a new file `path` with `mode`; refuses to overwrite.
+void write_new_file(const std::string& path, const std::string& text,
+                    mode_t mode) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec))
+    throw usage_error("--out", in_quotes(path) + " exists; not overwriting");
+  {
+    std::ofstream out{path, std::ios::binary};
+    if (!out)
+      throw usage_error("--out", "cannot create " + in_quotes(path) + ": " +
+                                     std::strerror(errno));
+    out << text;
+  }
+  ::chmod(path.c_str(), mode);
+}
+
 /// Adds every subcommand to `app`, binding its options into `o`.
 std::vector<command> add_commands(CLI::App& app, options& o) {
   std::vector<command> cmds;
   auto add = [&](CLI::App* sub, std::function<v1::ClientFrame()> build,
-                 std::function<void(const v1::Response&)> print = nullptr) {
-    cmds.push_back(command{sub, std::move(build), std::move(print)});
+                 std::function<void(const v1::Response&)> print = nullptr,
+                 std::function<int()> local = nullptr) {
+    cmds.push_back(
+        command{sub, std::move(build), std::move(print), std::move(local)});
   };
   auto product = [&](CLI::App* sub) {
     sub->add_option("--product", o.product, "product key")->required();
@@ -911,36 +973,112 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
   auto* fw = app.add_subcommand("firmware", "manage the firmware catalog");
   fw->require_subcommand(1);
 
+  // The image: --size and --sha256, or --file to compute them.
+  auto image = [&](CLI::App* sub) {
+    sub->add_option("--size", o.size, "image size in bytes");
+    sub->add_option("--sha256", o.sha256, "SHA-256 of the image, hex");
+    sub->add_option("--file", o.image,
+                    "the image: its size and SHA-256 are computed");
+  };
+
   auto* fw_add = fw->add_subcommand("add", "register a firmware image");
   product(fw_add);
   fw_add->add_option("--version", o.version, "version string")->required();
   fw_add->add_option("--url", o.url, "where devices download the image")
       ->required();
-  fw_add->add_option("--size", o.size, "image size in bytes")->required();
-  fw_add->add_option("--sha256", o.sha256, "SHA-256 of the image, hex")
-      ->required();
-  fw_add->add_option("--signature-file", o.signature_file,
-                     "file holding the image signature");
+  image(fw_add);
+  auto* sig_text = fw_add->add_option(
+      "--signature", o.signature,
+      "base64 signature over the manifest, as `firmware sign` prints it");
+  fw_add
+      ->add_option("--signature-file", o.signature_file,
+                   "file holding the raw signature bytes")
+      ->excludes(sig_text);
   fw_add->add_option("--description", o.description, "free text");
   add(fw_add, [&] {
-    static const std::regex hex{"[0-9a-fA-F]{64}"};
-    if (!std::regex_match(o.sha256, hex))
-      throw usage_error("--sha256",
-                        "expected 64 hex digits, got " + in_quotes(o.sha256));
+    auto [size, digest] = image_facts(o);
     v1::ClientFrame f;
     auto* x = f.mutable_create_firmware()->mutable_firmware();
     x->set_product_key(o.product);
     x->set_version(o.version);
     x->set_url(o.url);
-    x->set_size(o.size);
-    std::string digest = o.sha256;
-    for (auto& c : digest)
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    x->set_size(size);
     x->set_sha256(digest);
+    if (!o.signature.empty()) {
+      auto raw = from_base64(o.signature);
+      if (!raw)
+        throw usage_error("--signature",
+                          "expected base64, got " + in_quotes(o.signature));
+      x->set_signature(*raw);
+    }
     if (!o.signature_file.empty())
       x->set_signature(read_file("--signature-file", o.signature_file));
     x->set_description(o.description);
     return f;
+  });
+
+  auto* fw_sign = fw->add_subcommand(
+      "sign", "sign a firmware manifest with an Ed25519 private key (no node "
+              "needed); prints the base64 signature for `firmware add "
+              "--signature`");
+  fw_sign
+      ->add_option("--key", o.key_file,
+                   "private key file: PEM, as `firmware keygen` writes it")
+      ->required();
+  product(fw_sign);
+  fw_sign->add_option("--version", o.version, "version string")->required();
+  fw_sign->add_option("--url", o.url, "where devices download the image")
+      ->required();
+  image(fw_sign);
+  add(fw_sign, nullptr, nullptr, [&] {
+    auto [size, digest] = image_facts(o);
+    for (const auto& [option, value] :
+         {std::pair{"--product", &o.product},
+          std::pair{"--version", &o.version}, std::pair{"--url", &o.url}})
+      if (has_control_character(*value))
+        throw usage_error(option, "must not contain control characters");
+    auto manifest =
+        canonical_manifest(o.product, o.version, size, digest, o.url);
+    auto sig = sign_message(read_file("--key", o.key_file), manifest);
+    if (!sig)
+      throw usage_error("--key",
+                        in_quotes(o.key_file) + ": " + sig.error().message);
+    if (o.json)
+      fmt::print("{}\n", nlohmann::json{{"signature", to_base64(*sig)},
+                                        {"manifest", manifest},
+                                        {"size", size},
+                                        {"sha256", digest}}
+                             .dump(2));
+    else
+      fmt::print("{}\n", to_base64(*sig));
+    return exit_ok;
+  });
+
+  auto* fw_keygen = fw->add_subcommand(
+      "keygen", "write a new Ed25519 key pair: PREFIX.key (private, PEM, "
+                "mode 0600) and PREFIX.pub (public, PEM) (no node needed)");
+  fw_keygen->add_option("--out", o.out_prefix, "path prefix of the two files")
+      ->required();
+  add(fw_keygen, nullptr, nullptr, [&] {
+    auto keys = generate_key_pair();
+    if (!keys)
+      throw usage_error("keygen", keys.error().message);
+    auto priv = o.out_prefix + ".key";
+    auto pub = o.out_prefix + ".pub";
+    if (std::filesystem::exists(pub))
+      throw usage_error("--out", in_quotes(pub) + " exists; not overwriting");
+    write_new_file(priv, keys->private_pem, 0600);
+    write_new_file(pub, keys->public_pem, 0644);
+    auto raw = to_base64(keys->public_raw);
+    if (o.json)
+      fmt::print("{}\n", nlohmann::json{{"private_key_file", priv},
+                                        {"public_key_file", pub},
+                                        {"public_key", raw}}
+                             .dump(2));
+    else
+      fmt::print("wrote {} (keep it secret) and {}\npublic key (base64): {}\n",
+                 priv, pub, raw);
+    return exit_ok;
   });
 
   auto* fw_verify = fw->add_subcommand(
@@ -1403,6 +1541,8 @@ int main(int argc, char** argv) {
       continue;
     v1::ClientFrame request;
     try {
+      if (cmd.local)
+        return cmd.local();
       request = cmd.build();
     } catch (const usage_error& e) {
       fmt::print(stderr, "error: {}\n", e.what());

@@ -4,12 +4,17 @@
 #include "api/client.hpp"
 #include "api/metrics.hpp"
 #include "api/session.hpp"
+#include "events/limits.hpp"
+#include "events/manifest.hpp"
 
+#include <algorithm>
 #include <arpa/inet.h>
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -17,6 +22,7 @@
 #include <string>
 #include <sys/resource.h>
 #include <toml++/toml.h>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <caf/actor_system.hpp>
@@ -66,6 +72,14 @@ struct settings {
   bool no_sync = false;
   size_t threads = 0;
   std::string scheduler = "sharing";
+  /// `--trusted-key PRODUCT=KEY`, repeatable.
+  std::vector<std::string> trusted_keys;
+  /// `--firmware-url-schemes`, comma-separated.
+  std::string url_schemes = "https";
+  /// Trusted keys by product, from the config file: key texts or paths.
+  std::map<std::string, std::vector<std::string>> config_keys;
+  /// Where relative key paths in the config file start.
+  std::filesystem::path config_dir;
 };
 
 /// Reads a token file, saying on stderr why it cannot.
@@ -233,6 +247,87 @@ bool load_tokens(settings& s) {
   return true;
 }
 
+/// A trusted key given as PEM text, base64 of the 32 raw bytes, or the path
+/// of a file holding either (relative paths start at `base`).
+fota::expected<fota::public_key>
+load_public_key(const std::string& text, const std::filesystem::path& base) {
+  if (auto key = fota::parse_public_key(text))
+    return key;
+  auto path = std::filesystem::path{text};
+  if (path.is_relative())
+    path = base / path;
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    return fota::make_failure(fota::errc::invalid_argument,
+                              "neither a key nor a readable file: " +
+                                  path.string());
+  std::stringstream content;
+  content << in.rdbuf();
+  auto key = fota::parse_public_key(content.str());
+  if (!key)
+    return fota::make_failure(fota::errc::invalid_argument,
+                              path.string() + ": " + key.error().message);
+  return key;
+}
+
+/// The firmware policy of the flags and the config file; prints what is
+/// wrong and returns nullopt when a key or scheme does not parse.
+std::optional<fota::firmware_policy> firmware_policy_of(const settings& s) {
+  fota::firmware_policy policy;
+  policy.url_schemes.clear();
+  std::stringstream schemes{s.url_schemes};
+  for (std::string x; std::getline(schemes, x, ',');) {
+    x.erase(std::remove_if(x.begin(), x.end(),
+                           [](unsigned char c) { return std::isspace(c); }),
+            x.end());
+    std::transform(x.begin(), x.end(), x.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    if (!x.empty())
+      policy.url_schemes.push_back(x);
+  }
+  if (policy.url_schemes.empty()) {
+    std::fprintf(stderr, "fotad: --firmware-url-schemes: name at least one "
+                         "scheme, e.g. https\n");
+    return std::nullopt;
+  }
+  auto add = [&](const std::string& product, const std::string& text,
+                 const std::filesystem::path& base, const std::string& origin) {
+    auto key = load_public_key(text, base);
+    if (!key) {
+      std::fprintf(stderr, "fotad: %s: %s\n", origin.c_str(),
+                   key.error().message.c_str());
+      return false;
+    }
+    policy.signing_keys[product].push_back(*key);
+    return true;
+  };
+  // Flags win: a product named by --trusted-key takes only the flags' keys.
+  std::map<std::string, std::vector<std::string>> flagged;
+  for (const auto& x : s.trusted_keys) {
+    auto eq = x.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == x.size()) {
+      std::fprintf(stderr,
+                   "fotad: --trusted-key: expected PRODUCT=KEY_FILE, got "
+                   "'%s'\n",
+                   x.c_str());
+      return std::nullopt;
+    }
+    flagged[x.substr(0, eq)].push_back(x.substr(eq + 1));
+  }
+  for (const auto& [product, keys] : s.config_keys)
+    if (flagged.count(product) == 0)
+      for (const auto& k : keys)
+        if (!add(product, k, s.config_dir,
+                 "config products." + product + ".signing_keys"))
+          return std::nullopt;
+  for (const auto& [product, keys] : flagged)
+    for (const auto& k : keys)
+      if (!add(product, k, std::filesystem::current_path(),
+               "--trusted-key " + product + "=" + k))
+        return std::nullopt;
+  return policy;
+}
+
 /// Reads the TOML file; command-line flags given explicitly win.
 bool load_config(settings& s, const CLI::App& app) {
   if (s.config.empty())
@@ -271,6 +366,26 @@ bool load_config(settings& s, const CLI::App& app) {
     set("tls.cert", s.tls_cert, "--tls-cert");
     set("tls.key", s.tls_key, "--tls-key");
     set("tls.client_ca", s.tls_client_ca, "--tls-client-ca");
+    if (app.count("--firmware-url-schemes") == 0)
+      if (const auto* xs = t.at_path("firmware.url_schemes").as_array()) {
+        s.url_schemes.clear();
+        for (const auto& x : *xs)
+          if (auto v = x.value<std::string>())
+            s.url_schemes += (s.url_schemes.empty() ? "" : ",") + *v;
+      }
+    s.config_dir = std::filesystem::absolute(s.config).parent_path();
+    if (const auto* products = t["products"].as_table())
+      for (const auto& [product, entry] : *products) {
+        const auto* keys = entry.as_table() != nullptr
+                               ? (*entry.as_table())["signing_keys"].as_array()
+                               : nullptr;
+        if (keys == nullptr)
+          continue;
+        auto& out = s.config_keys[std::string{product.str()}];
+        for (const auto& k : *keys)
+          if (auto v = k.value<std::string>())
+            out.push_back(*v);
+      }
     return true;
   } catch (const toml::parse_error& e) {
     std::fprintf(stderr, "fotad: config %s: %s\n", s.config.c_str(),
@@ -325,13 +440,22 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 3600u));
   app.add_option("--max-frame-size", s.max_frame_size,
                  "largest frame in either direction, in bytes")
-      ->check(CLI::Range(4096u, 64u << 20));
+      ->check(CLI::Range(static_cast<uint32_t>(fota::limits::min_frame_size),
+                         64u << 20));
   app.add_option("--tls-cert", s.tls_cert,
                  "serve the API over TLS with this PEM certificate chain");
   app.add_option("--tls-key", s.tls_key, "PEM private key of --tls-cert");
   app.add_option("--tls-client-ca", s.tls_client_ca,
                  "PEM CAs that issue client certificates; clients are asked "
                  "for one and a certificate they send must verify");
+  app.add_option("--trusted-key", s.trusted_keys,
+                 "PRODUCT=KEY: an Ed25519 public key (PEM file, or base64 of "
+                 "32 raw bytes) whose signature firmware of PRODUCT must "
+                 "carry; repeatable, any one key verifies");
+  app.add_option("--firmware-url-schemes", s.url_schemes,
+                 "comma-separated URL schemes firmware may be downloaded "
+                 "from")
+      ->capture_default_str();
   app.add_flag("--no-sync", s.no_sync,
                "do not fsync group commits (benchmarks only)");
   app.add_option("--threads", s.threads, "scheduler threads (0: one per core)");
@@ -353,6 +477,16 @@ int main(int argc, char** argv) {
     }
     tls = std::move(*ctx);
   }
+  if (s.max_frame_size < fota::limits::min_frame_size ||
+      s.max_frame_size > (64u << 20)) {
+    std::fprintf(stderr,
+                 "fotad: max_frame_size %u is outside %zu to 67108864 bytes\n",
+                 s.max_frame_size, fota::limits::min_frame_size);
+    return 2;
+  }
+  auto policy = firmware_policy_of(s);
+  if (!policy)
+    return 2;
   uint16_t port = 0;
   std::string host = "127.0.0.1";
   try {
@@ -427,12 +561,17 @@ int main(int argc, char** argv) {
     ncfg.edge.gateways.emplace(shared.name, shared);
   }
   raise_fd_limit(s.max_connections);
+  ncfg.firmware = *policy;
   auto node = fota::node::start(sys, ncfg);
   if (!node) {
     spdlog::error("cannot start: {}: {}", fota::to_string(node.error().code),
                   node.error().message);
     return 1;
   }
+  for (const auto& [product, keys] : ncfg.firmware.signing_keys)
+    spdlog::info("product {}: firmware must be signed with one of {} trusted "
+                 "key(s)",
+                 product, keys.size());
   const auto& rec = (*node)->recovery();
   spdlog::info("recovered {} events ({} firmware, {} devices, {} tasks) in "
                "{} ms from {}",

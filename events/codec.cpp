@@ -1,6 +1,7 @@
 #include "events/codec.hpp"
 
 #include "events/limits.hpp"
+#include "events/manifest.hpp"
 
 #include <algorithm>
 #include <string>
@@ -142,6 +143,18 @@ v1::Firmware to_proto(const firmware_record& x) {
     out.add_verification_device_keys(d);
   out.set_verification_failure(x.verification_failure);
   out.set_verification_skip_reason(x.verification_skip_reason);
+  return out;
+}
+
+v1::Firmware to_device_proto(const firmware_record& x) {
+  v1::Firmware out;
+  out.set_product_key(x.product);
+  out.set_version(x.version);
+  out.set_url(x.url);
+  out.set_size(x.size);
+  out.set_sha256(x.sha256);
+  out.set_signature(x.signature);
+  out.set_description(x.description);
   return out;
 }
 
@@ -379,9 +392,23 @@ v1::UpgradeOffer to_proto(const upgrade_offer& x) {
   if (x.available) {
     out.set_execution_id(x.execution.value());
     out.set_attempt(x.attempt);
-    *out.mutable_firmware() = to_proto(x.firmware);
+    *out.mutable_firmware() = to_device_proto(x.firmware);
+    out.set_manifest(manifest_of(x.firmware));
   }
   out.set_reason(x.reason);
+  return out;
+}
+
+v1::UpgradePush to_upgrade_push(const std::string& product,
+                                const std::string& device, execution_id id,
+                                uint32_t attempt, const firmware_record& fw) {
+  v1::UpgradePush out;
+  out.set_product_key(product);
+  out.set_device_key(device);
+  out.set_execution_id(id.value());
+  out.set_attempt(attempt);
+  *out.mutable_firmware() = to_device_proto(fw);
+  out.set_manifest(manifest_of(fw));
   return out;
 }
 

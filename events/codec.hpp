@@ -21,6 +21,11 @@ namespace fota {
 v1::Firmware to_proto(const firmware_record& x);
 firmware_record from_proto(const v1::Firmware& x);
 
+/// The firmware as a push or an offer gives it to a device: what it
+/// downloads and checks (product, version, URL, size, SHA-256, signature,
+/// description), field by field, without the catalog's state.
+v1::Firmware to_device_proto(const firmware_record& x);
+
 v1::TaskSpec to_proto(const task_spec& x);
 task_spec from_proto(const v1::TaskSpec& x);
 
@@ -34,6 +39,12 @@ v1::Device to_proto(const device_state& x);
 v1::TaskSummary to_proto(const task_summary& x);
 v1::Execution to_proto(const execution_view& x);
 v1::UpgradeOffer to_proto(const upgrade_offer& x);
+
+/// The push that tells `device` to upgrade to `fw`: the firmware as a device
+/// sees it and the manifest that its signature covers.
+v1::UpgradePush to_upgrade_push(const std::string& product,
+                                const std::string& device, execution_id id,
+                                uint32_t attempt, const firmware_record& fw);
 
 // -- requests -----------------------------------------------------------------
 

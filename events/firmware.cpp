@@ -26,6 +26,86 @@ bool is_hex_sha256(const std::string& x) {
          });
 }
 
+/// The scheme of `url` ("https" of "https://host/x"), lower case, or empty
+/// when `url` does not start with "scheme://" followed by something.
+std::string scheme_of(const std::string& url) {
+  auto end = url.find("://");
+  if (end == std::string::npos || end == 0 || end + 3 == url.size())
+    return {};
+  std::string scheme;
+  for (size_t i = 0; i < end; ++i) {
+    auto c = static_cast<unsigned char>(url[i]);
+    if (!std::isalnum(c) && c != '+' && c != '-' && c != '.')
+      return {};
+    scheme += static_cast<char>(std::tolower(c));
+  }
+  return std::isalpha(static_cast<unsigned char>(scheme[0])) ? scheme
+                                                             : std::string{};
+}
+
+std::string joined(const std::vector<std::string>& xs) {
+  std::string out;
+  for (const auto& x : xs)
+    out += (out.empty() ? "" : ", ") + x;
+  return out;
+}
+
+/// Why the URL is refused, if it is: devices download only from schemes the
+/// node allows, and the URL is one line of the manifest.
+std::optional<failure> refuse_url(const std::string& url,
+                                  const firmware_policy& policy) {
+  if (std::any_of(
+          url.begin(), url.end(),
+          [](char c) { return std::isspace(static_cast<unsigned char>(c)); }) ||
+      has_control_character(url))
+    return invalid("firmware.url", "must not contain white space or control "
+                                   "characters");
+  auto scheme = scheme_of(url);
+  if (scheme.empty())
+    return invalid("firmware.url",
+                   "must be an absolute URL such as https://host/path, got \"" +
+                       url + "\"");
+  if (std::find(policy.url_schemes.begin(), policy.url_schemes.end(), scheme) ==
+      policy.url_schemes.end())
+    return invalid("firmware.url", "scheme " + scheme +
+                                       " is not allowed; this node allows " +
+                                       joined(policy.url_schemes));
+  return std::nullopt;
+}
+
+/// Why the signature is refused, if it is: a product with trusted keys
+/// accepts only firmware whose manifest one of them signed.
+std::optional<failure> refuse_signature(const create_firmware& cmd,
+                                        const firmware_policy& policy) {
+  auto i = policy.signing_keys.find(cmd.product);
+  if (i == policy.signing_keys.end() || i->second.empty())
+    return std::nullopt;
+  const auto& keys = i->second;
+  auto name = firmware_name(cmd.product, cmd.version);
+  if (cmd.signature.empty())
+    return invalid("firmware.signature",
+                   name + " is not signed; product " + cmd.product +
+                       " accepts only firmware whose manifest is signed "
+                       "with " +
+                       (keys.size() == 1
+                            ? std::string{"its trusted key"}
+                            : "one of its " + std::to_string(keys.size()) +
+                                  " trusted keys"));
+  if (cmd.signature.size() != ed25519_signature_size)
+    return invalid("firmware.signature",
+                   name + ": an Ed25519 signature is 64 bytes, got " +
+                       std::to_string(cmd.signature.size()));
+  auto manifest = canonical_manifest(cmd.product, cmd.version, cmd.size,
+                                     cmd.sha256, cmd.url);
+  if (!signed_by_any(keys, manifest, cmd.signature))
+    return invalid("firmware.signature",
+                   name +
+                       ": signature does not verify with any trusted key of "
+                       "product " +
+                       cmd.product);
+  return std::nullopt;
+}
+
 event firmware_event(const std::string& product, const std::string& version,
                      timestamp now) {
   return make_event(firmware_stream(product, version), now);
@@ -61,13 +141,21 @@ firmware_catalog::find(const std::string& product,
 }
 
 expected<event_list> decide(const firmware_catalog& state,
-                            const create_firmware& cmd, timestamp now) {
+                            const create_firmware& cmd,
+                            const firmware_policy& policy, timestamp now) {
   if (cmd.product.empty())
     return invalid("firmware.product_key", "must not be empty");
+  if (has_control_character(cmd.product))
+    return invalid("firmware.product_key",
+                   "must not contain control characters");
   if (cmd.version.empty())
     return invalid("firmware.version", "must not be empty");
+  if (has_control_character(cmd.version))
+    return invalid("firmware.version", "must not contain control characters");
   if (cmd.url.empty())
     return invalid("firmware.url", "must not be empty");
+  if (auto refused = refuse_url(cmd.url, policy))
+    return *refused;
   if (cmd.size == 0)
     return invalid("firmware.size", "must be greater than 0");
   if (!is_hex_sha256(cmd.sha256))
@@ -78,6 +166,8 @@ expected<event_list> decide(const firmware_catalog& state,
     return make_failure(errc::already_exists,
                         firmware_name(cmd.product, cmd.version) +
                             " already exists");
+  if (auto refused = refuse_signature(cmd, policy))
+    return *refused;
   // Field by field: nothing a client sends beyond these is stored.
   firmware_record fw;
   fw.product = cmd.product;

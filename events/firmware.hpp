@@ -6,11 +6,13 @@
 #include "events/commands.hpp"
 #include "events/error.hpp"
 #include "events/event.hpp"
+#include "events/manifest.hpp"
 #include "events/values.hpp"
 
 #include <map>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace fota {
 
@@ -24,14 +26,33 @@ struct firmware_catalog {
                               const std::string& version) const;
 };
 
+/// What a node demands of the firmware it registers. The firmware actor
+/// holds it and hands it to `decide`; it is configuration, not state, so
+/// replay does not check old firmware against it.
+struct firmware_policy {
+  /// URL schemes devices may download from, lower case ("https").
+  std::vector<std::string> url_schemes{"https"};
+  /// Trusted Ed25519 keys by product. Firmware of a product listed here
+  /// must carry a signature over its manifest that one of the keys verifies
+  /// (several keys: rotation); other products accept unsigned firmware and
+  /// keep a signature as opaque bytes.
+  std::map<std::string, std::vector<public_key>> signing_keys;
+};
+
 /// "firmware <product>/<version>", as messages name it.
 std::string firmware_name(const std::string& product,
                           const std::string& version);
 
 // -- decide ------------------------------------------------------------------
 
+/// Registers firmware UNVERIFIED, built field by field from `cmd`. Refuses
+/// with INVALID_ARGUMENT naming the field: a missing or malformed field, a
+/// control character in a manifest field, a URL whose scheme `policy` does
+/// not allow, and, for a product with trusted keys, a missing signature or
+/// one that no trusted key verifies over the manifest.
 expected<event_list> decide(const firmware_catalog& state,
-                            const create_firmware& cmd, timestamp now);
+                            const create_firmware& cmd,
+                            const firmware_policy& policy, timestamp now);
 
 /// Starts a verification run on 1 to 5 named devices (VERIFYING).
 /// Verification can run again after it failed.

@@ -48,6 +48,17 @@ inline constexpr size_t tree_nodes = 5000;
 /// Execution states in a details filter.
 inline constexpr size_t states = 8;
 
+/// The largest `UpgradePush` frame, and `UpgradeOffer` response, that the
+/// limits above allow: keys and versions, URL, signature, description and
+/// the manifest built from them, each at its limit (a test builds one).
+inline constexpr size_t max_push_frame = 7400;
+
+/// The smallest frame limit a node can be given (`--max-frame-size`), so
+/// that every push and every offer fits a frame.
+inline constexpr size_t min_frame_size = 8192;
+
+static_assert(max_push_frame <= min_frame_size);
+
 /// Items on one page; 0 in a request means `default_page_size`.
 inline constexpr uint32_t max_page_size = 1000;
 inline constexpr uint32_t default_page_size = 100;

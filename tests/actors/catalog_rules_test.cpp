@@ -1,13 +1,17 @@
 /// The remaining rules of the catalog, tested on a whole node: verification
 /// needs 1 to 5 devices and skipping it is explicit and recorded, an offline
 /// verification device fails the run at its timeout, firmware a task is
-/// still being created for cannot be deleted, and every list is paged.
+/// still being created for cannot be deleted, every list is paged, and a
+/// product with trusted keys takes only signed firmware, whose pushes and
+/// offers carry what a device verifies and nothing a client smuggled in.
+#include "events/manifest.hpp"
 #include "tests/actors/rollout_fixture.hpp"
 
 #include <chrono>
 #include <string>
 #include <vector>
 
+#include <google/protobuf/unknown_field_set.h>
 #include <gtest/gtest.h>
 
 namespace {
@@ -19,6 +23,36 @@ using fota::test::product;
 class VerificationRules : public fota::test::rollout_fixture {};
 class FirmwareDeletion : public fota::test::rollout_fixture {};
 class Paging : public fota::test::rollout_fixture {};
+
+/// A node on which product `p` trusts one signing key.
+class SignedFirmware : public fota::test::rollout_fixture {
+protected:
+  SignedFirmware() {
+    auto k = generate_key_pair();
+    EXPECT_TRUE(k);
+    if (k)
+      keys = *k;
+    firmware_rules.signing_keys[product] = {keys.public_raw};
+  }
+
+  /// Firmware `version`, signed with the trusted key.
+  v1::Firmware signed_firmware(const std::string& version) {
+    auto fw = firmware_of(version);
+    auto sig = sign_message(keys.private_pem, manifest_of(fw));
+    EXPECT_TRUE(sig);
+    if (sig)
+      fw.set_signature(*sig);
+    return fw;
+  }
+
+  /// Whether a device holding the trusted key accepts what it was given.
+  bool device_accepts(const v1::Firmware& fw, const std::string& manifest) {
+    return manifest == manifest_of(fw) &&
+           verify_signature(keys.public_raw, manifest, fw.signature());
+  }
+
+  key_pair keys;
+};
 
 TEST_F(VerificationRules, VerifyingWithoutDevicesIsRefused) {
   ASSERT_EQ(create_firmware("2.0").status(), v1::STATUS_CODE_OK);
@@ -172,6 +206,91 @@ TEST_F(Paging, PageSizeAndTokensAreChecked) {
   r = call(bad);
   EXPECT_EQ(r.status(), v1::STATUS_CODE_INVALID_ARGUMENT);
   EXPECT_NE(r.message().find("page_token"), std::string::npos) << r.message();
+}
+
+// -- signed firmware ---------------------------------------------------------
+
+TEST_F(SignedFirmware, KeyedProductRefusesUnsignedFirmwareAndWritesNothing) {
+  auto r = create_firmware("2.0");
+  EXPECT_EQ(r.status(), v1::STATUS_CODE_INVALID_ARGUMENT);
+  EXPECT_NE(r.message().find("firmware p/2.0 is not signed"), std::string::npos)
+      << r.message();
+  v1::GetFirmware get;
+  get.set_product_key(product);
+  get.set_version("2.0");
+  EXPECT_EQ(call(get).status(), v1::STATUS_CODE_NOT_FOUND);
+  // Signed with another key: refused too.
+  auto other = generate_key_pair();
+  ASSERT_TRUE(other);
+  v1::CreateFirmware create;
+  *create.mutable_firmware() = firmware_of("2.0");
+  create.mutable_firmware()->set_signature(
+      *sign_message(other->private_pem, manifest_of(create.firmware())));
+  r = call(create);
+  EXPECT_EQ(r.status(), v1::STATUS_CODE_INVALID_ARGUMENT);
+  EXPECT_EQ(r.message(), "firmware.signature: firmware p/2.0: signature does "
+                         "not verify with any trusted key of product p");
+}
+
+TEST_F(SignedFirmware,
+       PushAndOfferCarryWhatTheDeviceVerifiesAndNoUnknownField) {
+  v1::ClientFrame f;
+  *f.mutable_create_firmware()->mutable_firmware() = signed_firmware("2.0");
+  auto* sent = f.mutable_create_firmware()->mutable_firmware();
+  sent->GetReflection()->MutableUnknownFields(sent)->AddLengthDelimited(
+      99, "smuggled");
+  auto r = call_frame(f);
+  ASSERT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+  auto smuggled = [](const google::protobuf::Message& m) {
+    return m.SerializeAsString().find("smuggled") != std::string::npos;
+  };
+  EXPECT_FALSE(smuggled(r));
+  auto fw = get_firmware("2.0");
+  EXPECT_EQ(fw.GetReflection()->GetUnknownFields(fw).field_count(), 0);
+  EXPECT_FALSE(smuggled(fw));
+  v1::SkipVerification skip;
+  skip.set_product_key(product);
+  skip.set_version("2.0");
+  skip.set_reason("signed build");
+  ASSERT_EQ(call(skip).status(), v1::STATUS_CODE_OK);
+  // Cloud push.
+  register_online("pushed", "1.0");
+  ASSERT_NE(create_task_id(snapshot_spec("1.0", "2.0")), 0u);
+  auto ups = upgrades();
+  ASSERT_EQ(ups.size(), 1u);
+  EXPECT_TRUE(device_accepts(ups[0].firmware(), ups[0].manifest()));
+  EXPECT_EQ(ups[0].firmware().signature(), fw.signature());
+  EXPECT_FALSE(smuggled(ups[0]));
+  // Device request: the offer carries the same.
+  register_online("asking", "1.1");
+  auto spec = snapshot_spec("1.1", "2.0");
+  spec.set_method(v1::METHOD_DEVICE_REQUEST);
+  ASSERT_NE(create_task_id(spec), 0u);
+  auto answer = request_upgrade("asking");
+  ASSERT_EQ(answer.status(), v1::STATUS_CODE_OK) << answer.message();
+  ASSERT_TRUE(answer.offer().available()) << answer.offer().reason();
+  EXPECT_TRUE(
+      device_accepts(answer.offer().firmware(), answer.offer().manifest()));
+  EXPECT_FALSE(smuggled(answer));
+  // A tampered push is what a device refuses.
+  auto tampered = ups[0];
+  tampered.mutable_firmware()->set_url("https://evil.example/x.bin");
+  EXPECT_FALSE(device_accepts(tampered.firmware(), tampered.manifest()));
+  tampered.set_manifest(manifest_of(tampered.firmware()));
+  EXPECT_FALSE(device_accepts(tampered.firmware(), tampered.manifest()));
+}
+
+TEST_F(SignedFirmware, AcceptedFirmwareReplaysWhateverTheKeysAreLater) {
+  v1::CreateFirmware create;
+  *create.mutable_firmware() = signed_firmware("2.0");
+  ASSERT_EQ(call(create).status(), v1::STATUS_CODE_OK);
+  // The key is rotated away: the log still replays, the record is intact.
+  stop_node();
+  auto replacement = generate_key_pair();
+  ASSERT_TRUE(replacement);
+  firmware_rules.signing_keys[product] = {replacement->public_raw};
+  start_node();
+  EXPECT_EQ(get_firmware("2.0").signature(), create.firmware().signature());
 }
 
 } // namespace

@@ -190,7 +190,7 @@ event_list ReplayChecksItself::valid_log() {
   v1::Firmware fw = firmware_of("2.0.0");
   create_firmware cf{fw.product_key(), fw.version(), fw.url(), fw.size(),
                      fw.sha256(),      "",           ""};
-  auto created = std::move(decide(catalog, cf, t)).value();
+  auto created = std::move(decide(catalog, cf, firmware_policy{}, t)).value();
   apply(catalog, created[0]);
   out.insert(out.end(), created.begin(), created.end());
   auto skipped =

@@ -189,6 +189,7 @@ protected:
     nc.detach_journal = false;
     nc.clock = clock;
     nc.limits = limits;
+    nc.firmware = firmware_rules;
     auto started = node::start(sys, nc);
     ASSERT_TRUE(started) << started.error().message;
     the_node = std::move(*started);
@@ -630,6 +631,8 @@ protected:
   caf::scheduler::test_coordinator& sched;
   std::shared_ptr<test_clock> clock;
   node_limits limits;
+  /// URL schemes and trusted signing keys of the node's firmware.
+  firmware_policy firmware_rules;
   std::unique_ptr<node> the_node;
   std::vector<caf::actor> sessions;
   /// The default gateway session.

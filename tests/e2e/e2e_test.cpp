@@ -4,6 +4,7 @@
 /// with a deadline; no assertion rests on a fixed sleep.
 #include "api/client.hpp"
 #include "api/frame_codec.hpp"
+#include "events/manifest.hpp"
 #include "fota/v1/api.pb.h"
 #include "tests/support/processes.hpp"
 #include "tests/support/test_certs.hpp"
@@ -1269,6 +1270,217 @@ TEST_F(E2ETls, BadCertificateFileStopsTheNodeWithItsName) {
       0, true, {"--tls-cert", missing, "--tls-key", certs_.server_key});
   EXPECT_EQ(node.wait_for(30s), 2);
   EXPECT_NE(node.err().find(missing), std::string::npos) << node.err();
+}
+
+// -- signed firmware ---------------------------------------------------------
+
+/// A fixture for products with trusted keys: key pairs made by `fotactl
+/// firmware keygen`, an image file, and signing by `fotactl firmware sign`.
+class SignedFirmwareE2E : public E2E {
+protected:
+  static constexpr const char* url = "https://firmware.example/e2e-2.0.0.bin";
+
+  void SetUp() override {
+    // 100 kB of a pattern: the image devices "download".
+    std::string bytes;
+    for (int i = 0; i < 100'000; ++i)
+      bytes += static_cast<char>((i * 7) % 251);
+    std::ofstream{image()} << bytes;
+  }
+
+  std::string image() const { return (dir_ / "image.bin").string(); }
+
+  std::string key_file(const std::string& name, const char* ext) const {
+    return (dir_ / (name + ext)).string();
+  }
+
+  /// `fotactl firmware keygen --out DIR/name`; returns the public key as
+  /// base64 of its raw bytes.
+  std::string keygen(const std::string& name) {
+    auto j = ctl_json({"firmware", "keygen", "--out", (dir_ / name).string()});
+    EXPECT_TRUE(fs::exists(key_file(name, ".key")));
+    EXPECT_TRUE(fs::exists(key_file(name, ".pub")));
+    EXPECT_EQ(fs::status(key_file(name, ".key")).permissions() &
+                  fs::perms::others_read,
+              fs::perms::none);
+    return j.value("public_key", "");
+  }
+
+  /// The base64 signature `fotactl firmware sign` prints for the image.
+  std::string sign(const std::string& key, const std::string& version,
+                   const std::string& with_url = url) {
+    auto r = ctl({"firmware", "sign", "--key", key_file(key, ".key"),
+                  "--product", product, "--version", version, "--url", with_url,
+                  "--file", image()});
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    while (!r.out.empty() && r.out.back() == '\n')
+      r.out.pop_back();
+    return r.out;
+  }
+
+  /// `fotactl --json firmware add` of the image, with `signature` unless it
+  /// is empty.
+  json add_image(const std::string& version, const std::string& signature,
+                 int expected_code, const std::string& with_url = url) {
+    std::vector<std::string> args{"firmware",  "add",   "--product", product,
+                                  "--version", version, "--url",     with_url,
+                                  "--file",    image()};
+    if (!signature.empty()) {
+      args.emplace_back("--signature");
+      args.push_back(signature);
+    }
+    return ctl_json(args, expected_code);
+  }
+};
+
+TEST_F(SignedFirmwareE2E,
+       KeyedProductTakesOnlySignedFirmwareAndDevicesVerifyIt) {
+  keygen("vendor");
+  keygen("rogue");
+  auto node = start_node(0, false,
+                         {"--trusted-key", std::string{product} + "=" +
+                                               key_file("vendor", ".pub")});
+  ASSERT_NE(port_, 0);
+
+  // Unsigned, signed by a stranger, or from a plain-http URL: refused, each
+  // with its reason.
+  auto refused = add_image(target_version, "", 1);
+  EXPECT_EQ(refused.value("status", ""), "INVALID_ARGUMENT");
+  EXPECT_EQ(refused.value("message", ""),
+            "firmware.signature: firmware e2e-product/2.0.0 is not signed; "
+            "product e2e-product accepts only firmware whose manifest is "
+            "signed with its trusted key");
+  refused = add_image(target_version, sign("rogue", target_version), 1);
+  EXPECT_EQ(refused.value("message", ""),
+            "firmware.signature: firmware e2e-product/2.0.0: signature does "
+            "not verify with any trusted key of product e2e-product");
+  const std::string plain = "http://firmware.example/e2e-2.0.0.bin";
+  refused = add_image(target_version, sign("vendor", target_version, plain), 1,
+                      plain);
+  EXPECT_EQ(refused.value("message", ""),
+            "firmware.url: scheme http is not allowed; this node allows https");
+  auto none = ctl(
+      {"firmware", "show", "--product", product, "--version", target_version});
+  EXPECT_EQ(none.code, 1) << "a refused firmware was stored";
+
+  // Signed by the vendor: accepted, the signature kept.
+  auto signature = sign("vendor", target_version);
+  auto added = add_image(target_version, signature, 0);
+  EXPECT_EQ(added.value("signature", ""), signature) << added.dump();
+  EXPECT_EQ(added.value("sha256", ""), sha256_hex(slurp(image())));
+  auto r = ctl({"firmware", "skip-verification", "--product", product,
+                "--version", target_version, "--reason", "signed build"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+
+  // fota-sim's devices verify manifest, signature and image, and upgrade.
+  auto sim = start_sim({"--devices", "200", "--duration-ms", "20-100",
+                        "--start-delay-ms", "0-20", "--failure-rate", "0",
+                        "--trusted-key", key_file("vendor", ".pub"), "--image",
+                        image(), "--exit-when-idle", "1"});
+  ASSERT_EQ(wait_sim_ready(sim), 200u);
+  auto cl = operator_client();
+  ASSERT_TRUE(cl);
+  auto on_sources = devices_on_sources(*cl);
+  auto task = create_rollout();
+  ASSERT_NE(task, 0u);
+  auto c =
+      counters::from(wait_completed(task).value("counters", json::object()));
+  EXPECT_EQ(c.succeeded, on_sources.size());
+  EXPECT_EQ(c.failed, 0u);
+  auto rc = sim.wait_for(default_deadline);
+  ASSERT_TRUE(rc) << "fota-sim did not stop: " << sim.err();
+  auto summary = parse_summary(sim.out());
+  EXPECT_EQ(summary["refused firmware"], 0u) << sim.out();
+  EXPECT_EQ(summary["succeeded"], on_sources.size()) << sim.out();
+
+  // A device on the wire: the push carries the manifest and signature, which
+  // verify with the product's public key, and the image matches the digest.
+  auto gw = client::connect("127.0.0.1", port_, 5s);
+  ASSERT_TRUE(gw);
+  auto hello = gw->hello("gateway-token", "e2e-device");
+  ASSERT_TRUE(hello && hello->status() == v1::STATUS_CODE_OK);
+  v1::ClientFrame reg;
+  reg.mutable_register_device()->set_product_key(product);
+  reg.mutable_register_device()->set_device_key("wire-device");
+  reg.mutable_register_device()->set_version("0.8.0");
+  ASSERT_EQ(gw->call(reg)->status(), v1::STATUS_CODE_OK);
+  v1::ClientFrame on;
+  on.mutable_device_online()->set_product_key(product);
+  on.mutable_device_online()->set_device_key("wire-device");
+  ASSERT_EQ(gw->call(on)->status(), v1::STATUS_CODE_OK);
+  auto second = ctl_json({"task", "create", "--product", product, "--target",
+                          target_version, "--source", "0.8.0"});
+  ASSERT_NE(as_u64(second.value("task_id", json{})), 0u) << second.dump();
+  std::optional<v1::UpgradePush> push;
+  ASSERT_TRUE(eventually([&] {
+    auto n = gw->poll(
+        50, [](uint64_t, const v1::Response&) {},
+        [&](const v1::Push& p) {
+          if (p.has_upgrade())
+            push = p.upgrade();
+        });
+    return n && push.has_value();
+  }));
+  auto trusted = parse_public_key(slurp(key_file("vendor", ".pub")));
+  ASSERT_TRUE(trusted) << trusted.error().message;
+  const auto& fw = push->firmware();
+  EXPECT_EQ(push->manifest(), manifest_of(fw));
+  EXPECT_EQ(push->manifest(),
+            "fota-firmware-manifest-v1\nproduct=e2e-product\nversion=2.0.0\n"
+            "size=100000\nsha256=" +
+                sha256_hex(slurp(image())) + "\nurl=" + url + "\n");
+  EXPECT_TRUE(verify_signature(*trusted, push->manifest(), fw.signature()));
+  auto downloaded = slurp(image());
+  EXPECT_EQ(downloaded.size(), fw.size());
+  EXPECT_EQ(sha256_hex(downloaded), fw.sha256());
+  auto rogue = parse_public_key(slurp(key_file("rogue", ".pub")));
+  ASSERT_TRUE(rogue);
+  EXPECT_FALSE(verify_signature(*rogue, push->manifest(), fw.signature()));
+}
+
+TEST_F(SignedFirmwareE2E, DeviceWithoutTheSigningKeyRefusesTheFirmware) {
+  auto vendor = keygen("vendor");
+  keygen("rogue");
+  // Keys and URL schemes from the config file: a raw base64 key, http too.
+  auto config = dir_ / "fotad.toml";
+  std::ofstream{config} << "[firmware]\nurl_schemes = [\"https\", \"http\"]\n"
+                        << "[products.e2e-product]\nsigning_keys = [\""
+                        << vendor << "\"]\n";
+  auto node = start_node(0, false, {"--config", config.string()});
+  ASSERT_NE(port_, 0);
+  auto refused = add_image(target_version, "", 1);
+  EXPECT_NE(refused.value("message", "").find("is not signed"),
+            std::string::npos)
+      << refused.dump();
+  const std::string plain = "http://firmware.example/e2e-2.0.0.bin";
+  add_image(target_version, sign("vendor", target_version, plain), 0, plain);
+  auto r = ctl({"firmware", "skip-verification", "--product", product,
+                "--version", target_version, "--reason", "signed build"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  // The fleet trusts another key: every device refuses the firmware.
+  auto sim = start_sim({"--devices", "40", "--duration-ms", "20-100",
+                        "--failure-rate", "0", "--trusted-key",
+                        key_file("rogue", ".pub"), "--exit-when-idle", "1"});
+  ASSERT_EQ(wait_sim_ready(sim), 40u);
+  auto cl = operator_client();
+  ASSERT_TRUE(cl);
+  auto on_sources = devices_on_sources(*cl);
+  auto task = create_rollout();
+  ASSERT_NE(task, 0u);
+  auto c =
+      counters::from(wait_completed(task).value("counters", json::object()));
+  EXPECT_EQ(c.succeeded, 0u);
+  EXPECT_EQ(c.failed, on_sources.size());
+  for (const auto& e : details(task, "failed", 100)) {
+    EXPECT_EQ(e.value("failure_code", ""), "verification_failed") << e.dump();
+    EXPECT_EQ(e.value("failure_text", ""),
+              "the manifest signature does not verify with a trusted key")
+        << e.dump();
+  }
+  auto rc = sim.wait_for(default_deadline);
+  ASSERT_TRUE(rc) << "fota-sim did not stop: " << sim.err();
+  auto summary = parse_summary(sim.out());
+  EXPECT_EQ(summary["refused firmware"], on_sources.size()) << sim.out();
 }
 
 } // namespace

@@ -3,11 +3,14 @@
 /// field named, and values survive the trip to protobuf and back.
 #include "events/codec.hpp"
 #include "events/limits.hpp"
+#include "events/manifest.hpp"
 #include "tests/events/test_support.hpp"
 
+#include <cstdint>
 #include <string>
 
 #include <google/protobuf/descriptor.h>
+#include <google/protobuf/unknown_field_set.h>
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
@@ -227,6 +230,113 @@ TEST(Codec, FirmwareIsBuiltFieldByField) {
   EXPECT_EQ(cmd.product, "p1");
   auto record = from_proto(*fw);
   EXPECT_TRUE(MessageDifferencer::Equals(to_proto(record), *fw));
+}
+
+// Generated proto3 classes keep unknown fields but have no accessors for
+// them: reflection reaches them.
+const google::protobuf::UnknownFieldSet&
+unknown_fields_of(const google::protobuf::Message& m) {
+  return m.GetReflection()->GetUnknownFields(m);
+}
+
+google::protobuf::UnknownFieldSet*
+unknown_fields_of(google::protobuf::Message* m) {
+  return m->GetReflection()->MutableUnknownFields(m);
+}
+
+TEST(Codec, UnknownFieldsAClientSendsAreNeitherStoredNorForwarded) {
+  v1::ClientFrame sent;
+  auto* create = sent.mutable_create_firmware();
+  *create->mutable_firmware() = test::make_firmware("p1", "2.0");
+  unknown_fields_of(create->mutable_firmware())
+      ->AddLengthDelimited(99, "smuggled-firmware-field");
+  unknown_fields_of(create)->AddLengthDelimited(98, "smuggled-request");
+  unknown_fields_of(&sent)->AddLengthDelimited(97, "smuggled-frame");
+  // As a session receives it: parsed from the wire, unknown fields kept.
+  v1::ClientFrame f;
+  ASSERT_TRUE(f.ParseFromString(sent.SerializeAsString()));
+  ASSERT_EQ(unknown_fields_of(f.create_firmware().firmware()).field_count(), 1);
+  auto cmd = std::get<create_firmware>(*decode(f));
+  auto xs = test::events_of(
+      decide(firmware_catalog{}, cmd, firmware_policy{}, test::at()));
+  ASSERT_EQ(xs.size(), 1u);
+  auto smuggled = [](const std::string& bytes) {
+    return bytes.find("smuggled") != std::string::npos;
+  };
+  // Not stored: the event holds only known fields.
+  const auto& stored = xs[0].firmware_created().firmware();
+  EXPECT_EQ(unknown_fields_of(stored).field_count(), 0);
+  EXPECT_FALSE(smuggled(xs[0].SerializeAsString()));
+  // Not forwarded: GetFirmware, a push and an offer carry none.
+  firmware_catalog c;
+  ASSERT_FALSE(apply(c, xs[0]));
+  const auto& record = *c.find("p1", "2.0");
+  EXPECT_FALSE(smuggled(to_response(record).SerializeAsString()));
+  auto push = to_upgrade_push("p1", "d1", execution_id{1}, 1, record);
+  EXPECT_EQ(unknown_fields_of(push.firmware()).field_count(), 0);
+  EXPECT_FALSE(smuggled(push.SerializeAsString()));
+  upgrade_offer offer;
+  offer.available = true;
+  offer.firmware = record;
+  EXPECT_FALSE(smuggled(to_response(offer).SerializeAsString()));
+}
+
+/// Firmware with every field a client sets at its limit.
+firmware_record firmware_at_limits() {
+  firmware_record fw;
+  fw.product = std::string(limits::key, 'p');
+  fw.version = std::string(limits::key, 'v');
+  fw.url = "https://" + std::string(limits::url - 8, 'u');
+  fw.size = UINT64_MAX;
+  fw.sha256 = std::string(64, 'a');
+  fw.signature = std::string(limits::signature, 's');
+  fw.description = std::string(limits::text, 'd');
+  // The catalog's own state, which a device does not get.
+  fw.status = v1::FIRMWARE_STATUS_VERIFIED;
+  fw.created_at_ms = INT64_MAX;
+  fw.verification_devices.assign(5, std::string(limits::key, 'k'));
+  fw.verification_failure = std::string(2 * limits::text, 'f');
+  fw.verification_skip_reason = std::string(limits::text, 'r');
+  return fw;
+}
+
+TEST(Codec, EveryPushAndOfferFitsTheSmallestFrame) {
+  auto fw = firmware_at_limits();
+  v1::ServerFrame push;
+  *push.mutable_push()->mutable_upgrade() =
+      to_upgrade_push(fw.product, std::string(limits::key, 'k'),
+                      execution_id{UINT64_MAX}, UINT32_MAX, fw);
+  EXPECT_LE(push.ByteSizeLong(), limits::max_push_frame);
+  EXPECT_LE(push.ByteSizeLong(), limits::min_frame_size);
+  upgrade_offer offer;
+  offer.available = true;
+  offer.execution = execution_id{UINT64_MAX};
+  offer.attempt = UINT32_MAX;
+  offer.firmware = fw;
+  v1::ServerFrame answer;
+  answer.set_request_id(UINT64_MAX);
+  *answer.mutable_response() = to_response(offer);
+  EXPECT_LE(answer.ByteSizeLong(), limits::max_push_frame);
+}
+
+TEST(Codec, PushesCarryTheDeviceViewAndTheManifest) {
+  auto fw = firmware_at_limits();
+  auto push = to_upgrade_push(fw.product, "d1", execution_id{7}, 2, fw);
+  EXPECT_EQ(push.manifest(), manifest_of(fw));
+  EXPECT_EQ(push.manifest(), manifest_of(push.firmware()));
+  EXPECT_EQ(push.firmware().signature(), fw.signature);
+  EXPECT_EQ(push.firmware().description(), fw.description);
+  EXPECT_EQ(push.firmware().status(), v1::FIRMWARE_STATUS_UNSPECIFIED);
+  EXPECT_EQ(push.firmware().verification_device_keys_size(), 0);
+  EXPECT_TRUE(push.firmware().verification_failure().empty());
+  upgrade_offer offer;
+  offer.available = true;
+  offer.firmware = fw;
+  auto o = to_proto(offer);
+  EXPECT_EQ(o.manifest(), manifest_of(fw));
+  EXPECT_TRUE(MessageDifferencer::Equals(o.firmware(), push.firmware()));
+  // No offer, no manifest.
+  EXPECT_TRUE(to_proto(upgrade_offer{}).manifest().empty());
 }
 
 } // namespace

@@ -1,7 +1,8 @@
-/// Tests of the firmware rules: field validation, unique versions within a
-/// product, the verification lifecycle, deletion and `apply` of every
-/// firmware event.
+/// Tests of the firmware rules: field validation, URL schemes, signatures of
+/// products with trusted keys, unique versions within a product, the
+/// verification lifecycle, deletion and `apply` of every firmware event.
 #include "events/firmware.hpp"
+#include "events/manifest.hpp"
 #include "tests/events/test_support.hpp"
 
 #include <functional>
@@ -16,6 +17,9 @@ using test::at;
 using test::events_of;
 using test::failure_of;
 using test::make_firmware;
+
+/// The default policy: https only, no product with trusted keys.
+const firmware_policy policy;
 
 v1::CreateFirmware create_cmd(const std::string& product,
                               const std::string& version) {
@@ -53,8 +57,8 @@ v1::DeleteFirmware delete_cmd(const std::string& product,
 /// A catalog in which `p1/1.0` was created at t0.
 firmware_catalog with_created() {
   firmware_catalog c;
-  test::apply_all(
-      c, events_of(decide(c, test::cmd(create_cmd("p1", "1.0")), at())));
+  test::apply_all(c, events_of(decide(c, test::cmd(create_cmd("p1", "1.0")),
+                                      policy, at())));
   return c;
 }
 
@@ -93,7 +97,7 @@ TEST(FirmwareRules, CreateValidatesEachField) {
     SCOPED_TRACE(r.name);
     auto cmd = create_cmd("p1", "1.0");
     r.mutate(*cmd.mutable_firmware());
-    auto err = failure_of(decide(empty, test::cmd(cmd), at()));
+    auto err = failure_of(decide(empty, test::cmd(cmd), policy, at()));
     EXPECT_EQ(err.code, errc::invalid_argument);
     EXPECT_NE(err.message.find(r.field), std::string::npos) << err.message;
   }
@@ -107,7 +111,7 @@ TEST(FirmwareRules, CreateRecordsUnverifiedFirmware) {
   cmd.mutable_firmware()->add_verification_device_keys("d1");
   cmd.mutable_firmware()->set_verification_failure("x");
   cmd.mutable_firmware()->set_created_at_ms(1);
-  auto xs = events_of(decide(empty, test::cmd(cmd), at(42)));
+  auto xs = events_of(decide(empty, test::cmd(cmd), policy, at(42)));
   ASSERT_EQ(xs.size(), 1u);
   ASSERT_TRUE(xs[0].has_firmware_created());
   EXPECT_EQ(xs[0].stream(), "firmware/p1/1.0");
@@ -122,13 +126,166 @@ TEST(FirmwareRules, CreateRecordsUnverifiedFirmware) {
   EXPECT_EQ(fw.sha256(), cmd.firmware().sha256());
 }
 
+// -- URL schemes and manifest fields
+// -------------------------------------------
+
+TEST(FirmwareRules, UrlSchemesAreHttpsByDefaultAndConfigurable) {
+  firmware_catalog empty;
+  auto with_url = [](const std::string& url) {
+    auto cmd = create_cmd("p1", "1.0");
+    cmd.mutable_firmware()->set_url(url);
+    return test::cmd(cmd);
+  };
+  EXPECT_TRUE(
+      decide(empty, with_url("https://fw.example/a.bin"), policy, at()));
+  EXPECT_TRUE(
+      decide(empty, with_url("HTTPS://fw.example/a.bin"), policy, at()));
+  auto err = failure_of(
+      decide(empty, with_url("http://fw.example/a.bin"), policy, at()));
+  EXPECT_EQ(err.code, errc::invalid_argument);
+  EXPECT_EQ(err.message,
+            "firmware.url: scheme http is not allowed; this node allows https");
+  firmware_policy both;
+  both.url_schemes = {"https", "http"};
+  EXPECT_TRUE(decide(empty, with_url("http://fw.example/a.bin"), both, at()));
+  EXPECT_FALSE(decide(empty, with_url("ftp://fw.example/a.bin"), both, at()));
+  for (const char* bad :
+       {"fw.example/a.bin", "https://", "://fw.example", "1x://fw.example",
+        "https://fw.example/a b.bin", "https://fw.example/a.bin\nsize=1"}) {
+    SCOPED_TRACE(bad);
+    auto e = failure_of(decide(empty, with_url(bad), both, at()));
+    EXPECT_EQ(e.code, errc::invalid_argument);
+    EXPECT_EQ(e.message.rfind("firmware.url: ", 0), 0u) << e.message;
+  }
+}
+
+TEST(FirmwareRules, ManifestFieldsHoldNoControlCharacters) {
+  firmware_catalog empty;
+  auto cmd = create_cmd("p1", "1.0\nurl=https://evil.example/");
+  auto err = failure_of(decide(empty, test::cmd(cmd), policy, at()));
+  EXPECT_EQ(err.code, errc::invalid_argument);
+  EXPECT_EQ(err.message,
+            "firmware.version: must not contain control characters");
+  cmd = create_cmd(std::string{"p\x01"}, "1.0");
+  err = failure_of(decide(empty, test::cmd(cmd), policy, at()));
+  EXPECT_EQ(err.message.rfind("firmware.product_key: ", 0), 0u) << err.message;
+}
+
+// -- signatures
+// ----------------------------------------------------------------
+
+/// A node policy in which product `cam` trusts two keys (rotation) and `p1`
+/// none.
+struct FirmwareSignatures : ::testing::Test {
+  void SetUp() override {
+    auto a = generate_key_pair();
+    auto b = generate_key_pair();
+    auto c = generate_key_pair();
+    ASSERT_TRUE(a && b && c);
+    current = *a;
+    previous = *b;
+    stranger = *c;
+    keyed.signing_keys["cam"] = {previous.public_raw, current.public_raw};
+  }
+
+  /// CreateFirmware for cam/2.0.0, signed with `key` unless it is empty.
+  create_firmware cam(const std::string& key) {
+    auto cmd = test::cmd(create_cmd("cam", "2.0.0"));
+    if (!key.empty()) {
+      auto sig =
+          sign_message(key, canonical_manifest(cmd.product, cmd.version,
+                                               cmd.size, cmd.sha256, cmd.url));
+      EXPECT_TRUE(sig);
+      cmd.signature = *sig;
+    }
+    return cmd;
+  }
+
+  key_pair current;
+  key_pair previous;
+  key_pair stranger;
+  firmware_policy keyed;
+  firmware_catalog empty;
+};
+
+TEST_F(FirmwareSignatures, KeyedProductRefusesUnsignedFirmware) {
+  auto err = failure_of(decide(empty, cam(""), keyed, at()));
+  EXPECT_EQ(err.code, errc::invalid_argument);
+  EXPECT_EQ(err.message,
+            "firmware.signature: firmware cam/2.0.0 is not signed; product cam "
+            "accepts only firmware whose manifest is signed with one of its 2 "
+            "trusted keys");
+}
+
+TEST_F(FirmwareSignatures, KeyedProductRefusesASignatureNoTrustedKeyVerifies) {
+  auto err = failure_of(decide(empty, cam(stranger.private_pem), keyed, at()));
+  EXPECT_EQ(err.code, errc::invalid_argument);
+  EXPECT_EQ(err.message,
+            "firmware.signature: firmware cam/2.0.0: signature does not verify "
+            "with any trusted key of product cam");
+  auto short_sig = cam("");
+  short_sig.signature = "0123456789";
+  err = failure_of(decide(empty, short_sig, keyed, at()));
+  EXPECT_EQ(err.message, "firmware.signature: firmware cam/2.0.0: an Ed25519 "
+                         "signature is 64 bytes, got 10");
+}
+
+TEST_F(FirmwareSignatures, SignatureCoversEveryManifestField) {
+  struct row {
+    const char* name;
+    std::function<void(create_firmware&)> change;
+  };
+  const row rows[] = {
+      {"version", [](auto& c) { c.version = "2.0.1"; }},
+      {"size", [](auto& c) { c.size += 1; }},
+      {"sha256", [](auto& c) { c.sha256[0] = c.sha256[0] == 'a' ? 'b' : 'a'; }},
+      {"url", [](auto& c) { c.url = "https://evil.example/x.bin"; }},
+  };
+  for (const auto& r : rows) {
+    SCOPED_TRACE(r.name);
+    auto cmd = cam(current.private_pem);
+    r.change(cmd);
+    auto err = failure_of(decide(empty, cmd, keyed, at()));
+    EXPECT_NE(err.message.find("does not verify"), std::string::npos)
+        << err.message;
+  }
+  // The description is not part of the manifest.
+  auto cmd = cam(current.private_pem);
+  cmd.description = "changed";
+  EXPECT_TRUE(decide(empty, cmd, keyed, at()));
+}
+
+TEST_F(FirmwareSignatures, AnyTrustedKeyVerifiesAndTheSignatureIsKept) {
+  for (const auto* key : {&current, &previous}) {
+    auto cmd = cam(key->private_pem);
+    auto xs = events_of(decide(empty, cmd, keyed, at()));
+    ASSERT_EQ(xs.size(), 1u);
+    const auto& fw = xs[0].firmware_created().firmware();
+    EXPECT_EQ(fw.signature(), cmd.signature);
+    EXPECT_TRUE(
+        verify_signature(key->public_raw, manifest_of(fw), fw.signature()));
+  }
+}
+
+TEST_F(FirmwareSignatures,
+       ProductWithoutKeysAcceptsUnsignedAndOpaqueSignatures) {
+  auto cmd = test::cmd(create_cmd("p1", "1.0"));
+  EXPECT_TRUE(decide(empty, cmd, keyed, at()));
+  cmd.signature = "opaque, someone else's scheme";
+  auto xs = events_of(decide(empty, cmd, keyed, at()));
+  ASSERT_EQ(xs.size(), 1u);
+  EXPECT_EQ(xs[0].firmware_created().firmware().signature(), cmd.signature);
+}
+
 TEST(FirmwareRules, VersionIsUniqueWithinProduct) {
   auto c = with_created();
-  auto err = failure_of(decide(c, test::cmd(create_cmd("p1", "1.0")), at(1)));
+  auto err =
+      failure_of(decide(c, test::cmd(create_cmd("p1", "1.0")), policy, at(1)));
   EXPECT_EQ(err.code, errc::already_exists);
   EXPECT_NE(err.message.find("p1/1.0"), std::string::npos) << err.message;
   // The same version in another product is another firmware.
-  auto xs = events_of(decide(c, test::cmd(create_cmd("p2", "1.0")), at(1)));
+  auto xs =
+      events_of(decide(c, test::cmd(create_cmd("p2", "1.0")), policy, at(1)));
   ASSERT_EQ(xs.size(), 1u);
   test::apply_all(c, xs);
   EXPECT_EQ(c.entries.size(), 2u);
@@ -326,7 +483,8 @@ TEST(FirmwareRules, DeleteRemovesFirmwareAndFreesItsVersion) {
   EXPECT_EQ(c.find("p1", "1.0"), nullptr);
   // Once deleted, the version can be created again.
   EXPECT_EQ(
-      events_of(decide(c, test::cmd(create_cmd("p1", "1.0")), at(2))).size(),
+      events_of(decide(c, test::cmd(create_cmd("p1", "1.0")), policy, at(2)))
+          .size(),
       1u);
 }
 

@@ -53,7 +53,7 @@ public:
   void create_firmware(const std::string& version) {
     v1::CreateFirmware cmd;
     *cmd.mutable_firmware() = test::make_firmware("p1", version);
-    record(decide(w.firmware, test::cmd(cmd), now()));
+    record(decide(w.firmware, test::cmd(cmd), firmware_policy{}, now()));
   }
 
   void register_device(const std::string& product, const std::string& key,

@@ -51,7 +51,7 @@ std::string scenario(int variant) {
   b.add(decide(b.w.firmware,
                create_firmware{"p", "2.0", "https://f/2.0", 10,
                                std::string(64, 'a'), "", ""},
-               b.now()));
+               firmware_policy{}, b.now()));
   b.add(decide(b.w.firmware, skip_verification{"p", "2.0", "lab"}, b.now()));
   for (int i = 0; i < 6; ++i) {
     auto key = "d" + std::to_string(i);
