@@ -7,6 +7,7 @@
 #include "actors/metrics.hpp"
 #include "events/clock.hpp"
 #include "events/error.hpp"
+#include "storage/space_guard.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -37,6 +38,10 @@ struct node_context {
   firmware_actor firmware;
   task_registry_actor tasks;
   dispatcher_actor dispatcher;
+  /// Free space of the data directory: while it is below the reserve,
+  /// commands that write are refused before they are decided, and no push
+  /// credit is granted. None: never refuse.
+  std::shared_ptr<storage::space_guard> space;
   std::shared_ptr<fota::clock> clock;
   node_limits limits;
   std::shared_ptr<node_metrics> metrics = std::make_shared<node_metrics>();

@@ -28,6 +28,9 @@ struct node_metrics {
   counter responses_error{0};
   /// Frames refused by sessions (malformed, oversized).
   counter frames_refused{0};
+  /// Commands refused because the data directory is below its free-space
+  /// reserve.
+  counter writes_refused{0};
 
   static void add(counter& c, uint64_t n = 1) noexcept {
     c.fetch_add(n, std::memory_order_relaxed);

@@ -60,6 +60,10 @@ public:
             m_->responses_error, {{"outcome", "error"}});
     counter("fota_frames_refused_total",
             "Frames refused as malformed or oversized", m_->frames_refused);
+    counter("fota_writes_refused_total",
+            "Commands refused while the data directory is below its "
+            "free-space reserve",
+            m_->writes_refused);
     return out;
   }
 
