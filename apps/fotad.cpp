@@ -55,14 +55,15 @@ bool load_min_free_space(settings& s, const toml::table& t) {
     return true;
   }
   if (auto v = node.value<std::string>()) {
-    auto text = *v;
-    if (size_with_units()(text).empty()) {
-      try {
+    // CLI11's unit parser throws on a unit it does not know.
+    try {
+      auto text = *v;
+      if (size_with_units()(text).empty()) {
         s.min_free_space = std::stoull(text);
         return true;
-      } catch (const std::exception&) {
-        // Reported below.
       }
+    } catch (const std::exception&) {
+      // Reported below.
     }
   }
   std::fprintf(stderr,
