@@ -8,6 +8,7 @@
 #include "events/clock.hpp"
 #include "events/error.hpp"
 #include "events/gateway.hpp"
+#include "storage/space_guard.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -38,6 +39,10 @@ struct node_context {
   firmware_actor firmware;
   task_registry_actor tasks;
   dispatcher_actor dispatcher;
+  /// Free space of the data directory: while it is below the reserve,
+  /// commands that write are refused before they are decided, and no push
+  /// credit is granted. None: never refuse.
+  std::shared_ptr<storage::space_guard> space;
   std::shared_ptr<fota::clock> clock;
   node_limits limits;
   /// The gateways the node knows and the quotas of gateways and products.

@@ -39,6 +39,10 @@ void dispatcher_state::dispatch() {
       }
     if (!any)
       break; // Nobody waits: no timer either.
+    if (ctx->space && ctx->space->check()) {
+      wake_for(now + space_recheck);
+      break;
+    }
     auto available = global.available(now);
     if (available == 0) {
       wake_for(global.next_token(now));

@@ -10,6 +10,7 @@
 #include "events/rate.hpp"
 #include "events/schedule.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -43,6 +44,11 @@ struct dispatcher_state {
 
   /// Largest credit granted at once, so that tasks interleave.
   static constexpr uint64_t max_grant = 256;
+
+  /// While storage refuses writes for lack of space no credit is granted
+  /// (every push writes its `ExecutionNotified` first); the dispatcher looks
+  /// again this often.
+  static constexpr std::chrono::milliseconds space_recheck{1000};
 
   // -- constructors -----------------------------------------------------------
 

@@ -33,6 +33,13 @@ caf::result<sequence_number> journal_state::operator()(append_atom,
 
 void journal_state::operator()(flush_atom) {
   flush_scheduled = false;
+  if (write_pending()) {
+    flush_scheduled = true;
+    self->delayed_send(self, space_retry, flush_atom_v);
+  }
+}
+
+status journal_state::write_pending() {
   std::vector<std::string> envelopes;
   auto first = pending.begin();
   while (first != pending.end()) {
@@ -55,6 +62,14 @@ void journal_state::operator()(flush_atom) {
         seq += i->envelopes.size();
         i->promise.deliver(sequence_number{seq});
       }
+    } else if (res.error().code == errc::resource_exhausted) {
+      // Nothing was written: put the envelopes back and hold the rest.
+      auto from = envelopes.begin();
+      for (auto i = first; i != last; ++i)
+        for (auto& envelope : i->envelopes)
+          envelope = std::move(*from++);
+      pending.erase(pending.begin(), first);
+      return std::move(res).error();
     } else {
       auto err = caf::make_error(res.error().code, res.error().message);
       for (auto i = first; i != last; ++i)
@@ -63,6 +78,7 @@ void journal_state::operator()(flush_atom) {
     first = last;
   }
   pending.clear();
+  return std::nullopt;
 }
 
 journal_impl_actor::behavior_type journal(journal_state::self_pointer self,
@@ -71,7 +87,15 @@ journal_impl_actor::behavior_type journal(journal_state::self_pointer self,
   // Acknowledge the current group before quitting, so that no requester of
   // an accepted append is left without an answer.
   self->set_exit_handler([self](caf::exit_msg& msg) {
-    self->state(flush_atom_v);
+    auto& st = self->state;
+    if (auto refusal = st.write_pending()) {
+      auto err = caf::make_error(refusal->code,
+                                 "not written before the node stopped: " +
+                                     refusal->message);
+      for (auto& x : st.pending)
+        x.promise.deliver(err);
+      st.pending.clear();
+    }
     self->quit(std::move(msg.reason));
   });
   return {

@@ -1,11 +1,19 @@
 /// The journal: the only writer of the event log. It commits in groups:
 /// every append waiting in its mailbox goes into one durable RocksDB write,
 /// so durable throughput comes from batching, not from skipping fsync.
+///
+/// When storage refuses a group for lack of free space, the journal keeps
+/// it and tries again: its events were applied by their actors when they
+/// were decided, so refusing them would leave those actors ahead of the
+/// log. New commands are refused before they are decided (see `route` and
+/// `space_guard`); what the journal holds is only what was decided before
+/// space ran short, plus the node's own timers.
 #pragma once
 
 #include "actors/fwd.hpp"
 #include "storage/event_log.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -46,6 +54,10 @@ struct journal_state {
   /// At most this many envelope bytes go into one write, as above.
   static constexpr size_t max_write_bytes = size_t{4} << 20;
 
+  /// While storage refuses writes for lack of space, the journal tries its
+  /// held group again this often.
+  static constexpr std::chrono::milliseconds space_retry{200};
+
   static inline constexpr const char* name = "fota.journal";
 
   // -- constructors -----------------------------------------------------------
@@ -61,8 +73,16 @@ struct journal_state {
   /// empty batch gets the last durable sequence at once.
   caf::result<sequence_number> operator()(append_atom, event_batch& batch);
 
-  /// Writes the current group and answers each of its requesters.
+  /// Writes the current group and answers each of its requesters; while
+  /// storage refuses for lack of space, tries again after `space_retry`.
   void operator()(flush_atom);
+
+  // -- writing ----------------------------------------------------------------
+
+  /// Writes the pending appends in groups and answers their requesters.
+  /// When storage refuses a group for lack of space, stops there and
+  /// returns the refusal; that group and the ones after it stay pending.
+  status write_pending();
 
   // -- member variables -------------------------------------------------------
 
@@ -80,7 +100,8 @@ struct journal_state {
 
 /// Spawns as `sys.spawn(journal, log)` or, to give fsync its own thread,
 /// `sys.spawn<caf::detached>(journal, log)`. On an exit message the journal
-/// writes its current group before it quits.
+/// writes its current group before it quits; what storage still refuses
+/// then is answered with the refusal.
 journal_impl_actor::behavior_type journal(journal_state::self_pointer self,
                                           storage::event_log* log);
 

@@ -37,6 +37,9 @@ struct node_metrics {
   counter sessions_timed_out{0};
   /// Pushes held back because their session's output was full.
   counter pushes_deferred{0};
+  /// Commands refused because the data directory is below its free-space
+  /// reserve.
+  counter writes_refused{0};
 
   static void add(counter& c, uint64_t n = 1) noexcept {
     c.fetch_add(n, std::memory_order_relaxed);

@@ -48,6 +48,26 @@ struct firmware_usage {
   std::set<uint64_t> report_outcome;
 };
 
+/// Replays the whole log into `w`; counts the events in `replayed`. The first
+/// event that does not replay stops it with an error naming the event.
+status replay_log(const storage::event_log& log, world& w, uint64_t& replayed) {
+  status violation;
+  auto st = log.read(sequence_number{1},
+                     [&](sequence_number seq, std::string_view bytes) {
+                       violation = replay(w, seq, bytes);
+                       if (violation)
+                         return false;
+                       ++replayed;
+                       return true;
+                     });
+  if (st)
+    return st;
+  if (violation)
+    return make_failure(errc::corrupted,
+                        "the log does not replay: " + violation->message);
+  return std::nullopt;
+}
+
 firmware_usage usage_of(const world& w) {
   firmware_usage out;
   for (const auto& [id, t] : w.tasks) {
@@ -81,6 +101,9 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   storage::options opts;
   opts.path = cfg.data_dir;
   opts.sync = cfg.sync;
+  opts.min_free_space = cfg.min_free_space;
+  opts.free_space = cfg.free_space;
+  opts.probe_interval = cfg.free_space_interval;
   auto log = storage::event_log::open(opts);
   if (!log)
     return std::move(log).error();
@@ -88,20 +111,8 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   // Replay, checking every event; the first violation stops the start.
   world w;
   uint64_t replayed = 0;
-  status violation;
-  auto st = n->log_->read(sequence_number{1},
-                          [&](sequence_number seq, std::string_view bytes) {
-                            violation = replay(w, seq, bytes);
-                            if (violation)
-                              return false;
-                            ++replayed;
-                            return true;
-                          });
-  if (st)
-    return std::move(*st);
-  if (violation)
-    return make_failure(errc::corrupted,
-                        "the log does not replay: " + violation->message);
+  if (auto err = replay_log(*n->log_, w, replayed))
+    return std::move(*err);
   finish_replay(w);
   auto usage = usage_of(w);
   // Wiring.
@@ -109,6 +120,7 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   ctx.clock = cfg.clock ? cfg.clock : std::make_shared<system_clock>();
   ctx.limits = cfg.limits;
   ctx.edge = std::make_shared<const edge_policy>(cfg.edge);
+  ctx.space = n->log_->space();
   auto* log_ptr = n->log_.get();
   n->detached_journal_ = cfg.detach_journal;
   if (cfg.detach_journal)
@@ -171,9 +183,60 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   n->recovery_.devices = device_actors.size();
   n->recovery_.tasks = w.tasks.size();
   n->recovery_.firmware = w.firmware.entries.size();
+  n->recovery_.log = n->log_->recovered();
   n->recovery_.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
   return n;
+}
+
+data_dir_check check_data_dir(const std::string& dir) {
+  data_dir_check out;
+  storage::options opts;
+  opts.path = dir;
+  opts.read_only = true;
+  opts.verify_high_water = false;
+  auto log = storage::event_log::open(opts);
+  if (!log) {
+    out.problems.push_back(std::string{to_string(log.error().code)} + ": " +
+                           log.error().message);
+    return out;
+  }
+  out.opened = true;
+  out.log = (*log)->recovered();
+  auto last = out.log.last_sequence.value();
+  if (out.log.high_water && last < out.log.high_water->value()) {
+    auto hw = out.log.high_water->value();
+    out.problems.push_back(
+        (last + 1 == hw ? "event " + std::to_string(hw) + " was"
+                        : "events " + std::to_string(last + 1) + ".." +
+                              std::to_string(hw) + " were") +
+        " acknowledged (high-water mark " + std::to_string(hw) +
+        ") but are missing from the log, which ends at event " +
+        std::to_string(last) + ": the WAL was truncated or lost");
+  }
+  world w;
+  if (auto err = replay_log(**log, w, out.events))
+    out.problems.push_back(err->message);
+  else if (out.events != last)
+    out.problems.push_back("the log ends at event " + std::to_string(last) +
+                           " but only " + std::to_string(out.events) +
+                           " events replayed");
+  out.devices = w.devices.size();
+  out.tasks = w.tasks.size();
+  out.firmware = w.firmware.entries.size();
+  auto snap = (*log)->latest_snapshot();
+  if (!snap) {
+    out.problems.push_back("snapshot: " + snap.error().message);
+  } else if (*snap) {
+    out.snapshot = (*snap)->sequence;
+    out.snapshot_bytes = (*snap)->bytes.size();
+    if (last < out.snapshot->value())
+      out.problems.push_back("the snapshot is taken after event " +
+                             std::to_string(out.snapshot->value()) +
+                             ", beyond the log's last event " +
+                             std::to_string(last));
+  }
+  return out;
 }
 
 v1::Response node::call(const v1::ClientFrame& frame, v1::Role role) {

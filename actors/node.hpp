@@ -12,7 +12,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <caf/actor_system.hpp>
 
@@ -23,6 +25,14 @@ struct node_config {
   std::string data_dir = "./fota-data";
   /// fsync every group commit. Off only for benchmarks.
   bool sync = true;
+  /// Writes are refused while the data directory has fewer free bytes than
+  /// this; 0 turns the guard off. See `storage::default_min_free_space`.
+  uint64_t min_free_space = storage::default_min_free_space;
+  /// Tells the free bytes of the data directory; statvfs when empty.
+  storage::free_space_probe free_space;
+  /// How long one free-space probe answers; 0 probes on every check.
+  std::chrono::milliseconds free_space_interval =
+      storage::default_probe_interval;
   node_limits limits;
   /// The gateways the node knows, and the quotas of gateways and products.
   edge_policy edge;
@@ -43,7 +53,37 @@ struct recovery_stats {
   uint64_t tasks = 0;
   uint64_t firmware = 0;
   std::chrono::milliseconds duration{0};
+  /// The log's last event, its high-water mark and a torn WAL tail dropped
+  /// at open.
+  storage::open_report log;
 };
+
+/// What `fotad --check` found in a data directory.
+struct data_dir_check {
+  /// Whether the log opened; when not, `problems` says why.
+  bool opened = false;
+  storage::open_report log;
+  /// Events that replayed, from the first.
+  uint64_t events = 0;
+  uint64_t devices = 0;
+  uint64_t tasks = 0;
+  uint64_t firmware = 0;
+  /// The newest snapshot's position and size, if there is one.
+  std::optional<sequence_number> snapshot;
+  uint64_t snapshot_bytes = 0;
+  /// What is wrong, one sentence each; empty for a healthy directory.
+  std::vector<std::string> problems;
+
+  bool healthy() const noexcept { return opened && problems.empty(); }
+};
+
+/// Checks the data directory `dir` offline, the way a start would and
+/// without serving: opens the log read-only (RocksDB's WAL recovery and
+/// manifest checks), replays every event through `apply()` (sequence
+/// continuity, envelopes that decode, the domain's rules), compares the last
+/// event with the high-water mark, and looks at the newest snapshot. Writes
+/// nothing.
+data_dir_check check_data_dir(const std::string& dir);
 
 class node {
 public:

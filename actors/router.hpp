@@ -40,6 +40,15 @@ void ask_owner(Self* self, const Dest& dest, Command cmd, Reply reply,
 template <class T, class... Ts>
 inline constexpr bool is_one_of = (std::is_same_v<T, Ts> || ...);
 
+/// Commands that write no event. They are served while storage refuses
+/// writes; every other command is refused then, before its owner decides
+/// it, so that no actor applies an event the log cannot take.
+template <class T>
+inline constexpr bool writes_nothing =
+    is_one_of<T, get_firmware, list_firmware, get_task, list_tasks,
+              get_task_details, list_devices, get_device, list_asset_trees,
+              get_state_digest, ack_push>;
+
 } // namespace detail
 
 /// Sends `req`, from a client with `role`, to the actor that owns it as
@@ -67,6 +76,15 @@ void route(Self* self, const node_context& ctx, v1::Role role, request req,
       [&](auto& cmd) {
         using command = std::decay_t<decltype(cmd)>;
         using namespace detail;
+        if constexpr (!writes_nothing<command>) {
+          if (ctx.space) {
+            if (auto refusal = ctx.space->check()) {
+              node_metrics::add(ctx.metrics->writes_refused);
+              reply(error_response(*refusal));
+              return;
+            }
+          }
+        }
         if constexpr (is_one_of<command, create_firmware, verify_firmware,
                                 skip_verification, get_firmware, list_firmware,
                                 delete_firmware>) {

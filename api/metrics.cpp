@@ -71,6 +71,10 @@ public:
     counter("fota_pushes_deferred_total",
             "Pushes held back while their session's output was full",
             m_->pushes_deferred);
+    counter("fota_writes_refused_total",
+            "Commands refused while the data directory is below its "
+            "free-space reserve",
+            m_->writes_refused);
     return out;
   }
 

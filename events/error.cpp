@@ -30,6 +30,8 @@ const char* to_string(errc x) noexcept {
     return "storage_error";
   case errc::corrupted:
     return "corrupted";
+  case errc::data_loss:
+    return "data_loss";
   }
   return "unknown";
 }

@@ -39,6 +39,8 @@ enum class errc : uint8_t {
   storage_error = 11,
   /// Stored bytes could not be decoded.
   corrupted = 12,
+  /// Acknowledged events are missing from the log.
+  data_loss = 13,
 };
 
 /// Returns the name of `x`, e.g. "invalid_argument".

@@ -26,6 +26,7 @@ v1::StatusCode to_status(errc x) noexcept {
     return v1::STATUS_CODE_UNAVAILABLE;
   case errc::internal:
   case errc::corrupted:
+  case errc::data_loss:
     return v1::STATUS_CODE_INTERNAL;
   }
   return v1::STATUS_CODE_INTERNAL;

@@ -1,9 +1,10 @@
 /// Tests of the journal actor on CAF's deterministic test coordinator: group
-/// commit, durability across a reopen, and its answers after a storage
-/// failure.
+/// commit, durability across a reopen, its answers after a storage failure,
+/// and what it does while the disk is full.
 #include "actors/journal.hpp"
 #include "fota/v1/events.pb.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -114,7 +115,14 @@ protected:
   ~Journal() override { stop_journal(); }
 
   std::unique_ptr<event_log> open_log() {
-    auto res = event_log::open({dir.db(), true});
+    fota::storage::options opts;
+    opts.path = dir.db();
+    opts.min_free_space = 64 << 20;
+    opts.free_space = [this]() -> fota::expected<uint64_t> {
+      return free_space.load();
+    };
+    opts.probe_interval = std::chrono::milliseconds{0};
+    auto res = event_log::open(opts);
     if (!res) {
       ADD_FAILURE() << res.error().message;
       return nullptr;
@@ -156,6 +164,8 @@ protected:
   }
 
   temp_dir dir;
+  /// What the data directory's disk has free; plenty unless a test fills it.
+  std::atomic<uint64_t> free_space{uint64_t{1} << 30};
   std::unique_ptr<event_log> log;
   test_config cfg;
   caf::actor_system sys;
@@ -295,6 +305,53 @@ TEST_F(Journal, AfterAStorageFailureTheJournalAnswersUnavailable) {
   EXPECT_EQ(message_of(*refused->error).rfind("storage refuses writes", 0), 0u)
       << sys.render(*refused->error);
   EXPECT_EQ(log->last_sequence().value(), 1u);
+}
+
+// Below the reserve, storage writes nothing. The journal does not refuse
+// what it holds: its requesters applied those events when they decided them.
+TEST_F(Journal, AGroupRefusedForLackOfSpaceIsHeldAndWrittenOnceSpaceReturns) {
+  auto before = append(make_batch("task/1", 1));
+  sched.run();
+  ASSERT_EQ(before->sequence, 1u);
+  free_space = 3 << 20;
+  auto held = append(make_batch("task/2", 2));
+  sched.run();
+  EXPECT_FALSE(held->sequence);
+  EXPECT_FALSE(held->error) << sys.render(*held->error);
+  EXPECT_EQ(log->writes(), 1u);
+  // Still short of space at the retry: still held. Appends meanwhile join.
+  EXPECT_EQ(sched.advance_time(fota::journal_state::space_retry), 1u);
+  sched.run();
+  EXPECT_FALSE(held->sequence);
+  auto later = append(make_batch("task/3", 1));
+  sched.run();
+  EXPECT_FALSE(later->sequence);
+  EXPECT_EQ(log->writes(), 1u);
+  // Space returns: the next retry writes both, in order.
+  free_space = uint64_t{1} << 30;
+  EXPECT_EQ(sched.advance_time(fota::journal_state::space_retry), 1u);
+  sched.run();
+  EXPECT_EQ(held->sequence, 3u);
+  EXPECT_EQ(later->sequence, 4u);
+  EXPECT_EQ(log->last_sequence().value(), 4u);
+  // Nothing is left to retry.
+  EXPECT_EQ(sched.advance_time(fota::journal_state::space_retry), 0u);
+}
+
+TEST_F(Journal, WhatStorageStillRefusesAtStopIsAnsweredWithTheRefusal) {
+  free_space = 3 << 20;
+  auto held = append(make_batch("task/1", 1));
+  sched.run();
+  ASSERT_FALSE(held->sequence);
+  stop_journal();
+  ASSERT_TRUE(held->error);
+  EXPECT_EQ(code_of(*held->error), errc::resource_exhausted);
+  EXPECT_EQ(
+      message_of(*held->error)
+          .rfind("not written before the node stopped: data directory ", 0),
+      0u)
+      << sys.render(*held->error);
+  EXPECT_EQ(log->last_sequence().value(), 0u);
 }
 
 } // namespace

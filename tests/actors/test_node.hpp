@@ -185,11 +185,14 @@ protected:
   void start_node() {
     node_config nc;
     nc.data_dir = (dir / "db").string();
-    nc.sync = false;
+    nc.sync = sync;
     nc.detach_journal = false;
     nc.clock = clock;
     nc.limits = limits;
     nc.firmware = firmware_rules;
+    nc.min_free_space = min_free_space;
+    nc.free_space = free_space;
+    nc.free_space_interval = free_space_interval;
     auto started = node::start(sys, nc);
     ASSERT_TRUE(started) << started.error().message;
     the_node = std::move(*started);
@@ -633,6 +636,14 @@ protected:
   node_limits limits;
   /// URL schemes and trusted signing keys of the node's firmware.
   firmware_policy firmware_rules;
+  /// Whether the next `start_node` fsyncs (and keeps a high-water mark).
+  bool sync = false;
+  /// The free-space guard of the next `start_node`: the real file system
+  /// unless a test injects a probe.
+  uint64_t min_free_space = storage::default_min_free_space;
+  storage::free_space_probe free_space;
+  std::chrono::milliseconds free_space_interval =
+      storage::default_probe_interval;
   std::unique_ptr<node> the_node;
   std::vector<caf::actor> sessions;
   /// The default gateway session.

@@ -27,7 +27,9 @@
 #include <spawn.h>
 #include <sstream>
 #include <string>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -1481,6 +1483,375 @@ TEST_F(SignedFirmwareE2E, DeviceWithoutTheSigningKeyRefusesTheFirmware) {
   ASSERT_TRUE(rc) << "fota-sim did not stop: " << sim.err();
   auto summary = parse_summary(sim.out());
   EXPECT_EQ(summary["refused firmware"], on_sources.size()) << sim.out();
+}
+
+// -- storage faults ----------------------------------------------------------
+
+/// Sets an environment variable for the processes started while it lives.
+class scoped_env {
+public:
+  scoped_env(const char* name, const std::string& value) : name_(name) {
+    ::setenv(name, value.c_str(), 1);
+  }
+
+  ~scoped_env() { ::unsetenv(name_); }
+
+  scoped_env(const scoped_env&) = delete;
+  scoped_env& operator=(const scoped_env&) = delete;
+
+private:
+  const char* name_;
+};
+
+/// Writes `bytes` as the free space that fotad reads through
+/// FOTA_TEST_FREE_SPACE_FILE.
+void set_free_space(const fs::path& file, uint64_t bytes) {
+  auto tmp = file.string() + ".tmp";
+  std::ofstream{tmp} << bytes << "\n";
+  fs::rename(tmp, file);
+}
+
+/// The newest WAL file of the RocksDB directory `db`.
+fs::path newest_wal(const fs::path& db) {
+  fs::path newest;
+  for (const auto& e : fs::directory_iterator{db})
+    if (e.path().extension() == ".log" &&
+        (newest.empty() || newest.filename() < e.path().filename()))
+      newest = e.path();
+  return newest;
+}
+
+/// Appends the start of a record that never completed to a WAL, as a crash
+/// in the middle of a write leaves it: a header announcing 200 bytes and 50
+/// of them. Returns the bytes appended.
+uint64_t append_torn_record(const fs::path& wal) {
+  constexpr uint64_t block = 32768;
+  auto size = fs::file_size(wal);
+  std::string bytes;
+  if (block - size % block < 7 + 50)
+    bytes.append(block - size % block, '\0');
+  bytes += std::string{"\x12\x34\x56\x78\xc8\x00\x01", 7};
+  bytes += std::string(50, 'y');
+  std::ofstream out{wal, std::ios::app | std::ios::binary};
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  return 7 + 50;
+}
+
+v1::ClientFrame create_firmware_frame(const std::string& version) {
+  v1::ClientFrame f;
+  auto* fw = f.mutable_create_firmware()->mutable_firmware();
+  fw->set_product_key(product);
+  fw->set_version(version);
+  fw->set_url("https://firmware.example/" + version);
+  fw->set_size(4096);
+  fw->set_sha256(std::string(64, 'a'));
+  return f;
+}
+
+v1::ClientFrame register_frame(const std::string& key) {
+  v1::ClientFrame f;
+  auto* r = f.mutable_register_device();
+  r->set_product_key(product);
+  r->set_device_key(key);
+  r->set_version("1.0.0");
+  return f;
+}
+
+/// Storage faults with the real binaries: a full disk, a damaged WAL.
+class StorageFaults : public E2E {
+protected:
+  fs::path data() const { return dir_ / "data"; }
+
+  /// A gateway connection to the node.
+  std::optional<client> gateway_client() {
+    auto cl = client::connect("127.0.0.1", port_, 5s);
+    if (!cl) {
+      ADD_FAILURE() << cl.error().message;
+      return std::nullopt;
+    }
+    auto hello = cl->hello("gateway-token", "e2e-gateway");
+    if (!hello || hello->status() != v1::STATUS_CODE_OK) {
+      ADD_FAILURE() << "gateway hello failed";
+      return std::nullopt;
+    }
+    return std::move(*cl);
+  }
+
+  /// The status of `frame` sent on `cl`; INTERNAL when no answer came.
+  static v1::Response ask(client& cl, const v1::ClientFrame& frame) {
+    auto r = cl.call(frame);
+    if (!r) {
+      v1::Response failed;
+      failed.set_status(v1::STATUS_CODE_INTERNAL);
+      failed.set_message(r.error().message);
+      return failed;
+    }
+    return *r;
+  }
+
+  /// Runs `fotad --check` on the data directory.
+  run_result check() {
+    process p{bin_dir() / "fotad",
+              {"--check", "--data-dir", data().string()},
+              dir_ / "check.out",
+              dir_ / "check.err"};
+    run_result r;
+    r.code = p.wait_for(60s).value_or(-1);
+    r.out = slurp(dir_ / "check.out");
+    r.err = slurp(dir_ / "check.err");
+    return r;
+  }
+
+  /// Writes events in several commands, waits past the high-water mark's
+  /// interval, writes once more (which records the mark at the log's last
+  /// event) and kills the node with SIGKILL. Returns the events' firmware
+  /// versions.
+  std::vector<std::string> write_then_kill(process& node) {
+    std::vector<std::string> versions;
+    auto cl = operator_client();
+    if (!cl)
+      return versions;
+    for (int i = 0; i < 5; ++i) {
+      versions.push_back("1.0." + std::to_string(i));
+      EXPECT_EQ(ask(*cl, create_firmware_frame(versions.back())).status(),
+                v1::STATUS_CODE_OK);
+    }
+    std::this_thread::sleep_for(300ms);
+    versions.push_back("9.9.9");
+    EXPECT_EQ(ask(*cl, create_firmware_frame(versions.back())).status(),
+              v1::STATUS_CODE_OK);
+    node.signal(SIGKILL);
+    EXPECT_TRUE(node.wait_for(10s));
+    return versions;
+  }
+};
+
+TEST_F(StorageFaults, DiskFullRefusesWritesServesReadsAndResumes) {
+  auto free_file = dir_ / "free-bytes";
+  set_free_space(free_file, uint64_t{1} << 40);
+  scoped_env env{"FOTA_TEST_FREE_SPACE_FILE", free_file.string()};
+  auto node = start_node(0, false, {"--min-free-space", "64MiB"});
+  ASSERT_NE(port_, 0);
+  add_firmware("1.0.0", true);
+  auto op = operator_client();
+  auto gw = gateway_client();
+  ASSERT_TRUE(op && gw);
+  ASSERT_EQ(ask(*gw, register_frame("dev-1")).status(), v1::STATUS_CODE_OK);
+
+  // The disk fills up: 3.1 MiB left, below the 64 MiB reserve.
+  set_free_space(free_file, 3'250'586);
+  const std::string cause = "data directory " + data().string() +
+                            " has 3.1 MiB free, below the reserve of 64 MiB; "
+                            "writes resume when space is freed";
+  // Registering a known device again changes nothing while space is left;
+  // it is refused all the same once the node sees the disk full.
+  v1::Response refused;
+  ASSERT_TRUE(eventually(
+      [&] {
+        refused = ask(*gw, register_frame("dev-1"));
+        return refused.status() != v1::STATUS_CODE_OK;
+      },
+      10s))
+      << "writes were never refused";
+  EXPECT_EQ(refused.status(), v1::STATUS_CODE_RESOURCE_EXHAUSTED)
+      << refused.message();
+  EXPECT_EQ(refused.message(), cause);
+  refused = ask(*op, create_firmware_frame("1.1.0"));
+  EXPECT_EQ(refused.status(), v1::STATUS_CODE_RESOURCE_EXHAUSTED)
+      << refused.message();
+  EXPECT_EQ(refused.message(), cause);
+  auto reg = ask(*gw, register_frame("dev-2"));
+  EXPECT_EQ(reg.status(), v1::STATUS_CODE_RESOURCE_EXHAUSTED) << reg.message();
+  EXPECT_EQ(reg.message(), cause);
+  // fotactl says why, and exits with the node's refusal.
+  auto r = ctl({"firmware", "add", "--product", product, "--version", "1.2.0",
+                "--url", "https://firmware.example/1.2.0", "--size", "4096",
+                "--sha256", std::string(64, 'a')});
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  EXPECT_NE((r.out + r.err).find("below the reserve of 64 MiB"),
+            std::string::npos)
+      << r.out << r.err;
+
+  // Reads go on, and the node stays up.
+  auto fw = ctl_json({"firmware", "list", "--product", product});
+  ASSERT_EQ(fw.value("firmwares", json::array()).size(), 1u) << fw.dump();
+  auto devices = list_devices(*op);
+  ASSERT_EQ(devices.size(), 1u);
+  EXPECT_EQ(devices[0].device_key(), "dev-1");
+  EXPECT_TRUE(node.running());
+
+  // Space is freed: writes resume without a restart.
+  set_free_space(free_file, uint64_t{1} << 40);
+  ASSERT_TRUE(eventually(
+      [&] {
+        return ask(*op, create_firmware_frame("1.1.0")).status() ==
+               v1::STATUS_CODE_OK;
+      },
+      10s))
+      << "writes did not resume";
+  EXPECT_EQ(ask(*gw, register_frame("dev-2")).status(), v1::STATUS_CODE_OK);
+
+  // Nothing stored was lost, nothing refused was stored.
+  EXPECT_EQ(node.stop(), 0) << node.err();
+  node = start_node();
+  auto after = ctl_json({"firmware", "list", "--product", product});
+  std::set<std::string> versions;
+  for (const auto& x : after.value("firmwares", json::array()))
+    versions.insert(x.value("version", ""));
+  EXPECT_EQ(versions, (std::set<std::string>{"1.0.0", "1.1.0"}));
+  auto op2 = operator_client();
+  ASSERT_TRUE(op2);
+  EXPECT_EQ(list_devices(*op2).size(), 2u);
+}
+
+// The same on a real file system that fills up: a 64 MiB tmpfs. Needs the
+// right to mount (root in a container that allows it); skipped otherwise,
+// the test above covers the behaviour everywhere.
+TEST_F(StorageFaults, DiskFullOnASmallTmpfs) {
+  auto mnt = dir_ / "mnt";
+  fs::create_directories(mnt);
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=64m") != 0)
+    GTEST_SKIP() << "cannot mount a tmpfs here: " << std::strerror(errno);
+  struct unmount {
+    fs::path path;
+    ~unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount_at_end{mnt};
+  auto db = mnt / "data";
+  auto start = [&] {
+    process p{bin_dir() / "fotad",
+              {"--data-dir", db.string(), "--listen", "0", "--min-free-space",
+               "16MiB"},
+              dir_ / "tmpfs-fotad.out",
+              dir_ / "tmpfs-fotad.err"};
+    static const std::regex line{R"(fotad listening on port (\d+))"};
+    std::smatch m;
+    std::string text;
+    EXPECT_TRUE(eventually(
+        [&] {
+          text = p.out();
+          return std::regex_search(text, m, line) || !p.running();
+        },
+        30s));
+    if (std::regex_search(text, m, line))
+      port_ = static_cast<uint16_t>(std::stoul(m[1]));
+    else
+      ADD_FAILURE() << "fotad did not start: " << p.err();
+    return p;
+  };
+  auto node = start();
+  auto op = operator_client();
+  auto gw = gateway_client();
+  ASSERT_TRUE(op && gw);
+  ASSERT_EQ(ask(*op, create_firmware_frame("1.0.0")).status(),
+            v1::STATUS_CODE_OK);
+  ASSERT_EQ(ask(*gw, register_frame("dev-1")).status(), v1::STATUS_CODE_OK);
+
+  // Fill the file system until 8 MiB are left, below the 16 MiB reserve.
+  struct statvfs st;
+  ASSERT_EQ(::statvfs(mnt.c_str(), &st), 0);
+  auto free = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+  ASSERT_GT(free, uint64_t{16} << 20) << "RocksDB took the whole tmpfs";
+  auto ballast = mnt / "ballast";
+  {
+    auto fd = ::open(ballast.c_str(), O_WRONLY | O_CREAT, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::posix_fallocate(fd, 0,
+                                static_cast<off_t>(free - (uint64_t{8} << 20))),
+              0);
+    ::close(fd);
+  }
+  v1::Response refused;
+  ASSERT_TRUE(eventually(
+      [&] {
+        refused = ask(*gw, register_frame("dev-1"));
+        return refused.status() != v1::STATUS_CODE_OK;
+      },
+      10s));
+  EXPECT_EQ(refused.status(), v1::STATUS_CODE_RESOURCE_EXHAUSTED)
+      << refused.message();
+  EXPECT_NE(refused.message().find("below the reserve of 16 MiB"),
+            std::string::npos)
+      << refused.message();
+  EXPECT_EQ(ask(*op, create_firmware_frame("1.1.0")).status(),
+            v1::STATUS_CODE_RESOURCE_EXHAUSTED);
+  v1::ClientFrame get;
+  get.mutable_get_firmware()->set_product_key(product);
+  get.mutable_get_firmware()->set_version("1.0.0");
+  EXPECT_EQ(ask(*op, get).status(), v1::STATUS_CODE_OK);
+  EXPECT_TRUE(node.running());
+
+  fs::remove(ballast);
+  EXPECT_TRUE(eventually(
+      [&] {
+        return ask(*op, create_firmware_frame("1.1.0")).status() ==
+               v1::STATUS_CODE_OK;
+      },
+      10s));
+  EXPECT_EQ(node.stop(), 0) << node.err();
+}
+
+TEST_F(StorageFaults, TruncatedWalStopsTheNodeNamingTheLostEvents) {
+  auto node = start_node();
+  ASSERT_NE(port_, 0);
+  auto versions = write_then_kill(node);
+  ASSERT_EQ(versions.size(), 6u);
+  auto wal = newest_wal(data());
+  ASSERT_FALSE(wal.empty());
+  fs::resize_file(wal, fs::file_size(wal) / 2);
+
+  // The offline check names the loss and fails.
+  auto checked = check();
+  EXPECT_EQ(checked.code, 1) << checked.out << checked.err;
+  static const std::regex lost{
+      R"(events (\d+)\.\.(\d+) were acknowledged \(high-water mark \d+\) )"
+      R"(but are missing from the log)"};
+  std::smatch m;
+  EXPECT_TRUE(std::regex_search(checked.out, m, lost)) << checked.out;
+  EXPECT_NE(checked.out.find("DAMAGED"), std::string::npos) << checked.out;
+
+  // The node refuses to start, naming what was lost.
+  auto again = start_node(0, true);
+  auto rc = again.wait_for(30s);
+  ASSERT_TRUE(rc);
+  EXPECT_EQ(*rc, 1);
+  // fotad logs to stdout.
+  auto err = again.out() + again.err();
+  static const std::regex refused{
+      R"(cannot start: data_loss: events \d+\.\.\d+ were acknowledged but )"
+      R"(are missing from the log in '.*': the WAL was truncated or lost)"};
+  EXPECT_TRUE(std::regex_search(err, refused)) << err;
+  EXPECT_NE(err.find("see fotad --check"), std::string::npos) << err;
+}
+
+TEST_F(StorageFaults, TornTailBeyondWhatWasAcknowledgedIsTolerated) {
+  auto node = start_node();
+  ASSERT_NE(port_, 0);
+  auto versions = write_then_kill(node);
+  ASSERT_EQ(versions.size(), 6u);
+  auto wal = newest_wal(data());
+  ASSERT_FALSE(wal.empty());
+  auto torn = append_torn_record(wal);
+
+  auto checked = check();
+  EXPECT_EQ(checked.code, 0) << checked.out << checked.err;
+  EXPECT_NE(checked.out.find("ends in " + std::to_string(torn) +
+                             " bytes of a torn write, never acknowledged"),
+            std::string::npos)
+      << checked.out;
+  EXPECT_NE(checked.out.find("healthy"), std::string::npos) << checked.out;
+
+  node = start_node();
+  ASSERT_TRUE(node.running());
+  EXPECT_NE(node.out().find("ended in " + std::to_string(torn) +
+                            " bytes of a write torn by a crash"),
+            std::string::npos)
+      << node.out();
+  auto fw = ctl_json({"firmware", "list", "--product", product});
+  std::vector<std::string> listed;
+  for (const auto& x : fw.value("firmwares", json::array()))
+    listed.push_back(x.value("version", ""));
+  std::sort(listed.begin(), listed.end());
+  EXPECT_EQ(listed, versions);
 }
 
 } // namespace
