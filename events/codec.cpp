@@ -128,24 +128,6 @@ failure no_body() {
 
 // -- values -------------------------------------------------------------------
 
-v1::Firmware to_proto(const firmware_record& x) {
-  v1::Firmware out;
-  out.set_product_key(x.product);
-  out.set_version(x.version);
-  out.set_url(x.url);
-  out.set_size(x.size);
-  out.set_sha256(x.sha256);
-  out.set_signature(x.signature);
-  out.set_description(x.description);
-  out.set_status(x.status);
-  out.set_created_at_ms(x.created_at_ms);
-  for (const auto& d : x.verification_devices)
-    out.add_verification_device_keys(d);
-  out.set_verification_failure(x.verification_failure);
-  out.set_verification_skip_reason(x.verification_skip_reason);
-  return out;
-}
-
 v1::Firmware to_device_proto(const firmware_record& x) {
   v1::Firmware out;
   out.set_product_key(x.product);
@@ -155,6 +137,17 @@ v1::Firmware to_device_proto(const firmware_record& x) {
   out.set_sha256(x.sha256);
   out.set_signature(x.signature);
   out.set_description(x.description);
+  return out;
+}
+
+v1::Firmware to_proto(const firmware_record& x) {
+  auto out = to_device_proto(x);
+  out.set_status(x.status);
+  out.set_created_at_ms(x.created_at_ms);
+  for (const auto& d : x.verification_devices)
+    out.add_verification_device_keys(d);
+  out.set_verification_failure(x.verification_failure);
+  out.set_verification_skip_reason(x.verification_skip_reason);
   return out;
 }
 

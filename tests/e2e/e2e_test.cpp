@@ -1266,6 +1266,40 @@ TEST_F(E2ETls, FotactlAndFotaSimRollOutOverTls) {
   EXPECT_EQ(summary["error responses"], 0u) << sim.err();
 }
 
+TEST_F(E2ETls, AClientCertificateNamesItsGatewayWithoutAToken) {
+  auto config = dir_ / "gateways.toml";
+  std::ofstream{config} << "[[gateways]]\nname = \"plant-7\"\n"
+                        << "certificate_sha256 = \""
+                        << certs_.client_fingerprint << "\"\nproducts = [\""
+                        << product << "\"]\n";
+  auto flags = tls_flags();
+  flags.insert(flags.end(), {"--config", config.string()});
+  auto node = start_node(0, false, flags);
+  ASSERT_NE(port_, 0);
+  auto with_cert = tls_options(true);
+  auto cl = client::connect("127.0.0.1", port_, 5s, &with_cert);
+  ASSERT_TRUE(cl) << cl.error().message;
+  auto hello = cl->hello("", "e2e-cert-gateway");
+  ASSERT_TRUE(hello) << hello.error().message;
+  ASSERT_EQ(hello->status(), v1::STATUS_CODE_OK) << hello->message();
+  EXPECT_EQ(hello->hello().role(), v1::ROLE_GATEWAY);
+  EXPECT_EQ(hello->hello().gateway(), "plant-7");
+  v1::ClientFrame reg;
+  reg.mutable_register_device()->set_product_key(product);
+  reg.mutable_register_device()->set_device_key("cert-dev");
+  reg.mutable_register_device()->set_version("1.0.0");
+  auto r = cl->call(reg, 10s);
+  ASSERT_TRUE(r && r->status() == v1::STATUS_CODE_OK);
+  EXPECT_EQ(r->device().gateway(), "plant-7");
+  // Without the certificate, an empty token is no one.
+  auto no_cert = tls_options();
+  auto anon = client::connect("127.0.0.1", port_, 5s, &no_cert);
+  ASSERT_TRUE(anon) << anon.error().message;
+  auto refused = anon->hello("", "anonymous");
+  ASSERT_TRUE(refused) << refused.error().message;
+  EXPECT_EQ(refused->status(), v1::STATUS_CODE_UNAUTHENTICATED);
+}
+
 TEST_F(E2ETls, BadCertificateFileStopsTheNodeWithItsName) {
   auto missing = (dir_ / "missing.pem").string();
   auto node = start_node(
