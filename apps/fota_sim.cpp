@@ -18,6 +18,7 @@
 /// given `--image`, the "downloaded" image's size and SHA-256 match. A
 /// device that refuses reports `verification_failed`.
 #include "api/client.hpp"
+#include "apps/image_digest.hpp"
 #include "apps/tls_options.hpp"
 #include "events/manifest.hpp"
 #include "fota/v1/api.pb.h"
@@ -178,19 +179,10 @@ public_key load_key(const std::string& text) {
 
 /// The size and SHA-256 of the image file at `path`.
 std::pair<uint64_t, std::string> image_facts(const std::string& path) {
-  std::ifstream in{path, std::ios::binary};
-  if (!in)
+  auto digest = image_digest(path);
+  if (!digest)
     throw usage_error("--image: cannot open '" + path + "'");
-  sha256_hasher h;
-  uint64_t size = 0;
-  std::string buf(1 << 16, '\0');
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    auto n = static_cast<size_t>(in.gcount());
-    h.update(std::string_view{buf.data(), n});
-    size += n;
-  }
-  return {size, h.hex_digest()};
+  return *digest;
 }
 
 std::vector<version_weight> parse_versions(const std::string& text) {

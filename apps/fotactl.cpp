@@ -5,6 +5,7 @@
 /// Exit codes: 0 OK, 1 the node answered with a non-OK status, 2 usage
 /// error, 3 the node cannot be reached.
 #include "api/client.hpp"
+#include "apps/image_digest.hpp"
 #include "apps/tls_options.hpp"
 #include "events/manifest.hpp"
 #include "fota/v1/api.pb.h"
@@ -903,20 +904,11 @@ std::pair<uint64_t, std::string> image_facts(const options& o) {
   if (!o.image.empty()) {
     if (o.size != 0 || !o.sha256.empty())
       throw usage_error("--file", "give either --file or --size and --sha256");
-    std::ifstream in{o.image, std::ios::binary};
-    if (!in)
+    auto digest = image_digest(o.image);
+    if (!digest)
       throw usage_error("--file", "cannot open " + in_quotes(o.image) + ": " +
                                       std::strerror(errno));
-    sha256_hasher h;
-    uint64_t size = 0;
-    std::string buf(1 << 16, '\0');
-    while (in) {
-      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-      auto n = static_cast<size_t>(in.gcount());
-      h.update(std::string_view{buf.data(), n});
-      size += n;
-    }
-    return {size, h.hex_digest()};
+    return *digest;
   }
   if (o.size == 0 || o.sha256.empty())
     throw usage_error("--size", "give --size and --sha256, or --file IMAGE");

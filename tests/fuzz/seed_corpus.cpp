@@ -56,15 +56,18 @@ std::string scenario(int variant) {
   for (int i = 0; i < 6; ++i) {
     auto key = "d" + std::to_string(i);
     b.add(decide(nullptr,
-                 register_device{"p", key, i % 2 ? "1.0" : "1.1",
+                 register_device{"p",
+                                 key,
+                                 i % 2 ? "1.0" : "1.1",
                                  {{"ring", i % 3 ? "main" : "canary"}},
                                  {}},
                  b.now()));
   }
-  b.add(decide(b.w.trees,
-               create_asset_tree{asset_tree{
-                   "t", "p", "site", {{"r", "", "", ""}, {"n", "r", "", "d1"}}}},
-               b.now()));
+  b.add(
+      decide(b.w.trees,
+             create_asset_tree{asset_tree{
+                 "t", "p", "site", {{"r", "", "", ""}, {"n", "r", "", "d1"}}}},
+             b.now()));
   task_spec spec;
   spec.name = "seed";
   spec.product = "p";
@@ -72,10 +75,11 @@ std::string scenario(int variant) {
   spec.source_versions = {"1.0", "1.1"};
   spec.strategy = variant % 2 ? v1::STRATEGY_INCREMENT : v1::STRATEGY_SNAPSHOT;
   spec.scope.kind = v1::SCOPE_KIND_ALL;
-  spec.method = variant == 2 ? v1::METHOD_DEVICE_REQUEST : v1::METHOD_CLOUD_PUSH;
+  spec.method =
+      variant == 2 ? v1::METHOD_DEVICE_REQUEST : v1::METHOD_CLOUD_PUSH;
   spec.retry = retry_spec{1, 5};
-  b.add(decide_create(task_id{1}, spec, b.w.firmware.find("p", "2.0"),
-                      b.now()));
+  b.add(
+      decide_create(task_id{1}, spec, b.w.firmware.find("p", "2.0"), b.now()));
   auto& t = b.w.tasks.at(1);
   b.add(decide_enroll(t, {"d0", "d1", "d2", "d3", "d4"}, {{"d5", "busy"}},
                       b.now()));
@@ -111,8 +115,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < oneof->field_count(); ++i) {
     v1::ClientFrame f;
     f.set_request_id(static_cast<uint64_t>(i + 1));
-    auto* body =
-        f.GetReflection()->MutableMessage(&f, oneof->field(i));
+    auto* body = f.GetReflection()->MutableMessage(&f, oneof->field(i));
     const auto* d = body->GetDescriptor();
     for (int k = 0; k < d->field_count(); ++k) {
       const auto* field = d->field(k);
@@ -125,7 +128,8 @@ int main(int argc, char** argv) {
     }
     std::string bytes;
     append_frame(bytes, f);
-    write(frame_dir / (oneof->field(i)->name()), std::string(1, '\x07') + bytes);
+    write(frame_dir / (oneof->field(i)->name()),
+          std::string(1, '\x07') + bytes);
   }
   return 0;
 }
