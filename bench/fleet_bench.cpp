@@ -3,19 +3,29 @@
 /// that registers N devices, brings them online and answers every upgrade
 /// push at once with progress and then the target version. Phases are timed
 /// separately: registration, task creation over the whole fleet (CreateTask
-/// until its OK reply), and the upgrade run until the task is COMPLETED with
-/// N successes and durable. Each run validates its outcome.
+/// until its OK reply), the upgrade run until the task is COMPLETED with N
+/// successes and durable, and the node's stop. While the upgrades run, an
+/// operator on its own thread calls GetTask back to back (gettask_* counters).
+/// Each run validates its outcome. The counters are the figures of issue 8;
+/// scripts/bench_fleet.sh runs each size several times and takes medians.
 ///
-/// Environment, for experiments: FOTA_BENCH_WINDOW (gateway requests in
-/// flight, default 4096), FOTA_BENCH_SESSIONS (default 16),
-/// FOTA_BENCH_PROBE=1 (mailbox delay of the busy actors as p1_*/p3_*
-/// counters).
+/// Environment: FOTA_BENCH_CURVE=path.csv (the rollout curve every ~100 ms:
+/// pushes, successes and failures per second and RSS; off by default),
+/// FOTA_BENCH_GETTASK=0 (no operator), FOTA_BENCH_GETTASK_INTERVAL_MS (pause
+/// between operator calls, default 0), FOTA_BENCH_PERF_CTL and
+/// FOTA_BENCH_PERF_ACK (perf's control FIFOs, to profile the upgrade phase
+/// alone). For experiments: FOTA_BENCH_WINDOW (gateway requests in flight,
+/// default 4096), FOTA_BENCH_SESSIONS (default 16), FOTA_BENCH_PROBE=1
+/// (mailbox delay of the busy actors as p1_*/p3_* counters).
 #include "actors/node.hpp"
 #include "bench/bench_support.hpp"
 #include "fota/v1/api.pb.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cmath>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -25,8 +35,10 @@
 #include <functional>
 #include <malloc.h>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <sys/resource.h>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -133,6 +145,14 @@ std::string device_key(uint64_t i) {
 
 // -- gateway ------------------------------------------------------------------
 
+/// What every gateway session has seen so far, read while the rollout runs
+/// by the curve writer (relaxed: a sample needs no order with the rest).
+struct rollout_progress {
+  std::atomic<uint64_t> pushes{0};
+  std::atomic<uint64_t> successes{0};
+  std::atomic<uint64_t> failures{0};
+};
+
 /// An upgrade push waiting for a free request slot.
 struct pending_upgrade {
   std::string device_key;
@@ -143,6 +163,7 @@ struct pending_upgrade {
 /// that the node pushes to it.
 struct gateway_state {
   fota::fleet_actor fleet;
+  std::shared_ptr<rollout_progress> progress;
   /// This session's devices: `first`, `first + stride`, ...
   uint64_t first = 0;
   uint64_t stride = 1;
@@ -261,8 +282,10 @@ void register_next(gateway_pointer self) {
 
 void upgrade_next(gateway_pointer self);
 
-void upgrade_done(gateway_pointer self) {
+void upgrade_done(gateway_pointer self, bool ok) {
   auto& st = self->state;
+  (ok ? st.progress->successes : st.progress->failures)
+      .fetch_add(1, std::memory_order_relaxed);
   --st.outstanding;
   ++st.upgraded;
   if (st.waiting && st.upgraded >= st.upgrade_target) {
@@ -284,12 +307,13 @@ void upgrade_next(gateway_pointer self) {
     send_command(self, std::move(progress), "ReportProgress",
                  [self, key = job.device_key](bool ok) {
                    if (!ok) {
-                     upgrade_done(self);
+                     upgrade_done(self, false);
                      return;
                    }
                    send_command(
                        self, fota::report_version{product, key, target_version},
-                       "ReportVersion", [self](bool) { upgrade_done(self); });
+                       "ReportVersion",
+                       [self](bool ok) { upgrade_done(self, ok); });
                  });
   }
 }
@@ -300,9 +324,11 @@ uint64_t devices_of(uint64_t n, uint64_t first, uint64_t stride) {
 }
 
 caf::behavior gateway(gateway_pointer self, fota::fleet_actor fleet,
+                      std::shared_ptr<rollout_progress> progress,
                       uint64_t first, uint64_t stride, size_t window) {
   auto& st = self->state;
   st.fleet = std::move(fleet);
+  st.progress = std::move(progress);
   st.first = first;
   st.stride = stride;
   st.window = window;
@@ -340,6 +366,7 @@ caf::behavior gateway(gateway_pointer self, fota::fleet_actor fleet,
           return;
         }
         ++st.pushes;
+        st.progress->pushes.fetch_add(1, std::memory_order_relaxed);
         const auto& up = frame.push().upgrade();
         st.queue.push_back(pending_upgrade{up.device_key(), up.execution_id()});
         st.max_queue = std::max(st.max_queue, st.queue.size());
@@ -484,6 +511,220 @@ void stop_prober(caf::scoped_actor& self, benchmark::State& state,
   }
 }
 
+// -- rollout observers --------------------------------------------------------
+
+/// Reads a non-negative integer from the environment; `fallback` when unset.
+uint64_t env_uint(const char* name, uint64_t fallback) {
+  const char* env = std::getenv(name);
+  return env != nullptr && *env != '\0' ? std::strtoull(env, nullptr, 10)
+                                        : fallback;
+}
+
+/// Writes the rollout curve to the CSV file named by FOTA_BENCH_CURVE (off
+/// when unset): every ~100 ms the time since the rollout started, the
+/// pushes, successes and failures per second over the last interval as the
+/// gateway saw them, and the RSS, from its own thread.
+class curve_writer {
+public:
+  static constexpr auto interval = std::chrono::milliseconds{100};
+
+  curve_writer(std::shared_ptr<rollout_progress> progress,
+               clock_type::time_point start)
+    : progress_(std::move(progress)), start_(start) {
+    const char* path = std::getenv("FOTA_BENCH_CURVE");
+    if (path == nullptr || *path == '\0')
+      return;
+    out_.open(path, std::ios::trunc);
+    if (!out_)
+      return;
+    out_ << "t_s,pushes_per_s,successes_per_s,failures_per_s,rss_MB,"
+            "pushes,successes,failures\n";
+    sample(start_);
+    thread_ = std::thread{[this] { loop(); }};
+  }
+
+  curve_writer(const curve_writer&) = delete;
+  curve_writer& operator=(const curve_writer&) = delete;
+
+  ~curve_writer() { stop(); }
+
+  /// Writes a last line and closes the file.
+  void stop() {
+    if (!thread_.joinable())
+      return;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+    sample(clock_type::now());
+    out_.close();
+  }
+
+private:
+  void loop() {
+    std::unique_lock<std::mutex> guard{mtx_};
+    auto next = start_ + interval;
+    while (!cv_.wait_until(guard, next, [this] { return stopping_; })) {
+      sample(clock_type::now());
+      next += interval;
+    }
+  }
+
+  void sample(clock_type::time_point now) {
+    auto pushes = progress_->pushes.load(std::memory_order_relaxed);
+    auto successes = progress_->successes.load(std::memory_order_relaxed);
+    auto failures = progress_->failures.load(std::memory_order_relaxed);
+    auto dt = std::chrono::duration<double>(now - last_time_).count();
+    auto rate = [&](uint64_t now_count, uint64_t last_count) {
+      return dt > 0 ? static_cast<double>(now_count - last_count) / dt : 0.0;
+    };
+    char line[160];
+    std::snprintf(line, sizeof(line), "%.3f,%.0f,%.0f,%.0f,%.1f,%llu,%llu,%llu",
+                  std::chrono::duration<double>(now - start_).count(),
+                  rate(pushes, last_pushes_), rate(successes, last_successes_),
+                  rate(failures, last_failures_),
+                  static_cast<double>(proc_status_bytes("VmRSS")) /
+                      (1024.0 * 1024.0),
+                  static_cast<unsigned long long>(pushes),
+                  static_cast<unsigned long long>(successes),
+                  static_cast<unsigned long long>(failures));
+    out_ << line << '\n';
+    out_.flush();
+    last_time_ = now;
+    last_pushes_ = pushes;
+    last_successes_ = successes;
+    last_failures_ = failures;
+  }
+
+  std::shared_ptr<rollout_progress> progress_;
+  clock_type::time_point start_;
+  clock_type::time_point last_time_ = start_;
+  uint64_t last_pushes_ = 0;
+  uint64_t last_successes_ = 0;
+  uint64_t last_failures_ = 0;
+  std::ofstream out_;
+  std::thread thread_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+};
+
+/// Latencies of the operator's GetTask calls during the rollout.
+struct operator_latency {
+  std::vector<double> ms;
+  uint64_t errors = 0;
+  std::string first_error;
+
+  /// The nearest-rank percentile `p` (0..1) of the latencies; 0 when none.
+  double percentile(double p) const {
+    if (ms.empty())
+      return 0;
+    auto sorted = ms;
+    auto rank = static_cast<size_t>(std::ceil(p * sorted.size()));
+    auto idx = std::min(sorted.size() - 1, rank > 0 ? rank - 1 : 0);
+    std::nth_element(sorted.begin(), sorted.begin() + idx, sorted.end());
+    return sorted[idx];
+  }
+};
+
+/// An operator on its own thread asking the router for GetTask over and
+/// over while the rollout runs, the way `node::call` does (one request with
+/// the operator role, the response parsed) but through one blocking actor
+/// rather than one per call. Back to back by default, one call in flight;
+/// FOTA_BENCH_GETTASK_INTERVAL_MS spaces the calls, FOTA_BENCH_GETTASK=0
+/// turns the operator off.
+class operator_client {
+public:
+  operator_client(caf::actor_system& sys, fota::router_actor router,
+                  uint64_t task_id) {
+    if (env_uint("FOTA_BENCH_GETTASK", 1) == 0 || task_id == 0)
+      return;
+    fota::v1::ClientFrame frame;
+    frame.mutable_get_task()->set_task_id(task_id);
+    thread_ = std::thread{
+        [this, &sys, router = std::move(router),
+         bytes = frame.SerializeAsString()] { run(sys, router, bytes); }};
+  }
+
+  operator_client(const operator_client&) = delete;
+  operator_client& operator=(const operator_client&) = delete;
+
+  ~operator_client() { stop(); }
+
+  /// Lets the call in flight finish and returns what was measured.
+  const operator_latency& stop() {
+    stopping_ = true;
+    if (thread_.joinable())
+      thread_.join();
+    return result_;
+  }
+
+private:
+  void run(caf::actor_system& sys, const fota::router_actor& router,
+           const std::string& bytes) {
+    auto gap = std::chrono::milliseconds{
+        env_uint("FOTA_BENCH_GETTASK_INTERVAL_MS", 0)};
+    caf::scoped_actor self{sys};
+    while (!stopping_) {
+      auto t0 = clock_type::now();
+      fota::v1::Response response;
+      std::string error;
+      self->request(router, std::chrono::seconds{60}, fota::request_atom_v,
+                    static_cast<int32_t>(fota::v1::ROLE_OPERATOR), bytes)
+          .receive(
+              [&](const std::string& out) {
+                if (!response.ParseFromString(out))
+                  error = "unparsable response";
+                else if (response.status() != fota::v1::STATUS_CODE_OK)
+                  error = fota::v1::StatusCode_Name(response.status()) + " " +
+                          response.message();
+              },
+              [&](const caf::error& err) { error = sys.render(err); });
+      result_.ms.push_back(
+          std::chrono::duration<double, std::milli>(clock_type::now() - t0)
+              .count());
+      if (!error.empty() && result_.errors++ == 0)
+        result_.first_error = "GetTask: " + error;
+      if (gap.count() > 0)
+        std::this_thread::sleep_for(gap);
+    }
+  }
+
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  operator_latency result_;
+};
+
+/// Lets `perf record --control fifo:CTL,ACK -D -1` sample the rollout phase
+/// only: FOTA_BENCH_PERF_CTL and FOTA_BENCH_PERF_ACK name the two FIFOs, and
+/// `command("enable")` and `command("disable")` switch perf's events on and
+/// off, waiting for its acknowledgement. Does nothing when unset.
+class perf_control {
+public:
+  perf_control() {
+    const char* ctl = std::getenv("FOTA_BENCH_PERF_CTL");
+    const char* ack = std::getenv("FOTA_BENCH_PERF_ACK");
+    if (ctl == nullptr || ack == nullptr)
+      return;
+    ctl_.open(ctl);
+    ack_.open(ack);
+  }
+
+  void command(const char* what) {
+    if (!ctl_ || !ack_ || !ctl_.is_open())
+      return;
+    ctl_ << what << '\n' << std::flush;
+    std::string reply;
+    std::getline(ack_, reply);
+  }
+
+private:
+  std::ofstream ctl_;
+  std::ifstream ack_;
+};
+
 /// Sends `(xs...)` to every actor in `to` at once and waits for all
 /// answers (each an uint64_t); returns the first error, if any.
 template <class... Ts>
@@ -572,14 +813,19 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
   auto n = static_cast<uint64_t>(state.range(0));
   double register_s = 0, create_s = 0, upgrade_s = 0;
   double register_cpu = 0, create_cpu = 0, upgrade_cpu = 0;
-  uint64_t rss_after_register = 0, events_upgrade = 0;
+  double stop_s = 0, shutdown_s = 0;
+  uint64_t rss_after_register = 0, rss_after_upgrade = 0, events_upgrade = 0;
   uint64_t gw_pushes = 0, gw_max_queue = 0;
+  operator_latency get_task;
+  perf_control perf;
   for (auto _ : state) {
     caf::actor_system_config cfg;
     cfg.set("scheduler.policy", policy);
     cfg.set("logger.file-verbosity", caf::atom("quiet"));
     fota::add_message_types(cfg);
-    caf::actor_system sys{cfg};
+    // Held by pointer so that its shutdown can be timed.
+    auto sys_ptr = std::make_unique<caf::actor_system>(cfg);
+    auto& sys = *sys_ptr;
     fota::node_config ncfg;
     ncfg.data_dir = dir_;
     ncfg.sync = true;
@@ -591,10 +837,11 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
     }
     auto node = std::move(started).value();
     std::vector<caf::actor> gws;
+    auto progress = std::make_shared<rollout_progress>();
     auto per_session = std::max<size_t>(1, window() / sessions());
     for (size_t i = 0; i < sessions(); ++i)
-      gws.push_back(sys.spawn(gateway, node->context()->fleet, uint64_t{i},
-                              uint64_t{sessions()}, per_session));
+      gws.push_back(sys.spawn(gateway, node->context()->fleet, progress,
+                              uint64_t{i}, uint64_t{sessions()}, per_session));
     std::string error;
     {
       caf::scoped_actor self{sys};
@@ -705,11 +952,22 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
                          {probe_task, probe_fleet, probe_device, probe_journal,
                           probe_gateway});
       }
-      if (error.empty()) {
-        error = ask_all(self, gws, phase_timeout(n), wait_atom::value, n);
-        if (!error.empty())
-          error = phase + ": " + error;
+      perf.command("enable");
+      {
+        curve_writer curve{progress, t2};
+        operator_client op{sys, node->router(), error.empty() ? task_id : 0};
+        if (error.empty()) {
+          error = ask_all(self, gws, phase_timeout(n), wait_atom::value, n);
+          if (!error.empty())
+            error = phase + ": " + error;
+        }
+        get_task = op.stop();
+        curve.stop();
       }
+      if (error.empty() && get_task.errors > 0)
+        error = std::to_string(get_task.errors) + " of " +
+                std::to_string(get_task.ms.size()) +
+                " operator calls failed, first: " + get_task.first_error;
       if (task_id != 0) {
         // Every ExecutionSucceeded was sent to the task before the last
         // ReportVersion reply, so GetTask sees all of them.
@@ -741,6 +999,8 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
       }
       upgrade_s = seconds_since(t2);
       upgrade_cpu = process_cpu_seconds() - c2;
+      perf.command("disable");
+      rss_after_upgrade = proc_status_bytes("VmRSS");
       if (p3)
         stop_prober(self, state, "p3", p3, *p3_results);
       auto stats = collect_stats(self, gws);
@@ -755,8 +1015,13 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
         self->send_exit(gw, caf::exit_reason::user_shutdown);
     }
     state.PauseTiming();
+    auto t3 = clock_type::now();
     node->stop();
     node.reset();
+    stop_s = seconds_since(t3);
+    auto t4 = clock_type::now();
+    sys_ptr.reset();
+    shutdown_s = seconds_since(t4);
     state.ResumeTiming();
     if (!error.empty()) {
       state.SkipWithError(error.c_str());
@@ -774,14 +1039,23 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
   state.counters["task_create_cpu_s"] = create_cpu;
   state.counters["cpu_us/upgrade"] = upgrade_cpu * 1e6 / nd;
   state.counters["events/upgrade"] = static_cast<double>(events_upgrade) / nd;
-  state.counters["rss_per_device_bytes"] =
-      rss_after_register > rss_before_
-          ? static_cast<double>(rss_after_register - rss_before_) / nd
-          : 0.0;
+  auto per_device = [&](uint64_t rss) {
+    return rss > rss_before_ ? static_cast<double>(rss - rss_before_) / nd
+                             : 0.0;
+  };
+  state.counters["rss_per_device_bytes"] = per_device(rss_after_register);
+  state.counters["rss_KB/device"] = per_device(rss_after_register) / 1024.0;
+  state.counters["rss_KB/device_task"] = per_device(rss_after_upgrade) / 1024.0;
   state.counters["peak_rss_MB"] =
       static_cast<double>(proc_status_bytes("VmHWM")) / (1024.0 * 1024.0);
   state.counters["gw_max_queue"] = static_cast<double>(gw_max_queue);
   state.counters["pushes"] = static_cast<double>(gw_pushes);
+  state.counters["stop_s"] = stop_s;
+  state.counters["shutdown_s"] = shutdown_s;
+  state.counters["gettask_calls"] = static_cast<double>(get_task.ms.size());
+  state.counters["gettask_p50_ms"] = get_task.percentile(0.50);
+  state.counters["gettask_p99_ms"] = get_task.percentile(0.99);
+  state.counters["gettask_max_ms"] = get_task.percentile(1.0);
 }
 
 BENCHMARK_DEFINE_F(Fleet, Sharing)(benchmark::State& state) {
@@ -796,6 +1070,7 @@ BENCHMARK_REGISTER_F(Fleet, Sharing)
     ->ArgNames({"devices"})
     ->Arg(10000)
     ->Arg(100000)
+    ->Arg(1000000)
     ->Iterations(1)
     ->UseRealTime()
     ->Unit(benchmark::kSecond);
