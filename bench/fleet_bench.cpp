@@ -4,19 +4,21 @@
 /// push at once with progress and then the target version. Phases are timed
 /// separately: registration, task creation over the whole fleet (CreateTask
 /// until its OK reply), the upgrade run until the task is COMPLETED with N
-/// successes and durable, and the node's stop. While the upgrades run, an
-/// operator on its own thread calls GetTask back to back (gettask_* counters).
-/// Each run validates its outcome. The counters are the figures of issue 8;
-/// scripts/bench_fleet.sh runs each size several times and takes medians.
+/// successes and durable, and the node's stop. While the upgrades run, a few
+/// operators, each on its own thread, call GetTask back to back (gettask_*
+/// counters). Each run validates its outcome. The counters are the figures
+/// of issue 8; scripts/bench_fleet.sh runs each size several times and takes
+/// medians.
 ///
 /// Environment: FOTA_BENCH_CURVE=path.csv (the rollout curve every ~100 ms:
 /// pushes, successes and failures per second and RSS; off by default),
-/// FOTA_BENCH_GETTASK=0 (no operator), FOTA_BENCH_GETTASK_INTERVAL_MS (pause
-/// between operator calls, default 0), FOTA_BENCH_PERF_CTL and
-/// FOTA_BENCH_PERF_ACK (perf's control FIFOs, to profile the upgrade phase
-/// alone). For experiments: FOTA_BENCH_WINDOW (gateway requests in flight,
-/// default 4096), FOTA_BENCH_SESSIONS (default 16), FOTA_BENCH_PROBE=1
-/// (mailbox delay of the busy actors as p1_*/p3_* counters).
+/// FOTA_BENCH_GETTASK (operator threads, default 4; 0 for none),
+/// FOTA_BENCH_GETTASK_INTERVAL_MS (pause between one operator's calls,
+/// default 0), FOTA_BENCH_PERF_CTL and FOTA_BENCH_PERF_ACK (perf's control
+/// FIFOs, to profile the upgrade phase alone). For experiments:
+/// FOTA_BENCH_WINDOW (gateway requests in flight, default 4096),
+/// FOTA_BENCH_SESSIONS (default 16), FOTA_BENCH_PROBE=1 (mailbox delay of
+/// the busy actors as p1_*/p3_* counters).
 #include "actors/node.hpp"
 #include "bench/bench_support.hpp"
 #include "fota/v1/api.pb.h"
@@ -629,23 +631,26 @@ struct operator_latency {
   }
 };
 
-/// An operator on its own thread asking the router for GetTask over and
-/// over while the rollout runs, the way `node::call` does (one request with
-/// the operator role, the response parsed) but through one blocking actor
-/// rather than one per call. Back to back by default, one call in flight;
-/// FOTA_BENCH_GETTASK_INTERVAL_MS spaces the calls, FOTA_BENCH_GETTASK=0
-/// turns the operator off.
+/// Operators, each on its own thread, asking the router for GetTask over
+/// and over while the rollout runs, the way `node::call` does (one request
+/// with the operator role, the response parsed) but through one blocking
+/// actor per thread rather than one per call. Each has one call in flight,
+/// back to back: FOTA_BENCH_GETTASK sets how many operators (default 4, so
+/// that a rollout of a few seconds yields over 1,000 calls; 0 turns them
+/// off), FOTA_BENCH_GETTASK_INTERVAL_MS a pause between one operator's calls
+/// (default 0).
 class operator_client {
 public:
   operator_client(caf::actor_system& sys, fota::router_actor router,
-                  uint64_t task_id) {
-    if (env_uint("FOTA_BENCH_GETTASK", 1) == 0 || task_id == 0)
-      return;
+                  uint64_t task_id)
+    : results_(task_id != 0 ? env_uint("FOTA_BENCH_GETTASK", 4) : 0) {
     fota::v1::ClientFrame frame;
     frame.mutable_get_task()->set_task_id(task_id);
-    thread_ = std::thread{
-        [this, &sys, router = std::move(router),
-         bytes = frame.SerializeAsString()] { run(sys, router, bytes); }};
+    auto bytes = frame.SerializeAsString();
+    for (auto& result : results_)
+      threads_.emplace_back([this, &sys, router, bytes, &result] {
+        run(sys, router, bytes, result);
+      });
   }
 
   operator_client(const operator_client&) = delete;
@@ -653,17 +658,27 @@ public:
 
   ~operator_client() { stop(); }
 
-  /// Lets the call in flight finish and returns what was measured.
-  const operator_latency& stop() {
+  /// Lets the calls in flight finish and returns what was measured.
+  operator_latency stop() {
     stopping_ = true;
-    if (thread_.joinable())
-      thread_.join();
-    return result_;
+    for (auto& t : threads_)
+      if (t.joinable())
+        t.join();
+    operator_latency out;
+    for (auto& r : results_) {
+      out.ms.insert(out.ms.end(), r.ms.begin(), r.ms.end());
+      if (out.errors == 0 && r.errors > 0)
+        out.first_error = r.first_error;
+      out.errors += r.errors;
+    }
+    return out;
   }
+
+  size_t operators() const noexcept { return results_.size(); }
 
 private:
   void run(caf::actor_system& sys, const fota::router_actor& router,
-           const std::string& bytes) {
+           const std::string& bytes, operator_latency& result) {
     auto gap = std::chrono::milliseconds{
         env_uint("FOTA_BENCH_GETTASK_INTERVAL_MS", 0)};
     caf::scoped_actor self{sys};
@@ -682,19 +697,20 @@ private:
                           response.message();
               },
               [&](const caf::error& err) { error = sys.render(err); });
-      result_.ms.push_back(
+      result.ms.push_back(
           std::chrono::duration<double, std::milli>(clock_type::now() - t0)
               .count());
-      if (!error.empty() && result_.errors++ == 0)
-        result_.first_error = "GetTask: " + error;
+      if (!error.empty() && result.errors++ == 0)
+        result.first_error = "GetTask: " + error;
       if (gap.count() > 0)
         std::this_thread::sleep_for(gap);
     }
   }
 
-  std::thread thread_;
+  /// One per operator; sized before the threads start.
+  std::vector<operator_latency> results_;
+  std::vector<std::thread> threads_;
   std::atomic<bool> stopping_{false};
-  operator_latency result_;
 };
 
 /// Lets `perf record --control fifo:CTL,ACK -D -1` sample the rollout phase
@@ -817,6 +833,7 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
   uint64_t rss_after_register = 0, rss_after_upgrade = 0, events_upgrade = 0;
   uint64_t gw_pushes = 0, gw_max_queue = 0;
   operator_latency get_task;
+  size_t operators = 0;
   perf_control perf;
   for (auto _ : state) {
     caf::actor_system_config cfg;
@@ -962,6 +979,7 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
             error = phase + ": " + error;
         }
         get_task = op.stop();
+        operators = op.operators();
         curve.stop();
       }
       if (error.empty() && get_task.errors > 0)
@@ -1052,6 +1070,8 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
   state.counters["pushes"] = static_cast<double>(gw_pushes);
   state.counters["stop_s"] = stop_s;
   state.counters["shutdown_s"] = shutdown_s;
+  state.counters["stop_total_s"] = stop_s + shutdown_s;
+  state.counters["gettask_operators"] = static_cast<double>(operators);
   state.counters["gettask_calls"] = static_cast<double>(get_task.ms.size());
   state.counters["gettask_p50_ms"] = get_task.percentile(0.50);
   state.counters["gettask_p99_ms"] = get_task.percentile(0.99);
