@@ -8,13 +8,20 @@
 #                                  upgrades/s (what bench_plot.sh renders)
 #   scaling.dat                    medians per size (rows of other sizes kept)
 #   fleet-medians.json             medians per size (entries of other sizes kept)
-# Usage: scripts/bench_fleet.sh [RUNS] [SIZES...]   (default: 3 10000 100000 1000000)
+# Usage: scripts/bench_fleet.sh [--report] [RUNS] [SIZES...]
+#   (default: 3 10000 100000 1000000; --report only aggregates the raw files
+#   of earlier runs)
 # Environment: FOTA_BENCH_BIN (default build/bench/bench/fota_bench_fleet),
 # FOTA_BENCH_POLICY (Sharing or Stealing, default Sharing); the benchmark's
 # own FOTA_BENCH_* variables pass through.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+report_only=0
+if [ "${1:-}" = --report ]; then
+  report_only=1
+  shift
+fi
 runs="${1:-3}"
 shift || true
 sizes=("$@")
@@ -24,7 +31,7 @@ policy="${FOTA_BENCH_POLICY:-Sharing}"
 out=bench/results
 raw="$out/raw"
 
-if [ ! -x "$bin" ]; then
+if ((!report_only)) && [ ! -x "$bin" ]; then
   echo "bench_fleet: $bin is missing; build it with" >&2
   echo "  cmake --preset bench && cmake --build --preset bench --target fota_bench_fleet" >&2
   exit 2
@@ -36,7 +43,7 @@ load_before="$(uptime)"
 started="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 # Runs alternate between sizes, so that a burst of load on the shared
 # machine spreads over all of them rather than one.
-for ((i = 1; i <= runs; i++)); do
+for ((i = 1; i <= runs && !report_only; i++)); do
   for n in "${sizes[@]}"; do
     json="$raw/fleet-$n-run$i.json"
     echo "bench_fleet: $policy, $n devices, run $i of $runs" >&2
@@ -45,9 +52,16 @@ for ((i = 1; i <= runs; i++)); do
       --benchmark_format=json --benchmark_out_format=json \
       --benchmark_out="$json" >/dev/null 2>"$raw/fleet-$n-run$i.err" ||
       echo "bench_fleet: run $i at $n exited with $?" >&2
+    # Keep stderr only when it says more than libbenchmark's build warning.
+    if ! grep -qv 'Library was built as DEBUG' "$raw/fleet-$n-run$i.err"; then
+      rm -f "$raw/fleet-$n-run$i.err"
+    fi
   done
 done
 load_after="$(uptime)"
+if ((report_only)); then
+  load_before="(report only)" load_after="(report only)" started="(report only)"
+fi
 
 python3 - "$out" "$runs" "$policy" "$started" "$load_before" "$load_after" \
   "$(nproc)" "${sizes[@]}" <<'PY'
@@ -72,12 +86,12 @@ figures = [
     ("shutdown_s", "actor system shutdown after stop, s", "{:.3f}"),
     ("gettask_p50_ms", "operator GetTask p50 during rollout, ms", "{:.2f}"),
     ("gettask_p99_ms", "operator GetTask p99 during rollout, ms", "{:.2f}"),
-    ("gettask_calls", "GetTask calls (one run)", "{:,.0f}"),
+    ("gettask_calls", "GetTask calls (per run)", "{:,.0f}"),
     ("upgrade_s", "rollout duration, s", "{:.2f}"),
     ("register_s", "registration duration, s", "{:.2f}"),
 ]
 
-medians, kept_runs, errors, median_run = {}, {}, {}, {}
+medians, kept_runs, errors, median_run, loads = {}, {}, {}, {}, {}
 for n in sizes:
     rows = []
     for i in range(1, runs + 1):
@@ -85,6 +99,9 @@ for n in sizes:
         try:
             with open(path) as f:
                 doc = json.load(f)
+            load = doc.get("context", {}).get("load_avg", [])
+            if load:
+                loads.setdefault(n, []).append(load[0])
         except (OSError, ValueError) as e:
             errors.setdefault(n, []).append(f"run {i}: no JSON ({e})")
             continue
@@ -119,6 +136,8 @@ for key, label, fmt in figures:
     cells = [fmt.format(medians[n][key]) if key in medians[n] else "–"
              for n in measured]
     print(f"| {label} | " + " | ".join(cells) + " |")
+print("| 1-min load average at each run's start | " + " | ".join(
+    ", ".join(f"{x:.1f}" for x in loads.get(n, [])) for n in measured) + " |")
 print()
 print(f"load before: {load_before.strip()}")
 print(f"load after:  {load_after.strip()}")
@@ -134,10 +153,15 @@ try:
 except (OSError, ValueError):
     kept = {}
 for n in measured:
-    kept[f"{policy}/{n}"] = {"devices": n, "policy": policy,
-                             "runs": kept_runs[n], "started": started,
-                             "nproc": int(nproc), "load_before": load_before,
-                             "load_after": load_after, "median": medians[n]}
+    entry = {"devices": n, "policy": policy, "runs": kept_runs[n],
+             "started": started, "nproc": int(nproc),
+             "load_before": load_before, "load_after": load_after,
+             "load_avg_1min_at_start": loads.get(n, []), "median": medians[n]}
+    old = kept.get(f"{policy}/{n}", {})
+    if started == "(report only)":  # keep what the measuring run recorded
+        for k in ("started", "load_before", "load_after"):
+            entry[k] = old.get(k, entry[k])
+    kept[f"{policy}/{n}"] = entry
 with open(store, "w") as f:
     json.dump(kept, f, indent=2, sort_keys=True)
     f.write("\n")
