@@ -153,6 +153,8 @@ struct rollout_progress {
   std::atomic<uint64_t> pushes{0};
   std::atomic<uint64_t> successes{0};
   std::atomic<uint64_t> failures{0};
+  /// When the first push reached a session (steady clock, ns); 0 before.
+  std::atomic<int64_t> first_push_ns{0};
 };
 
 /// An upgrade push waiting for a free request slot.
@@ -270,13 +272,14 @@ void register_next(gateway_pointer self) {
   while (st.outstanding < st.window && st.next_register < st.register_target) {
     auto key = device_key(st.first + st.stride * st.next_register++);
     ++st.outstanding;
-    fota::register_device reg{product, key, source_version, {}, {}};
+    // No gateway name: in-process sessions are not an edge connection.
+    fota::register_device reg{product, key, source_version, {}, {}, {}};
     send_command(self, std::move(reg), "RegisterDevice", [self, key](bool ok) {
       if (!ok) {
         registration_done(self);
         return;
       }
-      send_command(self, fota::device_online{product, key}, "DeviceOnline",
+      send_command(self, fota::device_online{product, key, {}}, "DeviceOnline",
                    [self](bool) { registration_done(self); });
     });
   }
@@ -305,18 +308,19 @@ void upgrade_next(gateway_pointer self) {
     st.queue.pop_front();
     ++st.outstanding;
     fota::report_progress progress{
-        product, job.device_key, fota::execution_id{job.execution_id}, 50, {}};
-    send_command(self, std::move(progress), "ReportProgress",
-                 [self, key = job.device_key](bool ok) {
-                   if (!ok) {
-                     upgrade_done(self, false);
-                     return;
-                   }
-                   send_command(
-                       self, fota::report_version{product, key, target_version},
-                       "ReportVersion",
-                       [self](bool ok) { upgrade_done(self, ok); });
-                 });
+        product, job.device_key, fota::execution_id{job.execution_id}, 50, {},
+        {}};
+    send_command(
+        self, std::move(progress), "ReportProgress",
+        [self, key = job.device_key](bool ok) {
+          if (!ok) {
+            upgrade_done(self, false);
+            return;
+          }
+          send_command(
+              self, fota::report_version{product, key, target_version, {}},
+              "ReportVersion", [self](bool ok) { upgrade_done(self, ok); });
+        });
   }
 }
 
@@ -368,7 +372,10 @@ caf::behavior gateway(gateway_pointer self, fota::fleet_actor fleet,
           return;
         }
         ++st.pushes;
-        st.progress->pushes.fetch_add(1, std::memory_order_relaxed);
+        if (st.progress->pushes.fetch_add(1, std::memory_order_relaxed) == 0)
+          st.progress->first_push_ns.store(
+              clock_type::now().time_since_epoch().count(),
+              std::memory_order_relaxed);
         const auto& up = frame.push().upgrade();
         st.queue.push_back(pending_upgrade{up.device_key(), up.execution_id()});
         st.max_queue = std::max(st.max_queue, st.queue.size());
@@ -829,7 +836,7 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
   auto n = static_cast<uint64_t>(state.range(0));
   double register_s = 0, create_s = 0, upgrade_s = 0;
   double register_cpu = 0, create_cpu = 0, upgrade_cpu = 0;
-  double stop_s = 0, shutdown_s = 0;
+  double stop_s = 0, shutdown_s = 0, first_push_s = 0;
   uint64_t rss_after_register = 0, rss_after_upgrade = 0, events_upgrade = 0;
   uint64_t gw_pushes = 0, gw_max_queue = 0;
   operator_latency get_task;
@@ -1018,6 +1025,11 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
       upgrade_s = seconds_since(t2);
       upgrade_cpu = process_cpu_seconds() - c2;
       perf.command("disable");
+      if (auto ns = progress->first_push_ns.load(); ns != 0)
+        first_push_s =
+            std::chrono::duration<double>(
+                clock_type::time_point{clock_type::duration{ns}} - t2)
+                .count();
       rss_after_upgrade = proc_status_bytes("VmRSS");
       if (p3)
         stop_prober(self, state, "p3", p3, *p3_results);
@@ -1051,6 +1063,7 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
   state.counters["register_s"] = register_s;
   state.counters["task_create_s"] = create_s;
   state.counters["upgrade_s"] = upgrade_s;
+  state.counters["first_push_s"] = first_push_s;
   state.counters["upgrades/s"] = benchmark::Counter(nd / upgrade_s);
   state.counters["events/s"] = static_cast<double>(events_upgrade) / upgrade_s;
   state.counters["cpu_us/device"] = register_cpu * 1e6 / nd;

@@ -88,6 +88,7 @@ figures = [
     ("gettask_p99_ms", "operator GetTask p99 during rollout, ms", "{:.2f}"),
     ("gettask_calls", "GetTask calls (per run)", "{:,.0f}"),
     ("upgrade_s", "rollout duration, s", "{:.2f}"),
+    ("first_push_s", "first push after CreateTask's OK, s", "{:.3f}"),
     ("register_s", "registration duration, s", "{:.2f}"),
 ]
 

@@ -34,7 +34,7 @@ for csv in "${curves[@]}"; do
 set terminal svg size 900,450 dynamic enhanced font "sans,12" background rgb "white"
 set output "$svg"
 set datafile separator ","
-set key outside bottom center horizontal
+set key outside top center horizontal
 set title "Rollout ($title): gateway view, per 100 ms"
 set xlabel "time since rollout start (s)"
 set ylabel "per second"
