@@ -20,23 +20,31 @@ upgrade_offer no_offer(std::string reason) {
 
 // -- gateway and operator commands --------------------------------------------
 
+status device_actor_state::apply_all(const event_list& events, bool durable) {
+  bool indexed = false;
+  for (const auto& e : events) {
+    if (auto err = apply(device, e))
+      return make_failure(errc::internal, err->message);
+    indexed = indexed || e.has_device_version_reported() ||
+              e.has_device_tags_changed() ||
+              e.has_device_attributes_changed() ||
+              e.has_device_gateway_changed() || e.has_execution_succeeded();
+  }
+  if (!durable) {
+    out.add(events);
+    out.schedule_flush(self);
+  }
+  if (indexed)
+    out.then([this, d = device] { self->send(ctx->fleet, changed_atom_v, d); });
+  return std::nullopt;
+}
+
 caf::result<device_state>
 device_actor_state::commit(expected<event_list> decided) {
   if (!decided)
     return to_error(decided.error());
-  bool indexed = false;
-  for (const auto& e : *decided) {
-    if (auto err = apply(device, e))
-      return to_error(make_failure(errc::internal, err->message));
-    indexed = indexed || e.has_device_version_reported() ||
-              e.has_device_tags_changed() ||
-              e.has_device_attributes_changed() ||
-              e.has_device_gateway_changed();
-  }
-  out.add(*decided);
-  out.schedule_flush(self);
-  if (indexed)
-    out.then([this, d = device] { self->send(ctx->fleet, changed_atom_v, d); });
+  if (auto err = apply_all(*decided, false))
+    return to_error(*err);
   auto rp = self->make_response_promise<device_state>();
   out.reply(rp, device);
   return rp;
@@ -68,6 +76,7 @@ caf::result<device_state> device_actor_state::operator()(device_online& cmd,
   if (!decided)
     return to_error(decided.error());
   session = origin;
+  device.online = true; // Volatile: no event (docs/events.md).
   auto result = commit(std::move(decided));
   if (task && !is_enrolling_claim(device.active_execution))
     out.then([this, x = device.active_execution, s = session] {
@@ -86,8 +95,12 @@ caf::result<device_state> device_actor_state::operator()(device_offline& cmd,
     out.reply(rp, device);
     return rp;
   }
+  auto decided = decide(device, cmd, ctx->now());
+  if (!decided)
+    return to_error(decided.error());
   session = nullptr;
-  auto result = commit(decide(device, cmd, ctx->now()));
+  device.online = false; // Volatile: no event (docs/events.md).
+  auto result = commit(std::move(decided));
   if (task && !is_enrolling_claim(device.active_execution))
     out.then([this, x = device.active_execution] {
       self->send(task, status_atom_v, x, caf::actor{});
@@ -96,12 +109,58 @@ caf::result<device_state> device_actor_state::operator()(device_offline& cmd,
 }
 
 caf::result<device_state> device_actor_state::operator()(report_version& cmd) {
-  auto result = commit(decide(device, cmd, ctx->now()));
+  auto decided = decide(device, cmd, ctx->now());
+  if (decided && !decided->empty() && task &&
+      !is_enrolling_claim(device.active_execution))
+    return record(std::move(*decided), cmd.version);
+  auto result = commit(std::move(decided));
   if (task && !is_enrolling_claim(device.active_execution))
     out.then([this, x = device.active_execution, v = device.version] {
       self->send(task, version_atom_v, x, v);
     });
   return result;
+}
+
+caf::result<device_state>
+device_actor_state::record(event_list decided, const std::string& version) {
+  // The new version may complete the execution holding the device: the task
+  // decides, and its success records the version too, one event for both.
+  // This device handles nothing else until the task answers, so that no
+  // other version of it is written in between; its own events written so
+  // far reach the journal first.
+  out.flush(self);
+  auto rp = self->make_response_promise<device_state>();
+  auto fallback = [this, rp, decided]() mutable {
+    // Not a success: the device records its version itself.
+    if (auto err = apply_all(decided, false)) {
+      rp.deliver(to_error(*err));
+      return;
+    }
+    out.reply(rp, device);
+  };
+  self->request(task, caf::infinite, record_atom_v, device.active_execution,
+                version)
+      .await(
+          [this, rp, fallback](std::string& recorded) mutable {
+            if (recorded.empty()) {
+              fallback();
+              return;
+            }
+            // Durable already: the task answers once it is.
+            event e;
+            if (!e.ParseFromString(recorded)) {
+              rp.deliver(to_error(make_failure(
+                  errc::internal, "the task's success event does not decode")));
+              return;
+            }
+            if (auto err = apply_all(event_list{std::move(e)}, true)) {
+              rp.deliver(to_error(*err));
+              return;
+            }
+            out.reply(rp, device);
+          },
+          [fallback](caf::error&) mutable { fallback(); });
+  return rp;
 }
 
 caf::result<device_state> device_actor_state::operator()(set_device_tags& cmd) {
@@ -120,13 +179,8 @@ caf::result<device_state> device_actor_state::operator()(move_device& cmd) {
   // The old gateway's session loses the device: pushes stop going there,
   // and the task hears that the device is offline until the new gateway
   // brings it online.
-  if (device.online) {
-    device_offline off{device.product, device.key};
-    if (auto more = decide(device, off, ctx->now()); more)
-      for (auto& e : *more)
-        decided->push_back(std::move(e));
-  }
   session = nullptr;
+  device.online = false;
   auto result = commit(std::move(decided));
   if (task && !is_enrolling_claim(device.active_execution))
     out.then([this, x = device.active_execution] {

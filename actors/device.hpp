@@ -93,9 +93,19 @@ struct device_actor_state {
   outbox out;
 
 private:
+  /// Applies `events`; unless `durable` already, queues them for the
+  /// journal. The fleet hears of changes scope selection sees once durable.
+  status apply_all(const event_list& events, bool durable);
+
   /// Applies and persists `decided`; replies with the device once durable
   /// and tells the fleet and the task what changed.
   caf::result<device_state> commit(expected<event_list> decided);
+
+  /// A version report while an execution holds the device: the task records
+  /// the version with the execution's success, or the device records
+  /// `decided` (its DeviceVersionReported) itself.
+  caf::result<device_state> record(event_list decided,
+                                   const std::string& version);
 
   /// The task that answers reports of `gateway` about `execution` on this
   /// device: the one holding it, or the one that held it last; or why there

@@ -53,9 +53,15 @@ void dispatcher_state::dispatch() {
       auto& d = tasks[idx];
       if (d.pending == 0 || d.priority != best)
         continue;
+      if (d.closed_until && now < *d.closed_until) {
+        wake_for(*d.closed_until);
+        continue;
+      }
+      d.closed_until.reset();
       if (!d.windows.is_open(now)) {
-        if (auto edge = d.windows.next_edge(now))
-          wake_for(*edge);
+        d.closed_until = d.windows.next_edge(now);
+        if (d.closed_until)
+          wake_for(*d.closed_until);
         continue;
       }
       auto own = d.limiter.available(now);

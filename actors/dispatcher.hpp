@@ -35,6 +35,9 @@ struct dispatcher_state {
     int32_t priority = 0;
     rate_spec rate;
     schedule windows;
+    /// While the task's windows are closed: when the next one opens. The
+    /// edge is computed once per closed stretch, not on every dispatch.
+    std::optional<timestamp> closed_until;
     rate_limiter limiter;
   };
 

@@ -59,6 +59,7 @@ CAF_ADD_ATOM(fota, fota, digest_atom, "digest")
 CAF_ADD_ATOM(fota, fota, deferred_atom, "deferred")
 CAF_ADD_ATOM(fota, fota, resume_atom, "resume")
 CAF_ADD_ATOM(fota, fota, timeout_atom, "timeout")
+CAF_ADD_ATOM(fota, fota, record_atom, "record")
 
 namespace fota {
 
@@ -121,19 +122,24 @@ using journal_actor = caf::typed_actor<
 /// - `status_atom`: the device came online on a session, or went offline
 ///   (no session);
 /// - `version_atom`: the device reported a version (durably);
+/// - `record_atom`: the device reports a new version, not yet recorded; the
+///   task answers, once durable, with the encoded `ExecutionSucceeded` that
+///   records it when it completes the execution, or with nothing (the device
+///   then records the version itself);
 /// - `deferred_atom`: the push of the execution did not leave: the gateway's
 ///   session is not reading; the device says `status_atom` again once it
 ///   is.
-using task_sink =
-    caf::typed_actor<caf::replies_to<report_progress>::with<accepted>,
-                     caf::replies_to<report_failure>::with<accepted>,
-                     caf::replies_to<confirm_upgrade>::with<accepted>,
-                     caf::replies_to<ack_push>::with<accepted>,
-                     caf::replies_to<offer_atom, execution_seq,
-                                     std::string>::with<upgrade_offer>,
-                     caf::reacts_to<status_atom, execution_id, caf::actor>,
-                     caf::reacts_to<version_atom, execution_id, std::string>,
-                     caf::reacts_to<deferred_atom, execution_id>>;
+using task_sink = caf::typed_actor<
+    caf::replies_to<report_progress>::with<accepted>,
+    caf::replies_to<report_failure>::with<accepted>,
+    caf::replies_to<confirm_upgrade>::with<accepted>,
+    caf::replies_to<ack_push>::with<accepted>,
+    caf::replies_to<offer_atom, execution_seq,
+                    std::string>::with<upgrade_offer>,
+    caf::reacts_to<status_atom, execution_id, caf::actor>,
+    caf::reacts_to<version_atom, execution_id, std::string>,
+    caf::replies_to<record_atom, execution_id, std::string>::with<std::string>,
+    caf::reacts_to<deferred_atom, execution_id>>;
 
 /// A task that a device-request device may ask, with the execution it has
 /// for the device and the task's priority.

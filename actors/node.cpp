@@ -133,9 +133,12 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   ctx.dispatcher = sys.spawn(dispatcher_behavior, n->ctx_);
   std::vector<device_actor> device_actors;
   device_actors.reserve(w.devices.size());
+  // A recovered device starts running at its first message: most of a
+  // large fleet has none until its gateway reconnects, and scheduling a
+  // million initialisations up front delays serving.
   for (const auto& d : w.devices)
     device_actors.push_back(
-        sys.spawn(device_behavior, n->ctx_, d, event_list{}));
+        sys.spawn<caf::lazy_init>(device_behavior, n->ctx_, d, event_list{}));
   std::map<uint64_t, task_registry_state::entry> tasks;
   for (auto& [id, t] : w.tasks) {
     auto start = std::make_shared<task_start>();
@@ -153,6 +156,8 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
     task_registry_state::entry e;
     e.product = t.spec.product;
     e.device_request = t.spec.method == v1::METHOD_DEVICE_REQUEST;
+    e.board = std::make_shared<summary_board>();
+    start->board = e.board;
     auto tid = t.id;
     start->recovered = std::move(t);
     start->report_outcome = usage.report_outcome.count(id) > 0;

@@ -58,6 +58,9 @@ public:
   /// Whether a journal write failed; nothing leaves after that.
   bool failed() const noexcept { return static_cast<bool>(error_); }
 
+  /// Whether the queued events make a batch that goes to the journal at once.
+  bool batch_full() const noexcept { return batch_.size() >= max_batch_events; }
+
   /// Whether every event added so far is durable and no output waits.
   bool idle() const noexcept { return durable_ == added_ && waiting() == 0; }
 

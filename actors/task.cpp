@@ -247,7 +247,8 @@ status task_actor_state::commit(const event_list& events) {
       release(seq);
     }
   }
-  out.schedule_flush(self);
+  board_stale = true;
+  schedule_flush();
   // The abort rule looks at every finished execution.
   if (failed)
     if (auto err = commit(decide_abort(task, ctx->now())))
@@ -287,6 +288,27 @@ task_actor_state::commit_reply(expected<event_list> decided) {
   auto rp = self->make_response_promise<accepted>();
   out.reply(rp, accepted{});
   return rp;
+}
+
+void task_actor_state::schedule_flush() {
+  if (out.batch_full())
+    flush();
+  else
+    out.schedule_flush(self);
+}
+
+void task_actor_state::flush() {
+  if (board && board_stale && created) {
+    board_stale = false;
+    task_progress p;
+    p.status = task.status;
+    p.counters = task.counters();
+    p.finished_at_ms = task.finished_at_ms;
+    p.status_reason = task.status_reason;
+    out.then(
+        [b = board, p = std::move(p)]() mutable { b->update(std::move(p)); });
+  }
+  out.flush(self);
 }
 
 // -- pushes -------------------------------------------------------------------
@@ -435,6 +457,24 @@ void task_actor_state::operator()(version_atom, execution_id x,
   auto decided = decide_version(task, x.sequence(), version, ctx->now());
   if (decided)
     commit(*decided);
+}
+
+caf::result<std::string>
+task_actor_state::operator()(record_atom, execution_id x,
+                             const std::string& version) {
+  std::string recorded;
+  if (find(x) != nullptr) {
+    auto decided = decide_version(task, x.sequence(), version, ctx->now(),
+                                  /*records_version=*/true);
+    if (decided && !decided->empty()) {
+      if (auto err = commit(*decided))
+        return to_error(*err);
+      recorded = decided->front().SerializeAsString();
+    }
+  }
+  auto rp = self->make_response_promise<std::string>();
+  out.reply(rp, std::move(recorded));
+  return rp;
 }
 
 // -- operator commands --------------------------------------------------------
@@ -617,7 +657,7 @@ void task_actor_state::enrol(const device_handles& granted,
   auto events = decide_enroll(task, keys, skipped, ctx->now());
   // Volatile state first: the effects of the enrolment (a snapshot task
   // without devices completes) find it in place.
-  devices.reserve(devices.size() + granted.size());
+  // Grows geometrically: an increment task enrols one device at a time.
   for (size_t i = 0; i < granted.size(); ++i) {
     devices.push_back(granted[i].actor);
     sessions.push_back(i < granted_sessions.size() ? granted_sessions[i]
@@ -702,8 +742,12 @@ caf::result<task_summary> task_actor_state::operator()(create_task& cmd) {
                     [this, rp](device_handles& scope) {
                       auto done = [this, rp] {
                         created = true;
-                        out.schedule_flush(self);
+                        schedule_flush();
                         out.reply(rp, task.summary());
+                        if (board)
+                          out.then([b = board, s = task.summary()]() mutable {
+                            b->reset(std::move(s));
+                          });
                         if (task.spec.end_time_ms != 0)
                           arm(deadlines, task.spec.end_time_ms, false);
                         auto joins = std::move(early_joins);
@@ -758,6 +802,8 @@ caf::result<task_summary> task_actor_state::operator()(create_task& cmd) {
 void task_actor_state::recover(std::shared_ptr<task_start> start) {
   task = std::move(start->recovered);
   devices = std::move(start->devices);
+  if (board)
+    board->reset(task.summary()); // Replayed: durable.
   sessions.assign(devices.size(), caf::actor{});
   created = true;
   bool done = is_finished(task.status);
@@ -799,6 +845,7 @@ task_impl::behavior_type task_behavior(task_actor_state::self_pointer self,
   auto& st = self->state;
   st.ctx = std::move(ctx);
   st.id = start->id;
+  st.board = start->board;
   st.out.init(st.ctx->journal, st.ctx->metrics);
   ignore_stray_errors(self);
   if (!start->is_new)
@@ -825,6 +872,9 @@ task_impl::behavior_type task_behavior(task_actor_state::self_pointer self,
       [self](version_atom tag, execution_id x, const std::string& v) {
         self->state(tag, x, v);
       },
+      [self](record_atom tag, execution_id x, const std::string& v) {
+        return self->state(tag, x, v);
+      },
       [self](candidate_atom tag, const std::string& device) {
         return self->state(tag, device);
       },
@@ -834,7 +884,7 @@ task_impl::behavior_type task_behavior(task_actor_state::self_pointer self,
       [self](deadline_atom tag) { self->state(tag); },
       [self](resend_atom tag) { self->state(tag); },
       [self](settled_atom tag) { self->state(tag); },
-      [self](flush_atom) { self->state.out.flush(self); },
+      [self](flush_atom) { self->state.flush(); },
   };
 }
 

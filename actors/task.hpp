@@ -8,6 +8,7 @@
 
 #include "actors/context.hpp"
 #include "actors/outbox.hpp"
+#include "actors/summary_board.hpp"
 #include "events/schedule.hpp"
 #include "events/task.hpp"
 
@@ -45,6 +46,8 @@ struct task_start {
   /// A finished verification run whose outcome the firmware may not have
   /// heard: tell it again.
   bool report_outcome = false;
+  /// Where the task publishes its durable summary for readers.
+  std::shared_ptr<summary_board> board;
 };
 
 struct task_actor_state {
@@ -99,6 +102,12 @@ struct task_actor_state {
 
   /// The device of `x` reported `version`, durably.
   void operator()(version_atom, execution_id x, const std::string& version);
+
+  /// The device of `x` reports `version`, which no event records yet: when
+  /// it completes `x`, the success records it (one event for both), and the
+  /// answer is that event, encoded, once durable; otherwise empty.
+  caf::result<std::string> operator()(record_atom, execution_id x,
+                                      const std::string& version);
 
   /// The push of `x` did not leave: the session's output is full.
   void operator()(deferred_atom, execution_id x);
@@ -171,7 +180,18 @@ struct task_actor_state {
   uint64_t settled_pushes = 0;
   uint64_t unused_credit = 0;
   bool settle_scheduled = false;
+  /// Where the durable summary goes, and whether events were applied since
+  /// it was last published.
+  std::shared_ptr<summary_board> board;
+  bool board_stale = false;
   outbox out;
+
+  /// Publishes the summary once the events applied so far are durable, then
+  /// sends them to the journal.
+  void flush();
+
+  /// Flushes a full batch at once, or sends `flush_atom` to itself.
+  void schedule_flush();
 
 private:
   /// Applies `events`, persists them, and queues their effects.

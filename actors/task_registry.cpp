@@ -17,10 +17,11 @@ caf::result<task_summary> task_registry_state::spawn(task_spec spec) {
   auto start = std::make_shared<task_start>();
   start->is_new = true;
   start->id = task_id{next_id++};
+  start->board = std::make_shared<summary_board>();
   auto actor = self->spawn<caf::linked>(task_behavior, ctx, start);
-  tasks.emplace(
-      start->id.value(),
-      entry{actor, spec.product, spec.method == v1::METHOD_DEVICE_REQUEST});
+  tasks.emplace(start->id.value(),
+                entry{actor, spec.product,
+                      spec.method == v1::METHOD_DEVICE_REQUEST, start->board});
   self->monitor(actor);
   // The task answers: it creates itself and replies once durable.
   return self->delegate(actor, create_task{std::move(spec)});
@@ -39,28 +40,48 @@ caf::result<task_summary> task_registry_state::operator()(spawn_atom,
   return spawn(std::move(spec));
 }
 
+caf::result<task_summary> task_registry_state::operator()(get_task& cmd) {
+  auto i = tasks.find(cmd.task.value());
+  if (i != tasks.end() && i->second.board)
+    if (auto s = i->second.board->get())
+      return std::move(*s);
+  // Unknown, or still being created: the task (or its absence) answers.
+  return route(cmd);
+}
+
 caf::result<task_page> task_registry_state::operator()(list_tasks& cmd) {
   auto after = page_position(cmd.page_token);
   if (!after)
     return to_error(after.error());
   auto size = page_size_of(cmd.page_size);
+  // Published summaries answer at once; a task still being created is
+  // asked.
   std::vector<task_actor> page;
+  std::vector<std::optional<task_summary>> known;
   std::string next;
   for (auto i = tasks.upper_bound(*after); i != tasks.end(); ++i) {
-    if (page.size() == size) {
+    if (known.size() == size) {
       next = std::to_string(std::prev(i)->first);
       break;
     }
-    page.push_back(i->second.actor);
+    auto s = i->second.board ? i->second.board->get()
+                             : std::optional<task_summary>{};
+    if (!s)
+      page.push_back(i->second.actor);
+    known.push_back(std::move(s));
   }
   auto rp = self->make_response_promise<task_page>();
   gather<task_summary>(
       self, std::move(page),
-      [rp, next](std::vector<task_summary>& xs, size_t) mutable {
+      [rp, next, known = std::move(known)](std::vector<task_summary>& xs,
+                                           size_t) mutable {
         task_page out;
-        for (auto& x : xs)
+        size_t asked = 0;
+        for (auto& k : known) {
+          auto x = k ? std::move(*k) : std::move(xs[asked++]);
           if (x.id.value() != 0)
             out.items.push_back(std::move(x));
+        }
         out.next_page_token = next;
         rp.deliver(std::move(out));
       },
@@ -140,7 +161,7 @@ task_registry_behavior(task_registry_state::self_pointer self, context_ptr ctx,
   });
   return {
       [self](create_task& x) { return self->state(x); },
-      [self](get_task& x) { return self->state.route(x); },
+      [self](get_task& x) { return self->state(x); },
       [self](list_tasks& x) { return self->state(x); },
       [self](get_task_details& x) { return self->state.route(x); },
       [self](pause_task& x) { return self->state.route(x); },

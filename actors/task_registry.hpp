@@ -26,6 +26,8 @@ struct task_registry_state {
     task_actor actor;
     std::string product;
     bool device_request = false;
+    /// The task's durable summary, read without asking the task.
+    std::shared_ptr<summary_board> board;
   };
 
   // -- constants --------------------------------------------------------------
@@ -41,6 +43,7 @@ struct task_registry_state {
   // -- message handlers -------------------------------------------------------
 
   caf::result<task_summary> operator()(create_task& cmd);
+  caf::result<task_summary> operator()(get_task& cmd);
   caf::result<task_page> operator()(list_tasks& cmd);
   caf::result<task_summary> operator()(spawn_atom, task_spec& spec);
   caf::result<offer_candidates> operator()(candidate_atom,

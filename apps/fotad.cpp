@@ -758,6 +758,14 @@ int main(int argc, char** argv) {
   spdlog::info("stopping on signal {}", sig);
   fota::stop_server(sys, *listening);
   (*node)->stop();
+  metrics.reset();
+  // Closes the log: everything acknowledged is durable and the high-water
+  // mark is final.
+  node->reset();
   spdlog::info("stopped");
-  return 0;
+  spdlog::shutdown();
+  std::fflush(nullptr);
+  // Nothing is left to save. Tearing down the actors one by one takes
+  // about 30 s with a million devices; exiting now does not.
+  std::_Exit(0);
 }

@@ -221,26 +221,18 @@ expected<event_list> decide(const device_state& state, const device_online& cmd,
                             timestamp now) {
   if (auto err = check_owner(state, cmd.gateway))
     return std::move(*err);
-  event_list out;
-  if (state.online)
-    return out;
-  auto e = device_event(state, now);
-  with_ref(e.mutable_device_connected(), state);
-  out.push_back(std::move(e));
-  return out;
+  // Online state is volatile: a restart ends every session, so nothing
+  // about it is worth an event (docs/events.md).
+  static_cast<void>(now);
+  return event_list{};
 }
 
 expected<event_list> decide(const device_state& state,
                             const device_offline& cmd, timestamp now) {
   if (auto err = check_owner(state, cmd.gateway))
     return std::move(*err);
-  event_list out;
-  if (!state.online)
-    return out;
-  auto e = device_event(state, now);
-  with_ref(e.mutable_device_disconnected(), state);
-  out.push_back(std::move(e));
-  return out;
+  static_cast<void>(now);
+  return event_list{};
 }
 
 expected<event_list> decide(const device_state& state,
@@ -333,11 +325,24 @@ status apply(device_state& state, const event& e) {
     state.version = e.device_version_reported().version();
     return std::nullopt;
   case event::kDeviceConnected:
+    // Written by versions before online state became volatile; a restart
+    // ends every session anyway.
     state.online = true;
     return std::nullopt;
   case event::kDeviceDisconnected:
     state.online = false;
     return std::nullopt;
+  case event::kExecutionSucceeded: {
+    // The success of the execution holding the device, which its version
+    // report completed: the report's version is recorded here.
+    const auto& v = e.execution_succeeded().device_version();
+    if (v.empty() || v.size() > max_key_length)
+      return make_failure(errc::corrupted,
+                          "a success records no valid version for " +
+                              device_name(state.product, state.key));
+    state.version = v;
+    return std::nullopt;
+  }
   case event::kDeviceTagsChanged:
     for (const auto& [k, v] : e.device_tags_changed().tags())
       set_label(state.tags, k, v);

@@ -208,8 +208,31 @@ status apply_task(world& w, const event& e) {
                          " holds it");
     }
   }
+  // A success that records the device's version changes the device too.
+  device_state* recorded = nullptr;
+  if (e.payload_case() == event::kExecutionSucceeded &&
+      !e.execution_succeeded().device_version().empty()) {
+    const auto& v = e.execution_succeeded().device_version();
+    if (const auto* x =
+            t.find(execution_seq{e.execution_succeeded().sequence()})) {
+      recorded = w.find_device(t.spec.product, x->device_key);
+      if (recorded == nullptr)
+        return violation("task " + std::to_string(id) +
+                         " records a version of " +
+                         device_name(t.spec.product, x->device_key) +
+                         ", which is not registered");
+      if (v.size() > max_key_length)
+        return violation(
+            "task " + std::to_string(id) + " records a version of " +
+            device_name(t.spec.product, x->device_key) + " longer than " +
+            std::to_string(max_key_length) + " characters");
+    }
+  }
   if (auto err = apply(t, e))
     return err;
+  if (recorded != nullptr)
+    if (auto err = apply(*recorded, e))
+      return err;
   update_holders(w, t, e, before);
   return std::nullopt;
 }

@@ -510,10 +510,15 @@ expected<event_list> decide_progress(const task_state& state,
     return not_active(state, sequence, **x);
   event_list out;
   if (st == v1::EXECUTION_STATE_NOTIFIED) {
+    // The first report starts the execution and carries its step.
     auto e = task_event(state, now);
-    e.mutable_execution_started()->set_task_id(state.id.value());
-    e.mutable_execution_started()->set_sequence(sequence.value());
+    auto* s = e.mutable_execution_started();
+    s->set_task_id(state.id.value());
+    s->set_sequence(sequence.value());
+    s->set_step(step);
+    s->set_text(text);
     out.push_back(std::move(e));
+    return out;
   }
   auto e = task_event(state, now);
   auto* p = e.mutable_execution_progressed();
@@ -546,7 +551,8 @@ expected<event_list> decide_confirm(const task_state& state,
 
 expected<event_list> decide_version(const task_state& state,
                                     execution_seq sequence,
-                                    const std::string& version, timestamp now) {
+                                    const std::string& version, timestamp now,
+                                    bool records_version) {
   auto x = lookup(state, sequence);
   if (!x)
     return std::move(x).error();
@@ -561,6 +567,8 @@ expected<event_list> decide_version(const task_state& state,
   auto e = task_event(state, now);
   e.mutable_execution_succeeded()->set_task_id(state.id.value());
   e.mutable_execution_succeeded()->set_sequence(sequence.value());
+  if (records_version)
+    e.mutable_execution_succeeded()->set_device_version(version);
   out.push_back(std::move(e));
   complete_if_done(state, out, now);
   return out;
@@ -908,7 +916,8 @@ status apply(task_state& t, const event& e) {
     for (const auto& k : x.device_keys())
       if (k.empty())
         return inconsistent(task_name(t) + " enrols a device without a key");
-    t.executions.reserve(t.executions.size() + n);
+    // No exact reserve: a task enrols in chunks, and growing to the exact
+    // size each time would copy the whole table per chunk (quadratic).
     for (const auto& k : x.device_keys()) {
       execution ex;
       ex.device_key = k;
@@ -948,9 +957,17 @@ status apply(task_state& t, const event& e) {
                    });
     if (!x)
       return x.error();
+    const auto& s = e.execution_started();
+    if (s.step() > 100)
+      return inconsistent(execution_name(t, execution_seq{s.sequence()}) +
+                          " starts at step " + std::to_string(s.step()) +
+                          ", beyond 100");
     move_to(t, **x, v1::EXECUTION_STATE_IN_PROGRESS);
     (*x)->started_at_ms = at;
     (*x)->updated_at_ms = at;
+    (*x)->progress_step = static_cast<uint8_t>(s.step());
+    if (!s.text().empty())
+      t.progress_texts[s.sequence()] = s.text();
     return std::nullopt;
   }
   case event::kExecutionProgressed: {

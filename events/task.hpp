@@ -160,10 +160,13 @@ expected<event_list> decide_confirm(const task_state& state,
                                     execution_seq sequence, timestamp now);
 
 /// The device reports `version`. Only the target version counts as success;
-/// a report for an execution already ended changes nothing.
+/// a report for an execution already ended changes nothing. With
+/// `records_version`, the success also records `version` as the device's
+/// (the device wrote no event of its own for the report).
 expected<event_list> decide_version(const task_state& state,
                                     execution_seq sequence,
-                                    const std::string& version, timestamp now);
+                                    const std::string& version, timestamp now,
+                                    bool records_version = false);
 
 /// The device reports failure with its code and text. A report about an
 /// execution that has ended for good changes nothing (a duplicate).

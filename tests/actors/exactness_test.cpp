@@ -63,16 +63,12 @@ TEST_F(PersistThenAct, PushLeavesOnlyOnceItsNotifiedEventIsDurable) {
   ASSERT_EQ(register_device("b", "1.0.0").status(), v1::STATUS_CODE_OK);
   auto id = create_task_id(snapshot_spec("1.0.0", "2.0.0"));
   ASSERT_TRUE(gateway.pushes->upgrades().empty());
-  // b comes online: its DeviceConnected waits for the journal...
+  // b comes online (volatile, no event): the task hears it and decides to
+  // push, which writes ExecutionNotified first.
   v1::DeviceOnline req;
   req.set_product_key(product);
   req.set_device_key("b");
   auto reply = send_request(frame_of(req), gateway.actor);
-  run_holding_journal();
-  EXPECT_TRUE(gateway.pushes->upgrades().empty());
-  // ... once it is durable, the task hears that b is online and decides to
-  // push, which writes ExecutionNotified first.
-  run_journal();
   run_holding_journal();
   EXPECT_TRUE(gateway.pushes->upgrades().empty())
       << "the push left before its ExecutionNotified was durable";
@@ -91,20 +87,20 @@ TEST_F(PersistThenAct, DeviceIsFreeOnlyOnceItsTerminalEventIsDurable) {
   auto first = create_task_id(snapshot_spec("1.0.0", "2.0.0"));
   ASSERT_EQ(report_progress("a", execution_id(first, 1), 50).status(),
             v1::STATUS_CODE_OK);
-  // a reports 2.0.0: its version is durable, the task decides success, and
-  // ExecutionSucceeded waits for the journal.
+  // a reports 2.0.0: the task decides success, and ExecutionSucceeded (which
+  // records a's version too) waits for the journal.
   v1::ReportVersion req;
   req.set_product_key(product);
   req.set_device_key("a");
   req.set_version("2.0.0");
   auto reply = send_request(frame_of(req));
   run_holding_journal();
-  run_journal();
-  run_holding_journal();
-  // Meanwhile a second task wants a, now on 2.0.0. The first task has not
-  // released it: its terminal event is not durable yet.
+  EXPECT_FALSE(*reply) << "a reply left before ExecutionSucceeded was durable";
+  // Meanwhile a second task wants a, still on 1.0.0 as far as anything
+  // durable says. The first task has not released it: its terminal event is
+  // not durable yet.
   auto second =
-      send_request(create_task_frame(snapshot_spec("2.0.0", "3.0.0")));
+      send_request(create_task_frame(snapshot_spec("1.0.0", "3.0.0")));
   run_holding_journal();
   sched.run();
   ASSERT_TRUE(*second);

@@ -521,6 +521,70 @@ TEST_F(Node, RestartRebuildsState) {
   EXPECT_EQ(details(id, v1::EXECUTION_STATE_SUCCEEDED).executions_size(), 6);
 }
 
+TEST_F(Node, AnUpgradeWritesThreeEventsAndTheSuccessRecordsTheVersion) {
+  create_firmware_verified("2.0.0");
+  register_online("a", "1.0.0");
+  auto id = create_task_id(snapshot_spec("1.0.0", "2.0.0"));
+  ASSERT_EQ(gateway.pushes->upgrades().size(), 1u);
+  auto before = state_digest().last_sequence();
+  upgrade("a", execution_id(id, 1), "2.0.0");
+  EXPECT_EQ(get_device("a").version(), "2.0.0");
+  EXPECT_EQ(task_summary(id).status(), v1::TASK_STATUS_COMPLETED);
+  // Going offline and online again writes nothing: online state is volatile.
+  ASSERT_EQ(offline("a").status(), v1::STATUS_CODE_OK);
+  ASSERT_EQ(online("a").status(), v1::STATUS_CODE_OK);
+  stop_node();
+  storage::options opts;
+  opts.path = (dir / "db").string();
+  auto log = storage::event_log::open(opts);
+  ASSERT_TRUE(log) << log.error().message;
+  std::vector<event::PayloadCase> written;
+  std::string recorded;
+  (*log)->read(sequence_number{1}, [&](sequence_number, std::string_view b) {
+    event e;
+    EXPECT_TRUE(e.ParseFromArray(b.data(), static_cast<int>(b.size())));
+    EXPECT_FALSE(e.has_device_connected() || e.has_device_disconnected());
+    if (e.sequence() > before) {
+      written.push_back(e.payload_case());
+      if (e.has_execution_succeeded())
+        recorded = e.execution_succeeded().device_version();
+    }
+    return true;
+  });
+  log->reset();
+  // After the push's ExecutionNotified: the start with its first step and
+  // the success with the version; the task completes with its last
+  // execution.
+  EXPECT_EQ(written, (std::vector<event::PayloadCase>{
+                         event::kExecutionStarted, event::kExecutionSucceeded,
+                         event::kTaskCompleted}));
+  EXPECT_EQ(recorded, "2.0.0");
+  // Replay sets the device's version from the success.
+  start_node();
+  EXPECT_EQ(get_device("a").version(), "2.0.0");
+  EXPECT_EQ(execution_of(id, "a").progress_step(), 100u);
+}
+
+TEST_F(Node, AVersionThatCompletesNothingIsRecordedByTheDevice) {
+  create_firmware_verified("2.0.0");
+  register_online("a", "1.0.0");
+  auto id = create_task_id(snapshot_spec("1.0.0", "2.0.0"));
+  ASSERT_EQ(report_progress("a", execution_id(id, 1), 10).status(),
+            v1::STATUS_CODE_OK);
+  // 1.5.0 is not the target: the task says no, the device records it.
+  ASSERT_EQ(report_version("a", "1.5.0").status(), v1::STATUS_CODE_OK);
+  EXPECT_EQ(get_device("a").version(), "1.5.0");
+  EXPECT_EQ(execution_of(id, "a").state(), v1::EXECUTION_STATE_IN_PROGRESS);
+  ASSERT_EQ(report_version("a", "2.0.0").status(), v1::STATUS_CODE_OK);
+  EXPECT_EQ(execution_of(id, "a").state(), v1::EXECUTION_STATE_SUCCEEDED);
+  auto live = state_digest();
+  stop_node();
+  start_node();
+  auto replayed = state_digest();
+  EXPECT_EQ(replayed.sha256(), live.sha256());
+  EXPECT_EQ(get_device("a").version(), "2.0.0");
+}
+
 // -- routing and roles --------------------------------------------------------
 
 TEST_F(Node, UnknownTaskIdIsNotFound) {

@@ -235,7 +235,8 @@ TEST(Replay, EventsOfEveryAggregateBuildExpectedState) {
   EXPECT_EQ(order, (std::vector<std::string>{"p1/d1", "p1/d2", "p1/d3", "p1/d5",
                                              "p1/d6", "p1/d4", "p2/d1"}));
   scenario& m = s;
-  EXPECT_TRUE(m.device("d1").online);
+  // Online state is volatile: no event records it.
+  EXPECT_FALSE(m.device("d1").online);
   EXPECT_FALSE(m.device("d2").online);
   EXPECT_EQ(*find_label(m.device("d3").tags, "site"), "berlin");
   EXPECT_EQ(*find_label(m.device("d4").attributes, "hw"), "rev-b");
@@ -393,6 +394,46 @@ TEST(ReplayChecks, TransitionsTheRulesDoNotAllowStopReplay) {
   unknown.mutable_execution_succeeded()->set_sequence(99);
   expect_names(violation_of(s.log, unknown), s.log.size() + 1,
                "ExecutionSucceeded", "execution 1/99 does not exist");
+}
+
+TEST(Replay, ASuccessThatRecordsTheVersionSetsTheDevicesVersion) {
+  auto s = build();
+  // d1 is IN_PROGRESS in task 1 and reports the target: one event.
+  auto xs = events_of(decide_version(s.task(1), test::seq(1), "2.0", s.now(),
+                                     /*records_version=*/true));
+  ASSERT_FALSE(xs.empty());
+  EXPECT_EQ(xs[0].execution_succeeded().device_version(), "2.0");
+  s.record(xs);
+  world w;
+  ASSERT_FALSE(replay_all(w, s.log));
+  EXPECT_EQ(w.find_device("p1", "d1")->version, "2.0");
+  EXPECT_EQ(w.tasks.at(1).executions[0].state, v1::EXECUTION_STATE_SUCCEEDED);
+  // Without it, the device keeps its version (it recorded the report).
+  auto t = build();
+  t.record(decide_version(t.task(1), test::seq(1), "2.0", t.now()));
+  world v;
+  ASSERT_FALSE(replay_all(v, t.log));
+  EXPECT_EQ(v.find_device("p1", "d1")->version, "1.0");
+}
+
+TEST(ReplayChecks, ProgressAndRecordedVersionsOutOfRangeStopReplay) {
+  auto s = build();
+  // Task 4 is paused; task 1's d3 is QUEUED: notify it, then start it at
+  // step 101.
+  s.record(decide_notified(s.task(1), test::seq(3), s.now()));
+  auto started = make_event(task_stream(1), at(900));
+  started.mutable_execution_started()->set_task_id(1);
+  started.mutable_execution_started()->set_sequence(3);
+  started.mutable_execution_started()->set_step(101);
+  expect_names(violation_of(s.log, started), s.log.size() + 1,
+               "ExecutionStarted", "starts at step 101, beyond 100");
+  auto succeeded = make_event(task_stream(1), at(900));
+  succeeded.mutable_execution_succeeded()->set_task_id(1);
+  succeeded.mutable_execution_succeeded()->set_sequence(1);
+  succeeded.mutable_execution_succeeded()->set_device_version(
+      std::string(200, 'v'));
+  expect_names(violation_of(s.log, succeeded), s.log.size() + 1,
+               "ExecutionSucceeded", "longer than 128 characters");
 }
 
 TEST(ReplayChecks, EventsForEntitiesThatDoNotExistStopReplay) {

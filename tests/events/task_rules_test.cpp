@@ -719,11 +719,11 @@ TEST(TaskRules, ProgressFromNotifiedStartsExecution) {
   step(t, decide_notified(t, test::seq(1), at(10)));
   auto xs =
       step(t, decide_progress(t, test::seq(1), 10, "downloading", at(20)));
-  ASSERT_EQ(cases_of(xs),
-            (cases{event::kExecutionStarted, event::kExecutionProgressed}));
+  // One event: the start carries the first step.
+  ASSERT_EQ(cases_of(xs), cases{event::kExecutionStarted});
   EXPECT_EQ(xs[0].execution_started().sequence(), 1u);
-  EXPECT_EQ(xs[1].execution_progressed().step(), 10u);
-  EXPECT_EQ(xs[1].execution_progressed().text(), "downloading");
+  EXPECT_EQ(xs[0].execution_started().step(), 10u);
+  EXPECT_EQ(xs[0].execution_started().text(), "downloading");
   auto x = test::execution_proto(t, 1);
   EXPECT_EQ(x.state(), v1::EXECUTION_STATE_IN_PROGRESS);
   EXPECT_EQ(x.started_at_ms(), test::t0_ms + 20);
