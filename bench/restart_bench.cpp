@@ -11,6 +11,7 @@
 /// TMPDIR as fota-restart-bench-<N> for the next run.
 #include "actors/node.hpp"
 #include "actors/snapshotter.hpp"
+#include "events/codec.hpp"
 #include "events/device.hpp"
 #include "events/firmware.hpp"
 #include "events/replay.hpp"
@@ -25,6 +26,7 @@
 #include <fstream>
 #include <string>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <vector>
 
@@ -52,6 +54,13 @@ uint64_t proc_status_bytes(const std::string& field) {
 void reset_peak_rss() {
   std::ofstream out{"/proc/self/clear_refs"};
   out << "5";
+}
+
+/// CPU time of the calling thread, in seconds.
+double thread_cpu_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
 double seconds_since(clock_type::time_point t) {
@@ -236,6 +245,7 @@ BENCHMARK_DEFINE_F(Restart, ToServing)(benchmark::State& state) {
   }
   double serving_s = 0;
   double recover_s = 0;
+  double recover_cpu_s = 0;
   uint64_t replayed = 0;
   uint64_t rss = 0;
   for (auto _ : state) {
@@ -250,6 +260,7 @@ BENCHMARK_DEFINE_F(Restart, ToServing)(benchmark::State& state) {
         return;
       }
       auto started = clock_type::now();
+      auto cpu = thread_cpu_s();
       fota::world w;
       if (from_snapshot) {
         auto loaded = fota::load_snapshot(**log, w);
@@ -270,6 +281,7 @@ BENCHMARK_DEFINE_F(Restart, ToServing)(benchmark::State& state) {
         return;
       }
       recover_s = seconds_since(started);
+      recover_cpu_s = thread_cpu_s() - cpu;
     }
     reset_peak_rss();
     caf::actor_system_config cfg;
@@ -304,6 +316,7 @@ BENCHMARK_DEFINE_F(Restart, ToServing)(benchmark::State& state) {
   }
   state.counters["serving_s"] = serving_s;
   state.counters["recover_state_s"] = recover_s;
+  state.counters["recover_state_cpu_s"] = recover_cpu_s;
   state.counters["events_replayed"] = static_cast<double>(replayed);
   state.counters["rss_MB"] = static_cast<double>(rss) / (1 << 20);
   state.counters["peak_rss_MB"] =
