@@ -18,6 +18,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <string>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -472,6 +473,10 @@ pid_t spawn_child(const std::string& db, int fd) {
   if (pid == 0) {
     ::setenv("FOTA_SNAPCRASH_DB", db.c_str(), 1);
     ::setenv("FOTA_SNAPCRASH_FD", std::to_string(fd).c_str(), 1);
+    // Keep gtest's banner of the child out of the parent's output.
+    auto quiet = ::open("/dev/null", O_WRONLY);
+    if (quiet >= 0)
+      ::dup2(quiet, STDOUT_FILENO);
     const char* argv[] = {"actor_tests",
                           "--gtest_filter=SnapshotCrashChild."
                           "AppendsAndWritesSnapshotsUntilKilled",
