@@ -6,8 +6,10 @@
 #include "actors/fleet.hpp"
 #include "actors/journal.hpp"
 #include "actors/router.hpp"
+#include "actors/snapshotter.hpp"
 #include "actors/task.hpp"
 #include "actors/task_registry.hpp"
+#include "events/digest.hpp"
 #include "events/replay.hpp"
 #include "events/status.hpp"
 
@@ -48,11 +50,12 @@ struct firmware_usage {
   std::set<uint64_t> report_outcome;
 };
 
-/// Replays the whole log into `w`; counts the events in `replayed`. The first
-/// event that does not replay stops it with an error naming the event.
+/// Replays the log after `w.last_sequence` into `w`; counts the events in
+/// `replayed`. The first event that does not replay stops it with an error
+/// naming the event.
 status replay_log(const storage::event_log& log, world& w, uint64_t& replayed) {
   status violation;
-  auto st = log.read(sequence_number{1},
+  auto st = log.read(sequence_number{w.last_sequence.value() + 1},
                      [&](sequence_number seq, std::string_view bytes) {
                        violation = replay(w, seq, bytes);
                        if (violation)
@@ -108,12 +111,32 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   if (!log)
     return std::move(log).error();
   std::unique_ptr<node> n{new node(sys, std::move(*log))};
-  // Replay, checking every event; the first violation stops the start.
+  // The latest snapshot, if usable, then the events after it, checking
+  // every event; the first violation stops the start.
   world w;
   uint64_t replayed = 0;
-  if (auto err = replay_log(*n->log_, w, replayed))
-    return std::move(*err);
+  snapshot_load snap;
+  if (cfg.use_snapshots)
+    snap = load_snapshot(*n->log_, w);
+  if (auto err = replay_log(*n->log_, w, replayed)) {
+    if (!snap.sequence)
+      return std::move(*err);
+    // The snapshot and its tail disagree: replay from zero, whose verdict
+    // is the one that counts.
+    snap.ignored = "the events after the snapshot after event " +
+                   std::to_string(snap.sequence->value()) +
+                   " do not apply to it (" + err->message + ")";
+    snap.sequence.reset();
+    w = world{};
+    replayed = 0;
+    if (auto again = replay_log(*n->log_, w, replayed))
+      return std::move(*again);
+  }
   finish_replay(w);
+  n->snapshots_ = std::make_unique<snapshotter>(
+      *n->log_, cfg.snapshot_every_events, w.last_sequence);
+  n->log_->on_append(
+      [s = n->snapshots_.get()](sequence_number last) { s->appended(last); });
   auto usage = usage_of(w);
   // Wiring.
   auto& ctx = *n->ctx_;
@@ -185,6 +208,9 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
                 caf::actor_cast<caf::actor>(ctx.tasks),
                 caf::actor_cast<caf::actor>(n->router_)};
   n->recovery_.events = replayed;
+  n->recovery_.snapshot = snap.sequence;
+  n->recovery_.snapshot_bytes = snap.bytes;
+  n->recovery_.snapshot_ignored = std::move(snap.ignored);
   n->recovery_.devices = device_actors.size();
   n->recovery_.tasks = w.tasks.size();
   n->recovery_.firmware = w.firmware.entries.size();
@@ -235,11 +261,29 @@ data_dir_check check_data_dir(const std::string& dir) {
   } else if (*snap) {
     out.snapshot = (*snap)->sequence;
     out.snapshot_bytes = (*snap)->bytes.size();
-    if (last < out.snapshot->value())
-      out.problems.push_back("the snapshot is taken after event " +
-                             std::to_string(out.snapshot->value()) +
-                             ", beyond the log's last event " +
-                             std::to_string(last));
+    world from_snapshot;
+    auto loaded = load_snapshot(**log, from_snapshot);
+    if (!loaded.sequence) {
+      out.problems.push_back(loaded.ignored);
+    } else if (auto err = replay_log(**log, from_snapshot, out.snapshot_tail)) {
+      out.problems.push_back("the events after the snapshot do not apply to "
+                             "it: " +
+                             err->message);
+    } else if (out.problems.empty()) {
+      auto full = digest(w);
+      auto fast = digest(from_snapshot);
+      if (full.sha256 != fast.sha256 ||
+          full.last_sequence != fast.last_sequence)
+        out.problems.push_back(
+            "the snapshot after event " +
+            std::to_string(out.snapshot->value()) +
+            " and the events after it give state digest " + fast.sha256 +
+            " at event " + std::to_string(fast.last_sequence.value()) +
+            ", the full replay " + full.sha256 + " at event " +
+            std::to_string(full.last_sequence.value()));
+      else
+        out.snapshot_verified = true;
+    }
   }
   return out;
 }
@@ -260,6 +304,9 @@ void node::stop() {
   if (stopped_)
     return;
   stopped_ = true;
+  // A snapshot under way is abandoned, not awaited: stop stays fast.
+  if (snapshots_)
+    snapshots_->stop();
   // Stop the writers first, the journal last, so that it writes what it
   // holds before the log closes.
   auto journal = caf::actor_cast<caf::actor>(ctx_->journal);

@@ -20,6 +20,8 @@
 
 namespace fota {
 
+class snapshotter;
+
 /// Everything a node is started with.
 struct node_config {
   std::string data_dir = "./fota-data";
@@ -44,11 +46,24 @@ struct node_config {
   /// Gives the journal its own thread (blocking fsync). Off for the
   /// deterministic test scheduler.
   bool detach_journal = true;
+  /// Starts from the latest snapshot plus the events after it. Off: replays
+  /// the whole log from its first event.
+  bool use_snapshots = true;
+  /// Writes a snapshot in the background after this many appended events;
+  /// 0 writes none.
+  uint64_t snapshot_every_events = 1'000'000;
 };
 
 /// What recovery found.
 struct recovery_stats {
+  /// Events replayed: after the snapshot when one was used, else all.
   uint64_t events = 0;
+  /// The snapshot recovery started from, if one was used.
+  std::optional<sequence_number> snapshot;
+  uint64_t snapshot_bytes = 0;
+  /// Why a stored snapshot was not used (full replay instead); empty when
+  /// there was none or it was used.
+  std::string snapshot_ignored;
   uint64_t devices = 0;
   uint64_t tasks = 0;
   uint64_t firmware = 0;
@@ -71,6 +86,11 @@ struct data_dir_check {
   /// The newest snapshot's position and size, if there is one.
   std::optional<sequence_number> snapshot;
   uint64_t snapshot_bytes = 0;
+  /// Whether the snapshot decoded and, with the events after it, gave the
+  /// state digest of the full replay.
+  bool snapshot_verified = false;
+  /// Events after the snapshot.
+  uint64_t snapshot_tail = 0;
   /// What is wrong, one sentence each; empty for a healthy directory.
   std::vector<std::string> problems;
 
@@ -81,8 +101,9 @@ struct data_dir_check {
 /// without serving: opens the log read-only (RocksDB's WAL recovery and
 /// manifest checks), replays every event through `apply()` (sequence
 /// continuity, envelopes that decode, the domain's rules), compares the last
-/// event with the high-water mark, and looks at the newest snapshot. Writes
-/// nothing.
+/// event with the high-water mark, and checks the newest snapshot: it must
+/// decode, and with the events after it give the state digest of the full
+/// replay. Writes nothing.
 data_dir_check check_data_dir(const std::string& dir);
 
 class node {
@@ -107,6 +128,9 @@ public:
 
   const recovery_stats& recovery() const noexcept { return recovery_; }
 
+  /// The background snapshot writer; stopped with the node.
+  snapshotter* snapshots() const noexcept { return snapshots_.get(); }
+
   /// Sends a request and waits for its response (blocking; not for use on
   /// the deterministic test scheduler).
   v1::Response call(const v1::ClientFrame& frame,
@@ -123,6 +147,8 @@ private:
 
   caf::actor_system& sys_;
   std::unique_ptr<storage::event_log> log_;
+  /// Declared after the log: joined and destroyed before it.
+  std::unique_ptr<snapshotter> snapshots_;
   context_ptr ctx_;
   router_actor router_;
   std::vector<caf::actor> actors_;

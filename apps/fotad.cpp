@@ -72,6 +72,8 @@ struct settings {
   uint32_t push_ack_timeout = 30;
   uint32_t max_frame_size = 4u << 20;
   bool no_sync = false;
+  uint64_t snapshot_every_events = 1'000'000;
+  bool no_snapshots = false;
   uint64_t min_free_space = fota::storage::default_min_free_space;
   bool check = false;
   size_t threads = 0;
@@ -400,6 +402,9 @@ bool load_config(settings& s, const CLI::App& app) {
         "--max-pushes-in-flight");
     set("dispatch.push_ack_timeout", s.push_ack_timeout, "--push-ack-timeout");
     set("node.max_frame_size", s.max_frame_size, "--max-frame-size");
+    set("node.snapshot_every_events", s.snapshot_every_events,
+        "--snapshot-every-events");
+    set("node.no_snapshots", s.no_snapshots, "--no-snapshots");
     set("tls.cert", s.tls_cert, "--tls-cert");
     set("tls.key", s.tls_key, "--tls-key");
     set("tls.client_ca", s.tls_client_ca, "--tls-client-ca");
@@ -486,9 +491,16 @@ int check(const std::string& dir) {
                 static_cast<unsigned long long>(found.devices),
                 static_cast<unsigned long long>(found.tasks));
     if (found.snapshot)
-      std::printf("  snapshot    after event %llu, %llu bytes\n",
+      std::printf("  snapshot    after event %llu, %llu bytes%s\n",
                   static_cast<unsigned long long>(found.snapshot->value()),
-                  static_cast<unsigned long long>(found.snapshot_bytes));
+                  static_cast<unsigned long long>(found.snapshot_bytes),
+                  found.snapshot_verified
+                      ? (", decodes; with the " +
+                         std::to_string(found.snapshot_tail) +
+                         " events after it gives the full replay's state "
+                         "digest")
+                            .c_str()
+                      : "");
     else
       std::printf("  snapshot    none\n");
   }
@@ -571,6 +583,11 @@ int main(int argc, char** argv) {
                  "refuse writes while the data directory has less free "
                  "space (bytes, or with a unit: 256MiB, 1GiB; 0: never)")
       ->transform(size_with_units());
+  app.add_option("--snapshot-every-events", s.snapshot_every_events,
+                 "write a snapshot in the background after this many "
+                 "appended events (0: none)");
+  app.add_flag("--no-snapshots", s.no_snapshots,
+               "start by replaying the whole log, ignoring snapshots");
   app.add_flag("--check", s.check,
                "verify the data directory offline, print what was found and "
                "exit (0: healthy, 1: damaged)");
@@ -662,6 +679,8 @@ int main(int argc, char** argv) {
   ncfg.data_dir = s.data_dir;
   ncfg.sync = !s.no_sync;
   ncfg.min_free_space = s.min_free_space;
+  ncfg.use_snapshots = !s.no_snapshots;
+  ncfg.snapshot_every_events = s.snapshot_every_events;
   ncfg.free_space = test_free_space_probe();
   if (ncfg.free_space)
     spdlog::warn("free space is read from FOTA_TEST_FREE_SPACE_FILE (tests "
@@ -700,6 +719,13 @@ int main(int argc, char** argv) {
                "{} ms from {}",
                rec.events, rec.firmware, rec.devices, rec.tasks,
                rec.duration.count(), s.data_dir);
+  if (rec.snapshot)
+    spdlog::info("started from the snapshot after event {} ({} bytes) and "
+                 "replayed the {} events after it",
+                 rec.snapshot->value(), rec.snapshot_bytes, rec.events);
+  if (!rec.snapshot_ignored.empty())
+    spdlog::warn("snapshot ignored, replayed the whole log: {}",
+                 rec.snapshot_ignored);
   if (rec.log.high_water)
     spdlog::info("the log ends at event {}; high-water mark {}",
                  rec.log.last_sequence.value(), rec.log.high_water->value());

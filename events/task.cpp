@@ -231,6 +231,15 @@ task_state::sequence_of(const std::string& device) const {
   return std::nullopt;
 }
 
+void task_state::index_devices() {
+  by_device.clear();
+  if (!indexes_devices())
+    return;
+  by_device.reserve(executions.size());
+  for (uint64_t s = 1; s <= executions.size(); ++s)
+    by_device.emplace(key_hash(executions[s - 1].device_key), s);
+}
+
 uint64_t task_state::active() const noexcept {
   return counts[v1::EXECUTION_STATE_QUEUED] +
          counts[v1::EXECUTION_STATE_NOTIFIED] +

@@ -84,6 +84,9 @@ struct task_state {
   /// Whether devices are looked up by key in this task.
   bool indexes_devices() const noexcept;
 
+  /// Rebuilds `by_device` from the executions (after loading a snapshot).
+  void index_devices();
+
   /// The id of the execution with this sequence.
   execution_id id_of(execution_seq sequence) const {
     return execution_id{id, sequence};

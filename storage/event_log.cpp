@@ -17,6 +17,7 @@
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
+#include <rocksdb/snapshot.h>
 #include <rocksdb/status.h>
 #include <rocksdb/write_batch.h>
 
@@ -400,6 +401,7 @@ struct event_log::impl {
     auto err = to_failure(st, operation);
     if (!write_failure)
       write_failure = err.message;
+    writes_failed = true;
     return err;
   }
 
@@ -416,6 +418,10 @@ struct event_log::impl {
   std::atomic<uint64_t> last_sequence{0};
   std::atomic<uint64_t> writes{0};
   std::optional<std::string> write_failure;
+  /// Called after each successful append.
+  std::function<void(sequence_number)> appended;
+  /// Set with `write_failure`, for readers on other threads.
+  std::atomic<bool> writes_failed{false};
   std::shared_ptr<space_guard> space;
   high_water_mark mark;
   /// Whether this log advances the mark: opened for writing, with sync.
@@ -586,6 +592,8 @@ event_log::append(const std::vector<std::string>& envelopes) {
   st.last_sequence = seq;
   ++st.writes;
   st.advance_mark(seq, false);
+  if (st.appended)
+    st.appended(sequence_number{seq});
   return sequence_number{seq};
 }
 
@@ -607,6 +615,48 @@ status event_log::read(
   }
   if (!it->status().ok())
     return to_failure(it->status(), "read");
+  return std::nullopt;
+}
+
+void event_log::on_append(std::function<void(sequence_number)> fn) {
+  impl_->appended = std::move(fn);
+}
+
+status event_log::read_range(
+    sequence_number from, sequence_number to,
+    const std::function<bool(sequence_number, std::string_view)>& fn) const {
+  auto& st = *impl_;
+  if (to.value() < from.value())
+    return std::nullopt;
+  rocksdb::ManagedSnapshot view{st.db.get()};
+  auto bound = encode_key(to.value() + 1);
+  auto upper = as_slice(bound);
+  rocksdb::ReadOptions opts;
+  opts.snapshot = view.snapshot();
+  opts.iterate_upper_bound = &upper;
+  // The iterator goes before the snapshot it reads.
+  std::unique_ptr<rocksdb::Iterator> it{st.db->NewIterator(opts, st.events)};
+  auto start = encode_key(from.value());
+  auto next = from.value();
+  for (it->Seek(as_slice(start)); it->Valid(); it->Next()) {
+    auto seq = decode_key(it->key(), events_cf_name);
+    if (!seq)
+      return std::move(seq).error();
+    if (*seq != next)
+      break;
+    auto value = it->value();
+    if (!fn(sequence_number{*seq},
+            std::string_view{value.data(), value.size()}))
+      return std::nullopt;
+    ++next;
+  }
+  if (!it->status().ok())
+    return to_failure(it->status(), "read_range");
+  if (next != to.value() + 1)
+    return failure{errc::corrupted,
+                   "event " + std::to_string(next) +
+                       " is missing from the log (read up to event " +
+                       std::to_string(to.value()) + ")"};
   return std::nullopt;
 }
 
@@ -634,7 +684,14 @@ const std::shared_ptr<space_guard>& event_log::space() const noexcept {
 
 status event_log::put_snapshot(const snapshot& snap) {
   auto& st = *impl_;
-  if (auto err = st.admit())
+  // Runs beside the journal: reads only what is safe across threads.
+  if (st.opts.read_only)
+    return failure{errc::failed_precondition,
+                   "the event log at '" + st.opts.path + "' is open read-only"};
+  if (st.writes_failed)
+    return failure{errc::unavailable,
+                   "storage refuses writes after a failed write"};
+  if (auto err = st.space->check())
     return err;
   auto begin = encode_key(0);
   auto key = encode_key(snap.sequence.value());
@@ -645,9 +702,21 @@ status event_log::put_snapshot(const snapshot& snap) {
     s = batch.Put(st.snapshots, as_slice(key), as_slice(snap.bytes));
   if (!s.ok())
     return to_failure(s, "put_snapshot (batching)");
-  s = st.db->Write(st.synced_opts, &batch);
+  // Not through the WAL: a write of many megabytes there would hold up the
+  // journal's appends queued behind it. The flush writes the column family
+  // to its own synced table file instead; a crash before it ends leaves the
+  // previous snapshot.
+  rocksdb::WriteOptions unlogged;
+  unlogged.disableWAL = true;
+  s = st.db->Write(unlogged, &batch);
+  if (s.ok()) {
+    rocksdb::FlushOptions flush;
+    flush.wait = true;
+    flush.allow_write_stall = true;
+    s = st.db->Flush(flush, st.snapshots);
+  }
   if (!s.ok())
-    return st.write_failed(s, "put_snapshot");
+    return to_failure(s, "put_snapshot");
   return std::nullopt;
 }
 

@@ -76,7 +76,10 @@ struct snapshot {
 };
 
 /// Append-only event log plus snapshots. Not thread-safe for writers: the
-/// journal actor is the only writer. Reads may run before writers start.
+/// journal actor is the only writer of events. Reads may run before writers
+/// start; `read_range`, `last_sequence`, `latest_snapshot` and
+/// `put_snapshot` may also run on another thread (the snapshotter) while
+/// the journal appends.
 class event_log {
 public:
   ~event_log();
@@ -106,10 +109,25 @@ public:
   read(sequence_number from,
        const std::function<bool(sequence_number, std::string_view)>& fn) const;
 
+  /// Calls `fn(last)` after each successful append with the sequence of its
+  /// last event, on the appending thread. It must be cheap and must not
+  /// call into the log. Set before the first append; empty: none.
+  void on_append(std::function<void(sequence_number)> fn);
+
+  /// Calls `fn(sequence, envelope_bytes)` for every event from `from` to
+  /// `to` (inclusive), in order, until `fn` returns false. Reads one
+  /// consistent view of the database (a RocksDB snapshot): appends that run
+  /// meanwhile are not seen. Fails when an event in the range is missing.
+  status read_range(
+      sequence_number from, sequence_number to,
+      const std::function<bool(sequence_number, std::string_view)>& fn) const;
+
   /// The sequence of the newest event; 0 when the log is empty.
   sequence_number last_sequence() const noexcept;
 
-  /// Stores a snapshot taken after `snap.sequence` and drops older ones.
+  /// Stores a snapshot taken after `snap.sequence` and drops older ones, in
+  /// one synced write. Refused, like appends, below the free-space reserve
+  /// and after a failed write; a failure here does not fail later appends.
   status put_snapshot(const snapshot& snap);
 
   /// The newest snapshot, if any.

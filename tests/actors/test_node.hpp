@@ -193,6 +193,7 @@ protected:
     nc.min_free_space = min_free_space;
     nc.free_space = free_space;
     nc.free_space_interval = free_space_interval;
+    nc.use_snapshots = use_snapshots;
     auto started = node::start(sys, nc);
     ASSERT_TRUE(started) << started.error().message;
     the_node = std::move(*started);
@@ -644,6 +645,8 @@ protected:
   storage::free_space_probe free_space;
   std::chrono::milliseconds free_space_interval =
       storage::default_probe_interval;
+  /// Whether the next `start_node` starts from the latest snapshot.
+  bool use_snapshots = true;
   std::unique_ptr<node> the_node;
   std::vector<caf::actor> sessions;
   /// The default gateway session.
