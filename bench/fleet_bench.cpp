@@ -5,16 +5,16 @@
 /// separately: registration, task creation over the whole fleet (CreateTask
 /// until its OK reply), the upgrade run until the task is COMPLETED with N
 /// successes and durable, and the node's stop. While the upgrades run, a few
-/// operators, each on its own thread, call GetTask back to back (gettask_*
-/// counters). Each run validates its outcome. The counters are the figures
+/// operators, each on its own thread, call GetTask every millisecond
+/// (gettask_* counters). Each run validates its outcome. The counters are the figures
 /// of issue 8; scripts/bench_fleet.sh runs each size several times and takes
 /// medians.
 ///
 /// Environment: FOTA_BENCH_CURVE=path.csv (the rollout curve every ~100 ms:
 /// pushes, successes and failures per second and RSS; off by default),
-/// FOTA_BENCH_GETTASK (operator threads, default 4; 0 for none),
+/// FOTA_BENCH_GETTASK (operator threads, default 2; 0 for none),
 /// FOTA_BENCH_GETTASK_INTERVAL_MS (pause between one operator's calls,
-/// default 0), FOTA_BENCH_PERF_CTL and FOTA_BENCH_PERF_ACK (perf's control
+/// default 1), FOTA_BENCH_PERF_CTL and FOTA_BENCH_PERF_ACK (perf's control
 /// FIFOs, to profile the upgrade phase alone). For experiments:
 /// FOTA_BENCH_WINDOW (gateway requests in flight, default 4096),
 /// FOTA_BENCH_SESSIONS (default 16), FOTA_BENCH_PROBE=1 (mailbox delay of
@@ -641,16 +641,17 @@ struct operator_latency {
 /// Operators, each on its own thread, asking the router for GetTask over
 /// and over while the rollout runs, the way `node::call` does (one request
 /// with the operator role, the response parsed) but through one blocking
-/// actor per thread rather than one per call. Each has one call in flight,
-/// back to back: FOTA_BENCH_GETTASK sets how many operators (default 4, so
-/// that a rollout of a few seconds yields over 1,000 calls; 0 turns them
-/// off), FOTA_BENCH_GETTASK_INTERVAL_MS a pause between one operator's calls
-/// (default 0).
+/// actor per thread rather than one per call. Each has one call in flight:
+/// FOTA_BENCH_GETTASK sets how many operators (default 2; 0 turns them
+/// off), FOTA_BENCH_GETTASK_INTERVAL_MS the pause between one operator's
+/// calls (default 1 ms: an operator's pace, not a load generator; once
+/// GetTask answers in microseconds, back-to-back callers would take the CPU
+/// the rollout is measured on).
 class operator_client {
 public:
   operator_client(caf::actor_system& sys, fota::router_actor router,
                   uint64_t task_id)
-    : results_(task_id != 0 ? env_uint("FOTA_BENCH_GETTASK", 4) : 0) {
+    : results_(task_id != 0 ? env_uint("FOTA_BENCH_GETTASK", 2) : 0) {
     fota::v1::ClientFrame frame;
     frame.mutable_get_task()->set_task_id(task_id);
     auto bytes = frame.SerializeAsString();
@@ -687,7 +688,7 @@ private:
   void run(caf::actor_system& sys, const fota::router_actor& router,
            const std::string& bytes, operator_latency& result) {
     auto gap = std::chrono::milliseconds{
-        env_uint("FOTA_BENCH_GETTASK_INTERVAL_MS", 0)};
+        env_uint("FOTA_BENCH_GETTASK_INTERVAL_MS", 1)};
     caf::scoped_actor self{sys};
     while (!stopping_) {
       auto t0 = clock_type::now();
