@@ -20,23 +20,29 @@ upgrade_offer no_offer(std::string reason) {
 
 // -- gateway and operator commands --------------------------------------------
 
-caf::result<device_state>
-device_actor_state::commit(expected<event_list> decided) {
-  if (!decided)
-    return to_error(decided.error());
+status device_actor_state::record(const event_list& decided) {
   bool indexed = false;
-  for (const auto& e : *decided) {
+  for (const auto& e : decided) {
     if (auto err = apply(device, e))
-      return to_error(make_failure(errc::internal, err->message));
+      return make_failure(errc::internal, err->message);
     indexed = indexed || e.has_device_version_reported() ||
               e.has_device_tags_changed() ||
               e.has_device_attributes_changed() ||
               e.has_device_gateway_changed();
   }
-  out.add(*decided);
+  out.add(decided);
   out.schedule_flush(self);
   if (indexed)
     out.then([this, d = device] { self->send(ctx->fleet, changed_atom_v, d); });
+  return std::nullopt;
+}
+
+caf::result<device_state>
+device_actor_state::commit(expected<event_list> decided) {
+  if (!decided)
+    return to_error(decided.error());
+  if (auto err = record(*decided))
+    return to_error(*err);
   auto rp = self->make_response_promise<device_state>();
   out.reply(rp, device);
   return rp;
@@ -59,6 +65,27 @@ caf::result<device_state> device_actor_state::operator()(register_device& cmd) {
       self->send(task, version_atom_v, x, v);
     });
   return result;
+}
+
+caf::result<device_state> device_actor_state::operator()(register_device& cmd,
+                                                         caf::actor& origin) {
+  // The registration, decided as a RegisterDevice ...
+  auto decided = decide(&device, cmd, ctx->now());
+  if (!decided)
+    return to_error(decided.error());
+  auto registered = within(device, std::move(decided), quota(cmd.gateway));
+  if (!registered)
+    return to_error(registered.error());
+  if (auto err = record(*registered))
+    return to_error(*err);
+  if (task && !is_enrolling_claim(device.active_execution))
+    out.then([this, x = device.active_execution, v = device.version] {
+      self->send(task, version_atom_v, x, v);
+    });
+  // ... then a DeviceOnline on `origin`, decided against the registered
+  // device; one append carries both, and the reply waits for it.
+  device_online online{cmd.product, cmd.device, cmd.gateway};
+  return (*this)(online, origin);
 }
 
 caf::result<device_state> device_actor_state::operator()(device_online& cmd,
@@ -379,6 +406,7 @@ device_behavior(device_actor_state::self_pointer self, context_ptr ctx,
   }
   return {
       [self](register_device& x) { return self->state(x); },
+      [self](register_device& x, caf::actor& s) { return self->state(x, s); },
       [self](device_online& x, caf::actor& s) { return self->state(x, s); },
       [self](device_offline& x, caf::actor& s) { return self->state(x, s); },
       [self](report_version& x) { return self->state(x); },

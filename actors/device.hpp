@@ -34,6 +34,11 @@ struct device_actor_state {
   // -- gateway and operator commands -----------------------------------------
 
   caf::result<device_state> operator()(register_device& cmd);
+
+  /// Registers the device and brings it online on `session`, exactly as
+  /// `register_device` followed by `device_online`, in one commit.
+  caf::result<device_state> operator()(register_device& cmd,
+                                       caf::actor& session);
   caf::result<device_state> operator()(device_online& cmd, caf::actor& session);
   caf::result<device_state> operator()(device_offline& cmd,
                                        caf::actor& session);
@@ -93,6 +98,11 @@ struct device_actor_state {
   outbox out;
 
 private:
+  /// Applies `decided` and queues it for the journal; the fleet hears of
+  /// changes that scope selection sees once they are durable. Fails only
+  /// when an event does not apply.
+  status record(const event_list& decided);
+
   /// Applies and persists `decided`; replies with the device once durable
   /// and tells the fleet and the task what changed.
   caf::result<device_state> commit(expected<event_list> decided);

@@ -53,6 +53,15 @@ struct fleet_state {
   /// hands the command to the device's actor.
   caf::result<device_state> operator()(register_device& cmd);
 
+  /// Registers each device of a batch as `register_device` does, one by
+  /// one, in one message; with `cmd.online`, brings each online on
+  /// `session` (none in-process). The device actors decide and persist in
+  /// parallel (a bounded number at a time, so their appends group in the
+  /// journal); the answer leaves once every item is answered, each after its
+  /// events are durable.
+  caf::result<registered_batch> operator()(register_devices& cmd,
+                                           caf::actor& session);
+
   /// Hands a device command to the device's actor.
   template <class Command, class... Ts>
   auto route(Command& cmd, Ts&... xs) -> caf::result<typename Command::reply> {
@@ -127,6 +136,14 @@ private:
   /// Offers the indexed device `x` to the increment tasks whose scope it is
   /// in.
   void offer(fleet_index::ordinal x);
+
+  /// The fleet's part of a registration: the actor that decides `cmd`, or
+  /// why the fleet refuses it (quotas, labels, an invalid new device). An
+  /// unknown device is admitted, counted and spawned here, its registration
+  /// its first events; with `online`, it starts online, its connection
+  /// persisted with its registration (the session is the device actor's to
+  /// take, when it handles the command).
+  expected<device_actor> admit(const register_device& cmd, bool online = false);
 
   /// RESOURCE_EXHAUSTED unless `gateway` may take one more device.
   status room_at(const std::string& gateway) const;
