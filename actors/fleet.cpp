@@ -100,6 +100,7 @@ caf::result<registered_batch> fleet_state::operator()(register_devices& cmd,
                                                       caf::actor& session) {
   /// The items on their way to their device actors.
   struct batch : std::enable_shared_from_this<batch> {
+    fleet_state* fleet;
     fleet_state::self_pointer self;
     caf::typed_response_promise<registered_batch> rp;
     std::vector<register_device> items;
@@ -111,9 +112,13 @@ caf::result<registered_batch> fleet_state::operator()(register_devices& cmd,
     size_t next = 0;
     size_t pending = 0;
 
-    void ask_next() {
+    /// Asks the next item of its actor; false when none is left.
+    bool ask_next() {
+      if (next == asks.size())
+        return false;
       auto i = asks[next++];
       ++pending;
+      ++fleet->batch_asks;
       auto me = shared_from_this();
       auto on_reply = [me, i](device_state& d) {
         me->out.results[i].device = std::move(d);
@@ -131,17 +136,19 @@ caf::result<registered_batch> fleet_state::operator()(register_devices& cmd,
       else
         self->request(to, caf::infinite, std::move(items[i]))
             .then(on_reply, on_error);
+      return true;
     }
 
     void answered() {
       --pending;
-      if (next < asks.size())
-        ask_next();
-      else if (pending == 0)
+      --fleet->batch_asks;
+      if (pending == 0 && next == asks.size())
         rp.deliver(std::move(out));
+      fleet->pump_batches();
     }
   };
   auto b = std::make_shared<batch>();
+  b->fleet = this;
   b->self = self;
   b->rp = self->make_response_promise<registered_batch>();
   b->online = cmd.online;
@@ -171,9 +178,15 @@ caf::result<registered_batch> fleet_state::operator()(register_devices& cmd,
     b->rp.deliver(std::move(b->out));
     return b->rp;
   }
-  for (size_t k = 0; k < gather_window && b->next < b->asks.size(); ++k)
-    b->ask_next();
+  batches.push_back([b] { return b->ask_next(); });
+  pump_batches();
   return b->rp;
+}
+
+void fleet_state::pump_batches() {
+  while (batch_asks < batch_window && !batches.empty())
+    if (!batches.front()())
+      batches.pop_front();
 }
 
 caf::result<device_state> fleet_state::operator()(move_device& cmd) {

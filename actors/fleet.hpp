@@ -10,6 +10,8 @@
 #include "events/device.hpp"
 #include "events/fleet_index.hpp"
 
+#include <deque>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -41,6 +43,9 @@ struct fleet_state {
 
   static inline constexpr const char* name = "fota.fleet";
 
+  /// Items of batch registrations asked of their device actors at once.
+  static constexpr size_t batch_window = 1024;
+
   // -- constructors -----------------------------------------------------------
 
   explicit fleet_state(self_pointer ptr) : self(ptr) {
@@ -61,6 +66,10 @@ struct fleet_state {
   /// events are durable.
   caf::result<registered_batch> operator()(register_devices& cmd,
                                            caf::actor& session);
+
+  /// Asks items of waiting batches of their device actors while fewer than
+  /// `batch_window` are asked.
+  void pump_batches();
 
   /// Hands a device command to the device's actor.
   template <class Command, class... Ts>
@@ -127,6 +136,12 @@ struct fleet_state {
   /// The gateway of each indexed device, by ordinal, to move the counts
   /// when a device changes hands.
   std::vector<std::string> owners;
+  /// Batch registrations with items not yet asked of their device actors,
+  /// oldest first: each call asks one more, false when none is left. Items
+  /// asked and not answered, across batches, stay below `batch_window`:
+  /// CAF keeps the fleet's pending replies in a flat map (actors/gather.hpp).
+  std::deque<std::function<bool()>> batches;
+  size_t batch_asks = 0;
   outbox out;
 
 private:
