@@ -629,9 +629,6 @@ expected<request> decode(const v1::ClientFrame& frame, bool enforce_limits) {
     // Each item is checked on its own: one beyond a limit is refused, the
     // others go on.
     const auto& x = frame.register_devices();
-    if (x.devices_size() == 0)
-      return make_failure(errc::invalid_argument,
-                          "devices: must hold at least one device");
     if (static_cast<size_t>(x.devices_size()) > limits::batch_devices)
       return make_failure(errc::invalid_argument,
                           "devices: holds " + std::to_string(x.devices_size()) +
