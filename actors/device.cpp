@@ -69,6 +69,27 @@ caf::result<device_state> device_actor_state::operator()(register_device& cmd) {
   return result;
 }
 
+caf::result<device_state> device_actor_state::operator()(register_device& cmd,
+                                                         caf::actor& origin) {
+  // The registration, decided as a RegisterDevice ...
+  auto decided = decide(&device, cmd, ctx->now());
+  if (!decided)
+    return to_error(decided.error());
+  auto registered = within(device, std::move(decided), quota(cmd.gateway));
+  if (!registered)
+    return to_error(registered.error());
+  if (auto err = apply_all(*registered, false))
+    return to_error(*err);
+  if (task && !is_enrolling_claim(device.active_execution))
+    out.then([this, x = device.active_execution, v = device.version] {
+      self->send(task, version_atom_v, x, v);
+    });
+  // ... then a DeviceOnline on `origin` (volatile, no event), decided
+  // against the registered device; the reply waits for the registration.
+  device_online online{cmd.product, cmd.device, cmd.gateway};
+  return (*this)(online, origin);
+}
+
 caf::result<device_state> device_actor_state::operator()(device_online& cmd,
                                                          caf::actor& origin) {
   // Another gateway's DeviceOnline must not take the device's pushes.
@@ -433,6 +454,7 @@ device_behavior(device_actor_state::self_pointer self, context_ptr ctx,
   }
   return {
       [self](register_device& x) { return self->state(x); },
+      [self](register_device& x, caf::actor& s) { return self->state(x, s); },
       [self](device_online& x, caf::actor& s) { return self->state(x, s); },
       [self](device_offline& x, caf::actor& s) { return self->state(x, s); },
       [self](report_version& x) { return self->state(x); },

@@ -34,6 +34,11 @@ struct device_actor_state {
   // -- gateway and operator commands -----------------------------------------
 
   caf::result<device_state> operator()(register_device& cmd);
+
+  /// Registers the device and brings it online on `session`, exactly as
+  /// `register_device` followed by `device_online`, in one commit.
+  caf::result<device_state> operator()(register_device& cmd,
+                                       caf::actor& session);
   caf::result<device_state> operator()(device_online& cmd, caf::actor& session);
   caf::result<device_state> operator()(device_offline& cmd,
                                        caf::actor& session);

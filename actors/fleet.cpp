@@ -41,38 +41,138 @@ void fleet_state::own(fleet_index::ordinal x, const std::string& gateway) {
   owner = gateway;
 }
 
-caf::result<device_state> fleet_state::operator()(register_device& cmd) {
+expected<device_actor> fleet_state::admit(const register_device& cmd) {
   if (auto i = directory.find(key_of(cmd.product, cmd.device));
       i != directory.end()) {
     // A device without an owner becomes the registering gateway's.
     auto x = index.find(cmd.product, cmd.device);
     if (x && *x < owners.size() && owners[*x].empty() && !cmd.gateway.empty())
       if (auto err = room_at(cmd.gateway))
-        return to_error(*err);
-    return self->delegate(i->second, std::move(cmd));
+        return std::move(*err);
+    return i->second;
   }
   auto decided = decide(nullptr, cmd, ctx->now());
   if (!decided)
-    return to_error(decided.error());
+    return std::move(decided).error();
   auto initial = make_device(decided->front());
   if (auto err = room_at(cmd.gateway))
-    return to_error(*err);
+    return std::move(*err);
   auto product_held = per_product[cmd.product];
   if (auto err = check_room(product_held, ctx->edge->product_quota(cmd.product),
                             "product " + cmd.product))
-    return to_error(*err);
+    return std::move(*err);
   if (auto err = check_labels(
           initial, ctx->edge->device_limits(cmd.product, cmd.gateway)))
-    return to_error(*err);
+    return std::move(*err);
   ++per_product[cmd.product];
   ++per_gateway[cmd.gateway];
   // The new device's actor persists its registration first of all, and
-  // answers this command once it is durable.
+  // answers the command once it is durable.
   auto actor = self->spawn<caf::linked>(device_behavior, ctx, initial,
                                         std::move(*decided));
   directory.emplace(key_of(cmd.product, cmd.device), actor);
   node_metrics::add(ctx->metrics->registrations);
-  return self->delegate(actor, std::move(cmd));
+  return device_actor{actor};
+}
+
+caf::result<device_state> fleet_state::operator()(register_device& cmd) {
+  auto actor = admit(cmd);
+  if (!actor)
+    return to_error(actor.error());
+  return self->delegate(*actor, std::move(cmd));
+}
+
+caf::result<registered_batch> fleet_state::operator()(register_devices& cmd,
+                                                      caf::actor& session) {
+  /// The items on their way to their device actors.
+  struct batch : std::enable_shared_from_this<batch> {
+    fleet_state* fleet;
+    fleet_state::self_pointer self;
+    caf::typed_response_promise<registered_batch> rp;
+    std::vector<register_device> items;
+    bool online = false;
+    caf::actor session;
+    registered_batch out;
+    /// Items admitted by the fleet, asked of their actors in this order.
+    std::vector<size_t> asks;
+    size_t next = 0;
+    size_t pending = 0;
+
+    /// Asks the next item of its actor; false when none is left.
+    bool ask_next() {
+      if (next == asks.size())
+        return false;
+      auto i = asks[next++];
+      ++pending;
+      ++fleet->batch_asks;
+      auto me = shared_from_this();
+      auto on_reply = [me, i](device_state& d) {
+        me->out.results[i].device = std::move(d);
+        me->answered();
+      };
+      auto on_error = [me, i](caf::error& err) {
+        me->out.results[i].error = from_error(err);
+        me->out.actors[i] = device_actor{};
+        me->answered();
+      };
+      const auto& to = out.actors[i];
+      if (online)
+        self->request(to, caf::infinite, std::move(items[i]), session)
+            .then(on_reply, on_error);
+      else
+        self->request(to, caf::infinite, std::move(items[i]))
+            .then(on_reply, on_error);
+      return true;
+    }
+
+    void answered() {
+      --pending;
+      --fleet->batch_asks;
+      if (pending == 0 && next == asks.size())
+        rp.deliver(std::move(out));
+      fleet->pump_batches();
+    }
+  };
+  auto b = std::make_shared<batch>();
+  b->fleet = this;
+  b->self = self;
+  b->rp = self->make_response_promise<registered_batch>();
+  b->online = cmd.online;
+  b->session = session;
+  auto n = cmd.devices.size();
+  b->out.results.resize(n);
+  b->out.actors.resize(n);
+  b->asks.reserve(n);
+  // Decided one by one, in order, so that quotas count every item before it.
+  for (size_t i = 0; i < n; ++i) {
+    if (cmd.is_refused(i)) {
+      b->out.results[i].error = std::move(cmd.refused[i]);
+      continue;
+    }
+    auto& item = cmd.devices[i];
+    item.gateway = cmd.gateway;
+    auto actor = admit(item);
+    if (!actor) {
+      b->out.results[i].error = std::move(actor).error();
+      continue;
+    }
+    b->out.actors[i] = std::move(*actor);
+    b->asks.push_back(i);
+  }
+  b->items = std::move(cmd.devices);
+  if (b->asks.empty()) {
+    b->rp.deliver(std::move(b->out));
+    return b->rp;
+  }
+  batches.push_back([b] { return b->ask_next(); });
+  pump_batches();
+  return b->rp;
+}
+
+void fleet_state::pump_batches() {
+  while (batch_asks < batch_window && !batches.empty())
+    if (!batches.front()())
+      batches.pop_front();
 }
 
 caf::result<device_state> fleet_state::operator()(move_device& cmd) {
@@ -294,6 +394,7 @@ fleet_behavior(fleet_state::self_pointer self, context_ptr ctx,
   });
   return {
       [self](register_device& x) { return self->state(x); },
+      [self](register_devices& x, caf::actor& s) { return self->state(x, s); },
       [self](device_online& x, caf::actor& s) {
         return self->state.route(x, s);
       },

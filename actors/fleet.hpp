@@ -10,6 +10,8 @@
 #include "events/device.hpp"
 #include "events/fleet_index.hpp"
 
+#include <deque>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -41,6 +43,9 @@ struct fleet_state {
 
   static inline constexpr const char* name = "fota.fleet";
 
+  /// Items of batch registrations asked of their device actors at once.
+  static constexpr size_t batch_window = 1024;
+
   // -- constructors -----------------------------------------------------------
 
   explicit fleet_state(self_pointer ptr) : self(ptr) {
@@ -52,6 +57,19 @@ struct fleet_state {
   /// Registers an unknown device (its actor persists the registration) or
   /// hands the command to the device's actor.
   caf::result<device_state> operator()(register_device& cmd);
+
+  /// Registers each device of a batch as `register_device` does, one by
+  /// one, in one message; with `cmd.online`, brings each online on
+  /// `session` (none in-process). The device actors decide and persist in
+  /// parallel (a bounded number at a time, so their appends group in the
+  /// journal); the answer leaves once every item is answered, each after its
+  /// events are durable.
+  caf::result<registered_batch> operator()(register_devices& cmd,
+                                           caf::actor& session);
+
+  /// Asks items of waiting batches of their device actors while fewer than
+  /// `batch_window` are asked.
+  void pump_batches();
 
   /// Hands a device command to the device's actor.
   template <class Command, class... Ts>
@@ -118,6 +136,12 @@ struct fleet_state {
   /// The gateway of each indexed device, by ordinal, to move the counts
   /// when a device changes hands.
   std::vector<std::string> owners;
+  /// Batch registrations with items not yet asked of their device actors,
+  /// oldest first: each call asks one more, false when none is left. Items
+  /// asked and not answered, across batches, stay below `batch_window`:
+  /// CAF keeps the fleet's pending replies in a flat map (actors/gather.hpp).
+  std::deque<std::function<bool()>> batches;
+  size_t batch_asks = 0;
   outbox out;
 
 private:
@@ -127,6 +151,13 @@ private:
   /// Offers the indexed device `x` to the increment tasks whose scope it is
   /// in.
   void offer(fleet_index::ordinal x);
+
+  /// The fleet's part of a registration: the actor that decides `cmd`, or
+  /// why the fleet refuses it (quotas, labels, an invalid new device). An
+  /// unknown device is admitted, counted and spawned here, its registration
+  /// its first events. Bringing it online is the device actor's, when it
+  /// handles the command (online state is volatile).
+  expected<device_actor> admit(const register_device& cmd);
 
   /// RESOURCE_EXHAUSTED unless `gateway` may take one more device.
   status room_at(const std::string& gateway) const;

@@ -168,6 +168,8 @@ using fleet_sink =
                      caf::reacts_to<free_atom, std::string, std::string>>;
 
 /// The actor of one device.
+/// - `register_device` with a session: registers the device and brings it
+///   online on that session, one commit, as a batch item with `online`;
 /// - `claim_atom`: a task claims the device for an execution (or, with
 ///   sequence 0, while enrolling it): the busy claim rule;
 /// - `bind_atom`: the execution that holds the device is durable and owned
@@ -177,6 +179,7 @@ using fleet_sink =
 ///   output is full; `resume_atom`: the session drained and sends again.
 using device_actor = caf::typed_actor<
     caf::replies_to<register_device>::with<device_state>,
+    caf::replies_to<register_device, caf::actor>::with<device_state>,
     caf::replies_to<device_online, caf::actor>::with<device_state>,
     caf::replies_to<device_offline, caf::actor>::with<device_state>,
     caf::replies_to<report_version>::with<device_state>,
@@ -210,15 +213,31 @@ struct device_handle {
 
 using device_handles = std::vector<device_handle>;
 
+/// The fleet's answer to a batch registration: one result per item, and the
+/// actor of each device registered (null for a refused item), so that a
+/// session routes the reports of devices online on it straight there.
+struct registered_batch {
+  registration_results results;
+  std::vector<device_actor> actors;
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 registered_batch& x) {
+    return f(caf::meta::type_name("registered_batch"), x.results, x.actors);
+  }
+};
+
 /// Where the fleet sends devices that join an increment task's scope.
 using task_joiner = caf::typed_actor<caf::reacts_to<join_atom, device_handle>>;
 
 /// The device directory, asset trees and scope selection.
 /// - `scope_atom`: the devices in a task's scope; with a joiner, that task
 ///   also gets every device that later enters the scope, until `forget_atom`;
-/// - `lookup_atom`: the actor of a device.
+/// - `lookup_atom`: the actor of a device;
+/// - `register_devices` with the session that sent it: the batch.
 using fleet_actor = fleet_sink::extend<
     caf::replies_to<register_device>::with<device_state>,
+    caf::replies_to<register_devices, caf::actor>::with<registered_batch>,
     caf::replies_to<device_online, caf::actor>::with<device_state>,
     caf::replies_to<device_offline, caf::actor>::with<device_state>,
     caf::replies_to<report_version>::with<device_state>,
@@ -336,6 +355,7 @@ CAF_ADD_TYPE_ID(fota, (fota::offer_candidate))
 CAF_ADD_TYPE_ID(fota, (fota::offer_candidates))
 CAF_ADD_TYPE_ID(fota, (fota::device_handle))
 CAF_ADD_TYPE_ID(fota, (fota::device_handles))
+CAF_ADD_TYPE_ID(fota, (fota::registered_batch))
 CAF_ADD_TYPE_ID(fota, (fota::push_demand))
 CAF_ADD_TYPE_ID(fota, (fota::digest_sum))
 
@@ -386,5 +406,6 @@ CAF_ADD_TYPE_ID(fota, (fota::request_upgrade))
 CAF_ADD_TYPE_ID(fota, (fota::confirm_upgrade))
 CAF_ADD_TYPE_ID(fota, (fota::ack_push))
 CAF_ADD_TYPE_ID(fota, (fota::move_device))
+CAF_ADD_TYPE_ID(fota, (fota::register_devices))
 
 CAF_END_TYPE_ID_BLOCK(fota)

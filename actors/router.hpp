@@ -51,6 +51,30 @@ inline constexpr bool writes_nothing =
 
 } // namespace detail
 
+/// Sends a batch registration from the gateway session `origin` (none
+/// in-process) to the fleet and calls `done(expected<registered_batch>)`.
+/// Refused at once, like every command that writes, while storage refuses
+/// writes.
+template <class Self, class Done>
+void register_batch(Self* self, const node_context& ctx, register_devices cmd,
+                    const caf::actor& origin, Done done) {
+  if (ctx.space) {
+    if (auto refusal = ctx.space->check()) {
+      node_metrics::add(ctx.metrics->writes_refused);
+      done(expected<registered_batch>{std::move(*refusal)});
+      return;
+    }
+  }
+  self->request(ctx.fleet, caf::infinite, std::move(cmd), origin)
+      .then(
+          [done](registered_batch& r) mutable {
+            done(expected<registered_batch>{std::move(r)});
+          },
+          [done](caf::error& err) mutable {
+            done(expected<registered_batch>{from_error(err)});
+          });
+}
+
 /// Sends `req`, from a client with `role`, to the actor that owns it as
 /// `self`, and calls `reply(response)` with the response, whatever the
 /// outcome. `origin` is the session of a gateway (pushes for devices it
@@ -76,7 +100,9 @@ void route(Self* self, const node_context& ctx, v1::Role role, request req,
       [&](auto& cmd) {
         using command = std::decay_t<decltype(cmd)>;
         using namespace detail;
-        if constexpr (!writes_nothing<command>) {
+        // A batch checks the space itself (`register_batch`).
+        if constexpr (!writes_nothing<command> &&
+                      !std::is_same_v<command, register_devices>) {
           if (ctx.space) {
             if (auto refusal = ctx.space->check()) {
               node_metrics::add(ctx.metrics->writes_refused);
@@ -97,6 +123,12 @@ void route(Self* self, const node_context& ctx, v1::Role role, request req,
           state_digest_of(self, ctx, [reply](expected<state_digest> x) mutable {
             reply(x ? to_response(*x) : error_response(x.error()));
           });
+        } else if constexpr (std::is_same_v<command, register_devices>) {
+          register_batch(self, ctx, std::move(cmd), origin,
+                         [reply](expected<registered_batch> r) mutable {
+                           reply(r ? to_response(r->results)
+                                   : error_response(r.error()));
+                         });
         } else if constexpr (is_one_of<command, device_online,
                                        device_offline>) {
           if (device)

@@ -238,6 +238,18 @@ size_t client::pending_output() const noexcept {
 
 // -- blocking mode -----------------------------------------------------------
 
+expected<v1::Response>
+client::register_devices(std::vector<v1::RegisterDevice> devices, bool online,
+                         milliseconds timeout) {
+  v1::ClientFrame frame;
+  auto* body = frame.mutable_register_devices();
+  body->mutable_devices()->Reserve(static_cast<int>(devices.size()));
+  for (auto& d : devices)
+    *body->add_devices() = std::move(d);
+  body->set_online(online);
+  return call(std::move(frame), timeout);
+}
+
 expected<v1::Response> client::hello(const std::string& token,
                                      const std::string& client_name) {
   v1::ClientFrame frame;

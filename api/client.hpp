@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <unordered_set>
+#include <vector>
 
 namespace fota {
 
@@ -111,6 +112,14 @@ public:
   /// Presents `token`; the response's `hello` result names the role.
   expected<v1::Response> hello(const std::string& token,
                                const std::string& client_name = "");
+
+  /// Registers `devices` with one `RegisterDevices` request and waits for
+  /// its response: one `DeviceResult` per device, in order. With `online`,
+  /// each device registered is online on this connection: its pushes come
+  /// here.
+  expected<v1::Response>
+  register_devices(std::vector<v1::RegisterDevice> devices, bool online,
+                   std::chrono::milliseconds timeout = default_call_timeout);
 
   /// Sends `frame` with a fresh request id and waits for its response.
   expected<v1::Response>

@@ -229,6 +229,77 @@ void greet(session_broker* self, uint64_t request_id, const v1::Hello& h) {
 
 // -- requests -----------------------------------------------------------------
 
+/// The answer to a batch registration, within the frame limit: without the
+/// devices of OK results if need be, and then with shortened messages.
+v1::Response batch_response(const session_state& st,
+                            const registration_results& results) {
+  // The ServerFrame around the response: its request id and field tags.
+  constexpr size_t envelope = 32;
+  auto fits = [&](const v1::Response& r) {
+    return r.ByteSizeLong() + envelope <= st.opts.max_frame_size;
+  };
+  auto r = to_response(results);
+  if (fits(r))
+    return r;
+  r = to_response(results, false);
+  if (fits(r))
+    return r;
+  constexpr size_t short_message = 96;
+  for (auto& item : *r.mutable_registered()->mutable_results())
+    if (item.message().size() > short_message)
+      item.mutable_message()->resize(short_message);
+  return r;
+}
+
+/// A batch registration from a gateway: an item for a product the gateway
+/// does not serve is refused on its own; devices brought online here are
+/// tracked with their actors, as after a DeviceOnline.
+void register_many(session_broker* self, uint64_t id, register_devices cmd) {
+  auto& st = self->state;
+  if (st.gateway != nullptr)
+    for (size_t i = 0; i < cmd.devices.size(); ++i)
+      if (!cmd.is_refused(i))
+        if (auto err = check_serves(*st.gateway, cmd.devices[i].product))
+          cmd.refuse(i, std::move(*err));
+  cmd.gateway = st.who.gateway;
+  for (auto& item : cmd.devices)
+    item.gateway = st.who.gateway;
+  auto online = cmd.online;
+  ++st.in_flight;
+  register_batch(
+      self, *st.ctx, std::move(cmd), caf::actor_cast<caf::actor>(self),
+      [self, id, online](expected<registered_batch> r) {
+        auto& st = self->state;
+        --st.in_flight;
+        if (!r) {
+          if (!st.closing)
+            respond(self, id, error_response(r.error()));
+          maybe_resume(self);
+          return;
+        }
+        if (online) {
+          auto me = caf::actor_cast<caf::actor>(self);
+          for (size_t i = 0; i < r->results.size(); ++i) {
+            const auto& x = r->results[i];
+            if (x.error.code != errc::none)
+              continue;
+            auto ref = std::make_pair(x.device.product, x.device.key);
+            if (st.closing) {
+              // Came online on a session that has closed meanwhile.
+              device_offline off{ref.first, ref.second, st.who.gateway};
+              caf::anon_send(st.ctx->fleet, std::move(off), me);
+              continue;
+            }
+            st.online.insert_or_assign(std::move(ref), r->actors[i]);
+          }
+        }
+        if (st.closing)
+          return;
+        respond(self, id, batch_response(st, r->results));
+        maybe_resume(self);
+      });
+}
+
 void handle_frame(session_broker* self, std::string_view payload) {
   auto& st = self->state;
   v1::ClientFrame frame;
@@ -251,6 +322,11 @@ void handle_frame(session_broker* self, std::string_view payload) {
   auto req = decode(frame);
   if (!req) {
     respond(self, id, error_response(req.error()));
+    return;
+  }
+  if (auto* batch = std::get_if<register_devices>(&*req);
+      batch && st.who.role == v1::ROLE_GATEWAY) {
+    register_many(self, id, std::move(*batch));
     return;
   }
   // Track devices going online/offline on this session; reports of devices

@@ -3,8 +3,15 @@
 /// It registers N devices with a mix of versions, tags and attributes,
 /// brings them online, and answers every upgrade push the way a device
 /// would: confirm, report progress, then report the new version or a
-/// failure. One thread, one connection in pipelined mode, a timer heap and
-/// poll(2); the state per device is a few dozen bytes, so 100k+ devices fit.
+/// failure. Each gateway connection (`--connections`) has one thread, its
+/// share of the devices, a pipelined client, a timer heap and poll(2); the
+/// state per device is a few dozen bytes, so a million devices fit. Devices
+/// are registered and brought online in batches (`RegisterDevices`,
+/// `--batch`).
+///
+/// With `--probe-get-task`, it is an operator instead: it asks for one task
+/// (`GetTask`) again and again until the task ends, and prints the latency
+/// percentiles of those calls and the task's rollout figures.
 ///
 /// The devices outlive the connection: when it breaks, the simulator keeps
 /// every device's state, reconnects with backoff, registers every device
@@ -24,7 +31,10 @@
 #include "fota/v1/api.pb.h"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -33,12 +43,14 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <queue>
 #include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <unistd.h>
 #include <unordered_map>
@@ -100,6 +112,16 @@ struct sim_options {
   double failure_rate = 0.05;
   uint64_t seed = 0;
   uint32_t max_in_flight = 512;
+  /// Devices per RegisterDevices; 1: RegisterDevice, then DeviceOnline.
+  uint32_t batch = 1000;
+  /// Gateway connections, each with its share of the devices.
+  uint32_t connections = 1;
+  /// Operator mode: the task to ask for, its token, the pause between
+  /// calls, and the calls made at least.
+  uint64_t probe_task = 0;
+  std::string operator_token;
+  uint32_t probe_interval_ms = 2;
+  uint32_t probe_min_calls = 1000;
   double exit_when_idle = 0;
   /// Give up when the node stays unreachable this long.
   double reconnect_seconds = 30;
@@ -308,6 +330,7 @@ struct device_state {
 /// What a request or a timer does.
 enum class action : uint8_t {
   register_device,
+  register_batch,
   device_online,
   confirm,
   progress,
@@ -323,6 +346,8 @@ const char* name_of(action x) {
   switch (x) {
   case action::register_device:
     return "RegisterDevice";
+  case action::register_batch:
+    return "RegisterDevices";
   case action::device_online:
     return "DeviceOnline";
   case action::confirm:
@@ -378,6 +403,8 @@ struct pending {
   /// The execution and attempt the request was about, when it was sent.
   uint64_t execution;
   uint32_t attempt;
+  /// A batch: the devices `device` .. `device + count - 1`.
+  uint32_t count = 1;
 };
 
 /// Counters for the progress line and the summary.
@@ -403,14 +430,77 @@ struct stats {
   uint64_t resent = 0;
   /// Re-sent reports the node had no use for any more.
   uint64_t stale = 0;
+  /// Milliseconds from the start until every device was online the first
+  /// time; 0: not yet.
+  uint64_t bring_up_ms = 0;
+
+  stats& operator+=(const stats& x) {
+    registered += x.registered;
+    online += x.online;
+    pushes += x.pushes;
+    offers += x.offers;
+    no_upgrade += x.no_upgrade;
+    went_offline += x.went_offline;
+    duplicates += x.duplicates;
+    cancel_pushes += x.cancel_pushes;
+    canceled += x.canceled;
+    unknown_pushes += x.unknown_pushes;
+    succeeded += x.succeeded;
+    failed += x.failed;
+    errors += x.errors;
+    finished += x.finished;
+    upgrade_ms_total += x.upgrade_ms_total;
+    reconnects += x.reconnects;
+    refused += x.refused;
+    resent += x.resent;
+    stale += x.stale;
+    bring_up_ms = std::max(bring_up_ms, x.bring_up_ms);
+    return *this;
+  }
+};
+
+/// What the simulators of several connections share: the figures of each
+/// for the one progress line, and the count of devices online for the
+/// ready file.
+struct shared_view {
+  /// Registered, online, pushes, upgrading, succeeded, failed, errors.
+  static constexpr size_t figures = 7;
+
+  explicit shared_view(size_t simulators, uint64_t devices)
+    : slots(simulators * figures), total(devices) {
+    // nop
+  }
+
+  void publish(size_t simulator, const std::array<uint64_t, figures>& xs) {
+    for (size_t i = 0; i < figures; ++i)
+      slots[simulator * figures + i].store(xs[i], std::memory_order_relaxed);
+  }
+
+  std::array<uint64_t, figures> sum() const {
+    std::array<uint64_t, figures> out{};
+    for (size_t i = 0; i < slots.size(); ++i)
+      out[i % figures] += slots[i].load(std::memory_order_relaxed);
+    return out;
+  }
+
+  std::vector<std::atomic<uint64_t>> slots;
+  uint64_t total;
+  std::atomic<uint64_t> online{0};
+  std::atomic<bool> ready_written{false};
+  /// `--results-file`, opened once for every simulator.
+  std::FILE* results = nullptr;
 };
 
 class simulator {
 public:
-  simulator(sim_options opts, client cl)
+  /// Simulates the devices `offset` .. `offset + opts.devices - 1` of the
+  /// fleet as simulator `index` of `view`.
+  simulator(sim_options opts, client cl, uint32_t offset = 0, size_t index = 0,
+            std::shared_ptr<shared_view> view = nullptr)
     : opts_(std::move(opts)), client_(std::move(cl)), rng_(opts_.seed),
       devices_(opts_.devices), start_(std::chrono::steady_clock::now()),
-      tty_(::isatty(STDOUT_FILENO) == 1) {
+      tty_(::isatty(STDOUT_FILENO) == 1), offset_(offset), index_(index),
+      view_(std::move(view)) {
     std::vector<double> weights;
     for (const auto& vw : opts_.version_mix) {
       intern(vw.version);
@@ -424,7 +514,7 @@ public:
   }
 
   ~simulator() {
-    if (results_ != nullptr)
+    if (results_ != nullptr && !(view_ && view_->results == results_))
       std::fclose(results_);
   }
 
@@ -432,11 +522,16 @@ public:
 
   simulator& operator=(const simulator&) = delete;
 
+  /// The counters so far.
+  const stats& totals() const noexcept { return stats_; }
+
   /// Runs until a signal, an idle period, or until the node stays
   /// unreachable for longer than `--reconnect-seconds`. Returns the process
   /// exit code.
   int run() {
-    if (!opts_.results_file.empty()) {
+    if (view_ && view_->results != nullptr) {
+      results_ = view_->results;
+    } else if (!opts_.results_file.empty()) {
       results_ = std::fopen(opts_.results_file.c_str(), "w");
       if (results_ == nullptr) {
         fmt::print(stderr, "error: --results-file: cannot open '{}'\n",
@@ -488,7 +583,8 @@ public:
       }
     }
     finish_display();
-    print_summary();
+    if (!view_)
+      print_summary(opts_, devices_.size(), stats_, now());
     return rc;
   }
 
@@ -518,7 +614,7 @@ private:
   }
 
   std::string key_of(uint32_t device) const {
-    return fmt::format("{}{:06}", opts_.device_prefix, device);
+    return fmt::format("{}{:06}", opts_.device_prefix, offset_ + device);
   }
 
   /// Returns the index of `key`, or -1 when it is not one of ours.
@@ -530,17 +626,17 @@ private:
     if (digits.size() > 10 ||
         digits.find_first_not_of("0123456789") != std::string::npos)
       return -1;
-    auto i = std::stoll(digits);
-    return i < static_cast<int64_t>(devices_.size()) ? i : -1;
+    auto i = std::stoll(digits) - offset_;
+    return i >= 0 && i < static_cast<int64_t>(devices_.size()) ? i : -1;
   }
 
   static bool upgrading(phase x) { return x != phase::idle; }
 
   /// Whether an unanswered request goes out again after a reconnect.
   static bool is_report(action x) {
-    return x != action::register_device && x != action::device_online &&
-           x != action::request_upgrade && x != action::device_offline &&
-           x != action::ack_push;
+    return x != action::register_device && x != action::register_batch &&
+           x != action::device_online && x != action::request_upgrade &&
+           x != action::device_offline && x != action::ack_push;
   }
 
   /// Timers that belong to an upgrade (not to churn).
@@ -587,6 +683,8 @@ private:
     for (auto& d : devices_)
       d.conn = link::unregistered;
     stats_.registered = 0;
+    if (view_)
+      view_->online -= stats_.online;
     stats_.online = 0;
   }
 
@@ -657,6 +755,8 @@ private:
         online_queue_.pop_front();
         devices_[d].conn = link::going_online;
         send(d, action::device_online, false);
+      } else if (next_register_ < devices_.size() && opts_.batch > 1) {
+        send_batch();
       } else if (next_register_ < devices_.size()) {
         auto d = next_register_++;
         devices_[d].conn = link::registering;
@@ -667,23 +767,48 @@ private:
     }
   }
 
+  /// What `device` registers with: the version it runs now, which after an
+  /// upgrade during a broken connection tells the node about its success.
+  void describe(uint32_t device, v1::RegisterDevice& x) const {
+    auto global = offset_ + device;
+    x.set_product_key(opts_.product);
+    x.set_device_key(key_of(device));
+    x.set_version(versions_[devices_[device].version]);
+    (*x.mutable_tags())["ring"] = global % 10 == 0 ? "canary" : "main";
+    static const char* regions[] = {"eu", "us", "ap"};
+    (*x.mutable_attributes())["region"] = regions[global % 3];
+  }
+
+  /// Registers the next devices, up to `--batch`, and brings them online,
+  /// with one RegisterDevices.
+  void send_batch() {
+    v1::ClientFrame f;
+    auto* x = f.mutable_register_devices();
+    x->set_online(true);
+    auto first = next_register_;
+    auto n = std::min<uint32_t>(opts_.batch,
+                                static_cast<uint32_t>(devices_.size()) - first);
+    x->mutable_devices()->Reserve(static_cast<int>(n));
+    for (uint32_t i = first; i < first + n; ++i) {
+      devices_[i].conn = link::registering;
+      describe(i, *x->add_devices());
+    }
+    next_register_ += n;
+    auto id = client_.queue(std::move(f));
+    pending p{first, 0, action::register_batch, false, 0, 0};
+    p.count = n;
+    pending_.emplace(id, p);
+  }
+
   void send(uint32_t device, action what, bool resent) {
     auto& d = devices_[device];
     v1::ClientFrame f;
     auto key = key_of(device);
     switch (what) {
-    case action::register_device: {
-      // The version the device runs now, which after an upgrade during a
-      // broken connection tells the node about its success.
-      auto* x = f.mutable_register_device();
-      x->set_product_key(opts_.product);
-      x->set_device_key(key);
-      x->set_version(versions_[d.version]);
-      (*x->mutable_tags())["ring"] = device % 10 == 0 ? "canary" : "main";
-      static const char* regions[] = {"eu", "us", "ap"};
-      (*x->mutable_attributes())["region"] = regions[device % 3];
+    case action::register_device:
+    case action::register_batch:
+      describe(device, *f.mutable_register_device());
       break;
-    }
     case action::device_online: {
       auto* x = f.mutable_device_online();
       x->set_product_key(opts_.product);
@@ -896,19 +1021,12 @@ private:
       }
       d.conn = link::unregistered;
       break;
+    case action::register_batch:
+      on_batch(p, r);
+      return;
     case action::device_online:
       if (ok) {
-        d.conn = link::online;
-        if (++stats_.online == devices_.size())
-          write_ready_file();
-        auto t = now();
-        if (opts_.request_mode && !upgrading(d.state) &&
-            d.result != outcome::succeeded &&
-            d.refused < opts_.request_attempts)
-          schedule_request(t, p.device);
-        if (churns(p.device))
-          schedule(t + random_in(opts_.churn_ms), p.device,
-                   action::device_offline);
+        came_online(p.device);
         return;
       }
       d.conn = link::offline;
@@ -970,6 +1088,58 @@ private:
     }
     report_error(fmt::format("{} {}: {}: {}", name_of(p.what), key_of(p.device),
                              to_string(r.status()), r.message()));
+  }
+
+  /// `device` is online on this connection.
+  void came_online(uint32_t device) {
+    auto& d = devices_[device];
+    d.conn = link::online;
+    ++stats_.online;
+    if (view_)
+      ++view_->online;
+    if (stats_.online == devices_.size() && stats_.bring_up_ms == 0)
+      stats_.bring_up_ms = static_cast<uint64_t>(std::max<sim_time>(now(), 1));
+    if (view_ ? view_->online.load() == view_->total
+              : stats_.online == devices_.size())
+      write_ready_file();
+    auto t = now();
+    if (opts_.request_mode && !upgrading(d.state) &&
+        d.result != outcome::succeeded && d.refused < opts_.request_attempts)
+      schedule_request(t, device);
+    if (churns(device))
+      schedule(t + random_in(opts_.churn_ms), device, action::device_offline);
+  }
+
+  /// The answer to a RegisterDevices: each device registered is online;
+  /// a refused one is counted as an error and left unregistered.
+  void on_batch(const pending& p, const v1::Response& r) {
+    if (r.status() != v1::STATUS_CODE_OK) {
+      for (uint32_t i = p.device; i < p.device + p.count; ++i)
+        devices_[i].conn = link::unregistered;
+      report_error(fmt::format("RegisterDevices of {} devices from {}: {}: {}",
+                               p.count, key_of(p.device), to_string(r.status()),
+                               r.message()));
+      return;
+    }
+    const auto& results = r.registered().results();
+    for (uint32_t k = 0; k < p.count; ++k) {
+      auto device = p.device + k;
+      if (k >= static_cast<uint32_t>(results.size())) {
+        devices_[device].conn = link::unregistered;
+        report_error(
+            fmt::format("RegisterDevices: no result for {}", key_of(device)));
+        continue;
+      }
+      const auto& x = results[static_cast<int>(k)];
+      if (x.status() != v1::STATUS_CODE_OK) {
+        devices_[device].conn = link::unregistered;
+        report_error(fmt::format("RegisterDevices {}: {}: {}", key_of(device),
+                                 to_string(x.status()), x.message()));
+        continue;
+      }
+      ++stats_.registered;
+      came_online(device);
+    }
   }
 
   void on_push(const v1::Push& p) {
@@ -1108,6 +1278,8 @@ private:
     if (opts_.ready_file.empty() || ready_written_)
       return;
     ready_written_ = true;
+    if (view_ && view_->ready_written.exchange(true))
+      return;
     auto tmp = opts_.ready_file + ".tmp";
     auto* f = std::fopen(tmp.c_str(), "w");
     if (f == nullptr) {
@@ -1149,6 +1321,22 @@ private:
   }
 
   void display(sim_time t) {
+    if (view_) {
+      view_->publish(index_,
+                     {stats_.registered, stats_.online, stats_.pushes, active_,
+                      stats_.succeeded, stats_.failed, stats_.errors});
+      // The first simulator shows everyone's figures.
+      if (index_ != 0 || t - last_display_ < 5000)
+        return;
+      last_display_ = t;
+      auto x = view_->sum();
+      fmt::print("{:.1f}s  registered {}/{}  online {}  pushes {}  "
+                 "upgrading {}  succeeded {}  failed {}  errors {}\n",
+                 t / 1000.0, x[0], view_->total, x[1], x[2], x[3], x[4], x[5],
+                 x[6]);
+      std::fflush(stdout);
+      return;
+    }
     if (tty_) {
       if (t - last_display_ < 100)
         return;
@@ -1183,11 +1371,23 @@ private:
     }
   }
 
-  void print_summary() const {
+public:
+  /// Prints the summary of `devices` simulated devices after `elapsed_ms`.
+  static void print_summary(const sim_options& opts, size_t devices,
+                            const stats& st, sim_time elapsed_ms) {
+    const auto& stats_ = st;
     auto mean =
         stats_.finished == 0
             ? std::string{"-"}
             : fmt::format("{} ms", stats_.upgrade_ms_total / stats_.finished);
+    auto bring_up =
+        stats_.bring_up_ms == 0
+            ? std::string{"-"}
+            : fmt::format("{:.2f} s, {:.0f} devices/s (batch {}, {} "
+                          "connection{})",
+                          stats_.bring_up_ms / 1000.0,
+                          devices * 1000.0 / stats_.bring_up_ms, opts.batch,
+                          opts.connections, opts.connections == 1 ? "" : "s");
     fmt::print("fota-sim summary (seed {})\n"
                "  devices                  {}\n"
                "  registered               {}\n"
@@ -1207,16 +1407,18 @@ private:
                "  reports re-sent          {}\n"
                "  stale re-sent reports    {}\n"
                "  mean upgrade time        {}\n"
+               "  registered and online in {}\n"
                "  elapsed                  {:.1f} s\n",
-               opts_.seed, devices_.size(), stats_.registered, stats_.online,
+               opts.seed, devices, stats_.registered, stats_.online,
                stats_.pushes, stats_.offers, stats_.no_upgrade,
                stats_.went_offline, stats_.duplicates, stats_.cancel_pushes,
                stats_.canceled, stats_.succeeded, stats_.failed, stats_.errors,
                stats_.refused, stats_.reconnects, stats_.resent, stats_.stale,
-               mean, now() / 1000.0);
+               mean, bring_up, elapsed_ms / 1000.0);
     std::fflush(stdout);
   }
 
+private:
   static constexpr uint64_t max_printed_errors = 10;
   static constexpr sim_time initial_backoff_ms = 100;
   static constexpr sim_time max_backoff_ms = 2000;
@@ -1254,7 +1456,143 @@ private:
   bool line_open_ = false;
   bool ready_written_ = false;
   std::FILE* results_ = nullptr;
+  /// The first device's number in the fleet, this simulator's number, and
+  /// what the simulators of all connections share (none when alone).
+  uint32_t offset_ = 0;
+  size_t index_ = 0;
+  std::shared_ptr<shared_view> view_;
 };
+
+// -- connections -------------------------------------------------------------
+
+/// A connection that said Hello with `token`, or the exit code with which
+/// fota-sim stops (the error printed).
+struct connected {
+  std::optional<client> cl;
+  int code = 0;
+
+  explicit operator bool() const { return cl.has_value(); }
+  client& operator*() { return *cl; }
+  client* operator->() { return &*cl; }
+  int error() const { return code; }
+};
+
+connected connect_as(const sim_options& opts, const std::string& token,
+                     v1::Role wanted) {
+  connected out;
+  auto cl = client::connect(opts.host, opts.port, 5s, opts.tls.get());
+  if (!cl) {
+    fmt::print(stderr, "error: UNAVAILABLE: {}\n", cl.error().message);
+    out.code = 3;
+    return out;
+  }
+  auto hello = cl->hello(token, "fota-sim");
+  if (!hello) {
+    fmt::print(stderr, "error: UNAVAILABLE: {}\n", hello.error().message);
+    out.code = 3;
+    return out;
+  }
+  if (hello->status() != v1::STATUS_CODE_OK) {
+    fmt::print(stderr, "error: {}: {}\n", to_string(hello->status()),
+               hello->message());
+    out.code = 1;
+    return out;
+  }
+  auto role = hello->hello().role();
+  if (role != wanted && role != v1::ROLE_UNSPECIFIED) {
+    fmt::print(stderr,
+               "error: the token chose the role {}; fota-sim needs {}\n",
+               v1::Role_Name(role), v1::Role_Name(wanted));
+    out.code = 1;
+    return out;
+  }
+  out.cl = std::move(*cl);
+  return out;
+}
+
+connected connect_gateway(const sim_options& opts) {
+  return connect_as(opts, opts.token, v1::ROLE_GATEWAY);
+}
+
+// -- operator probe ----------------------------------------------------------
+
+/// The `q` quantile of sorted `xs`, nearest rank.
+double quantile(const std::vector<double>& xs, double q) {
+  if (xs.empty())
+    return 0;
+  auto rank =
+      static_cast<size_t>(std::ceil(q * static_cast<double>(xs.size())));
+  return xs[std::clamp<size_t>(rank, 1, xs.size()) - 1];
+}
+
+/// Asks for the task `--probe-get-task` every `--probe-interval-ms` until it
+/// has ended and at least `--probe-min-calls` calls were made; prints the
+/// latency of the calls made while it ran and its rollout figures.
+int probe_get_task(const sim_options& opts) {
+  auto cl = connect_as(opts, opts.operator_token, v1::ROLE_OPERATOR);
+  if (!cl)
+    return cl.error();
+  std::vector<double> running_ms;
+  std::vector<double> all_ms;
+  v1::TaskSummary last;
+  auto ended = [](v1::TaskStatus x) {
+    return x == v1::TASK_STATUS_COMPLETED || x == v1::TASK_STATUS_CANCELED;
+  };
+  while (stop_requested == 0) {
+    v1::ClientFrame f;
+    f.mutable_get_task()->set_task_id(opts.probe_task);
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = cl->call(std::move(f));
+    auto ms = std::chrono::duration<double, std::milli>(
+                  std::chrono::steady_clock::now() - t0)
+                  .count();
+    if (!r) {
+      fmt::print(stderr, "error: UNAVAILABLE: {}\n", r.error().message);
+      return 3;
+    }
+    if (r->status() != v1::STATUS_CODE_OK) {
+      fmt::print(stderr, "error: GetTask {}: {}: {}\n", opts.probe_task,
+                 to_string(r->status()), r->message());
+      return 1;
+    }
+    last = r->task();
+    all_ms.push_back(ms);
+    if (!ended(last.status()))
+      running_ms.push_back(ms);
+    if (ended(last.status()) && all_ms.size() >= opts.probe_min_calls)
+      break;
+    if (opts.probe_interval_ms > 0)
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds{opts.probe_interval_ms});
+  }
+  std::sort(running_ms.begin(), running_ms.end());
+  std::sort(all_ms.begin(), all_ms.end());
+  const auto& c = last.counters();
+  auto done = c.succeeded() + c.failed() + c.timed_out() + c.canceled();
+  auto span_ms = last.finished_at_ms() - last.created_at_ms();
+  fmt::print(
+      "fota-sim probe of task {}\n"
+      "  GetTask while running    {} calls, p50 {:.2f} ms, p99 {:.2f} "
+      "ms, max {:.2f} ms\n"
+      "  GetTask in all           {} calls, p50 {:.2f} ms, p99 {:.2f} "
+      "ms, max {:.2f} ms\n"
+      "  status                   {}\n"
+      "  executions finished      {} (succeeded {}, failed {}, timed "
+      "out {}, canceled {}, skipped {})\n"
+      "  created to finished      {} ms\n"
+      "  upgrades/s               {:.0f}\n",
+      opts.probe_task, running_ms.size(), quantile(running_ms, 0.5),
+      quantile(running_ms, 0.99), running_ms.empty() ? 0.0 : running_ms.back(),
+      all_ms.size(), quantile(all_ms, 0.5), quantile(all_ms, 0.99),
+      all_ms.empty() ? 0.0 : all_ms.back(), v1::TaskStatus_Name(last.status()),
+      done, c.succeeded(), c.failed(), c.timed_out(), c.canceled(), c.skipped(),
+      ended(last.status()) ? std::to_string(span_ms) : "-",
+      ended(last.status()) && span_ms > 0
+          ? static_cast<double>(done) * 1000.0 / static_cast<double>(span_ms)
+          : 0.0);
+  std::fflush(stdout);
+  return ended(last.status()) ? 0 : 1;
+}
 
 } // namespace
 
@@ -1264,6 +1602,10 @@ int main(int argc, char** argv) {
     opts.token = env;
   else
     opts.token = "gateway-token";
+  if (const auto* env = std::getenv("FOTA_OPERATOR_TOKEN"); env && *env)
+    opts.operator_token = env;
+  else
+    opts.operator_token = "operator-token";
   opts.seed = std::random_device{}();
   CLI::App app{"fota-sim: simulate a fleet of devices behind one gateway"};
   app.add_option("--host", opts.host, "node address")->capture_default_str();
@@ -1302,6 +1644,29 @@ int main(int argc, char** argv) {
                  "outstanding requests at most")
       ->capture_default_str()
       ->check(CLI::Range(1u, 1'000'000u));
+  app.add_option("--batch", opts.batch,
+                 "devices registered and brought online per RegisterDevices "
+                 "(1: RegisterDevice, then DeviceOnline, per device)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 10'000u));
+  app.add_option("--connections", opts.connections,
+                 "gateway connections, each with its share of the devices "
+                 "and its own thread")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 256u));
+  app.add_option("--probe-get-task", opts.probe_task,
+                 "operator mode: call GetTask for this task until it has "
+                 "ended, and print the latency percentiles and the rollout "
+                 "figures (no devices are simulated)");
+  app.add_option("--operator-token", opts.operator_token,
+                 "operator token of --probe-get-task (default: "
+                 "$FOTA_OPERATOR_TOKEN or operator-token)");
+  app.add_option("--probe-interval-ms", opts.probe_interval_ms,
+                 "pause between GetTask calls")
+      ->capture_default_str();
+  app.add_option("--probe-min-calls", opts.probe_min_calls,
+                 "GetTask calls at least, also after the task has ended")
+      ->capture_default_str();
   app.add_option("--exit-when-idle", opts.exit_when_idle,
                  "exit once nothing happened for this many seconds after all "
                  "upgrades finished (0: run until SIGINT/SIGTERM)")
@@ -1372,29 +1737,58 @@ int main(int argc, char** argv) {
     return 2;
   }
   install_signal_handlers();
-  auto cl = client::connect(opts.host, opts.port, 5s, opts.tls.get());
-  if (!cl) {
-    fmt::print(stderr, "error: UNAVAILABLE: {}\n", cl.error().message);
-    return 3;
+  if (opts.probe_task != 0)
+    return probe_get_task(opts);
+  // One connection per simulator, each with its share of the devices.
+  auto n = std::min(opts.connections, opts.devices);
+  std::vector<client> clients;
+  for (uint32_t k = 0; k < n; ++k) {
+    auto cl = connect_gateway(opts);
+    if (!cl)
+      return cl.error();
+    clients.push_back(std::move(*cl));
   }
-  auto hello = cl->hello(opts.token, "fota-sim");
-  if (!hello) {
-    fmt::print(stderr, "error: UNAVAILABLE: {}\n", hello.error().message);
-    return 3;
+  if (n == 1) {
+    simulator sim{std::move(opts), std::move(clients.front())};
+    return sim.run();
   }
-  if (hello->status() != v1::STATUS_CODE_OK) {
-    fmt::print(stderr, "error: {}: {}\n", to_string(hello->status()),
-               hello->message());
-    return 1;
+  auto view = std::make_shared<shared_view>(n, opts.devices);
+  if (!opts.results_file.empty()) {
+    view->results = std::fopen(opts.results_file.c_str(), "w");
+    if (view->results == nullptr) {
+      fmt::print(stderr, "error: --results-file: cannot open '{}'\n",
+                 opts.results_file);
+      return 2;
+    }
+    std::setvbuf(view->results, nullptr, _IOLBF, 0);
   }
-  auto role = hello->hello().role();
-  if (role != v1::ROLE_GATEWAY && role != v1::ROLE_UNSPECIFIED) {
-    fmt::print(stderr,
-               "error: the token chose the role {}; fota-sim needs a "
-               "gateway token\n",
-               v1::Role_Name(role));
-    return 1;
+  std::vector<std::unique_ptr<simulator>> sims;
+  uint32_t offset = 0;
+  for (uint32_t k = 0; k < n; ++k) {
+    auto share = opts.devices / n + (k < opts.devices % n ? 1 : 0);
+    auto mine = opts;
+    mine.devices = share;
+    mine.seed = opts.seed + k;
+    sims.push_back(std::make_unique<simulator>(
+        std::move(mine), std::move(clients[k]), offset, k, view));
+    offset += share;
   }
-  simulator sim{std::move(opts), std::move(*cl)};
-  return sim.run();
+  auto started = std::chrono::steady_clock::now();
+  std::vector<int> codes(n, 0);
+  std::vector<std::thread> threads;
+  for (uint32_t k = 0; k < n; ++k)
+    threads.emplace_back([&, k] { codes[k] = sims[k]->run(); });
+  for (auto& t : threads)
+    t.join();
+  stats total;
+  for (const auto& sim : sims)
+    total += sim->totals();
+  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - started)
+                     .count();
+  simulator::print_summary(opts, opts.devices, total, elapsed);
+  sims.clear();
+  if (view->results != nullptr)
+    std::fclose(view->results);
+  return *std::max_element(codes.begin(), codes.end());
 }

@@ -2,6 +2,7 @@
 
 #include "events/limits.hpp"
 #include "events/manifest.hpp"
+#include "events/status.hpp"
 
 #include <algorithm>
 #include <string>
@@ -420,7 +421,7 @@ std::string name_of(const request& x) {
       "list_asset_trees", "register_device",   "device_online",
       "device_offline",   "report_version",    "report_progress",
       "report_failure",   "request_upgrade",   "confirm_upgrade",
-      "ack_push",
+      "ack_push",         "register_devices",
   };
   static_assert(std::size(names) == std::variant_size_v<request>);
   return names[x.index()];
@@ -430,8 +431,13 @@ void stamp_gateway(request& x, const std::string& gateway) {
   std::visit(
       [&](auto& cmd) {
         using command = std::decay_t<decltype(cmd)>;
-        if constexpr (command::role == v1::ROLE_GATEWAY)
+        if constexpr (std::is_same_v<command, register_devices>) {
           cmd.gateway = gateway;
+          for (auto& item : cmd.devices)
+            item.gateway = gateway;
+        } else if constexpr (command::role == v1::ROLE_GATEWAY) {
+          cmd.gateway = gateway;
+        }
       },
       x);
 }
@@ -441,7 +447,8 @@ std::optional<std::pair<std::string, std::string>> device_of(const request& x) {
       [](const auto& cmd)
           -> std::optional<std::pair<std::string, std::string>> {
         using command = std::decay_t<decltype(cmd)>;
-        if constexpr (command::role == v1::ROLE_GATEWAY)
+        if constexpr (command::role == v1::ROLE_GATEWAY &&
+                      !std::is_same_v<command, register_devices>)
           return std::make_pair(cmd.product, cmd.device);
         else
           return std::nullopt;
@@ -618,6 +625,33 @@ expected<request> decode(const v1::ClientFrame& frame, bool enforce_limits) {
                                 labels_of(x.tags()),
                                 labels_of(x.attributes())});
   }
+  case f::kRegisterDevices: {
+    // Each item is checked on its own: one beyond a limit is refused, the
+    // others go on.
+    const auto& x = frame.register_devices();
+    if (static_cast<size_t>(x.devices_size()) > limits::batch_devices)
+      return make_failure(errc::invalid_argument,
+                          "devices: holds " + std::to_string(x.devices_size()) +
+                              " devices, at most " +
+                              std::to_string(limits::batch_devices) +
+                              " are allowed in one RegisterDevices");
+    register_devices cmd;
+    cmd.online = x.online();
+    cmd.devices.reserve(static_cast<size_t>(x.devices_size()));
+    for (const auto& d : x.devices()) {
+      limit_check item;
+      item.device(d.product_key(), d.device_key());
+      item.key("version", d.version());
+      item.labels("tags", d.tags());
+      item.labels("attributes", d.attributes());
+      cmd.devices.push_back(register_device{d.product_key(), d.device_key(),
+                                            d.version(), labels_of(d.tags()),
+                                            labels_of(d.attributes())});
+      if (auto err = std::move(item).result(); err && enforce_limits)
+        cmd.refuse(cmd.devices.size() - 1, std::move(*err));
+    }
+    return request{std::move(cmd)};
+  }
   case f::kDeviceOnline: {
     const auto& x = frame.device_online();
     c.device(x.product_key(), x.device_key());
@@ -741,6 +775,38 @@ v1::Response to_response(const device_page& x) {
   for (const auto& d : x.items)
     *list->add_devices() = to_proto(d);
   list->set_next_page_token(x.next_page_token);
+  return r;
+}
+
+v1::Response to_response(const registration_results& x, bool with_devices) {
+  auto r = ok();
+  auto* out = r.mutable_registered();
+  out->mutable_results()->Reserve(static_cast<int>(x.size()));
+  uint32_t failed = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    auto* item = out->add_results();
+    item->set_index(static_cast<uint32_t>(i));
+    const auto& err = x[i].error;
+    if (err.code != errc::none) {
+      ++failed;
+      item->set_status(to_status(err.code));
+      item->set_message("devices[" + std::to_string(i) + "]: " + err.message);
+      continue;
+    }
+    item->set_status(v1::STATUS_CODE_OK);
+    if (!with_devices)
+      continue;
+    auto* d = item->mutable_device();
+    const auto& dev = x[i].device;
+    d->set_product_key(dev.product);
+    d->set_device_key(dev.key);
+    d->set_version(dev.version);
+    d->set_online(dev.online);
+    d->set_active_execution_id(dev.active_execution.value());
+    d->set_registered_at_ms(dev.registered_at_ms);
+    d->set_gateway(dev.gateway);
+  }
+  out->set_failed(failed);
   return r;
 }
 

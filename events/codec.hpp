@@ -49,16 +49,15 @@ v1::UpgradePush to_upgrade_push(const std::string& product,
 // -- requests -----------------------------------------------------------------
 
 /// Every command a client can send.
-using request =
-    std::variant<create_firmware, verify_firmware, skip_verification,
-                 get_firmware, list_firmware, delete_firmware, create_task,
-                 get_task, list_tasks, get_task_details, pause_task,
-                 resume_task, cancel_task, get_state_digest, list_devices,
-                 get_device, set_device_tags, set_device_attributes,
-                 move_device, create_asset_tree, delete_asset_tree,
-                 list_asset_trees, register_device, device_online,
-                 device_offline, report_version, report_progress,
-                 report_failure, request_upgrade, confirm_upgrade, ack_push>;
+using request = std::variant<
+    create_firmware, verify_firmware, skip_verification, get_firmware,
+    list_firmware, delete_firmware, create_task, get_task, list_tasks,
+    get_task_details, pause_task, resume_task, cancel_task, get_state_digest,
+    list_devices, get_device, set_device_tags, set_device_attributes,
+    move_device, create_asset_tree, delete_asset_tree, list_asset_trees,
+    register_device, device_online, device_offline, report_version,
+    report_progress, report_failure, request_upgrade, confirm_upgrade, ack_push,
+    register_devices>;
 
 /// The command in `frame`, or INVALID_ARGUMENT naming what is wrong: no
 /// body, a `Hello` (only valid as a session's first frame), or (unless
@@ -76,7 +75,8 @@ std::string name_of(const request& x);
 /// Records which gateway sent `x`, if it is a gateway command.
 void stamp_gateway(request& x, const std::string& gateway);
 
-/// The product and device key of a gateway command, or nullopt.
+/// The product and device key of a gateway command about one device, or
+/// nullopt.
 std::optional<std::pair<std::string, std::string>> device_of(const request& x);
 
 // -- responses ----------------------------------------------------------------
@@ -94,5 +94,11 @@ v1::Response to_response(const asset_tree_page& x);
 v1::Response to_response(const upgrade_offer& x);
 v1::Response to_response(const state_digest& x);
 v1::Response to_response(const accepted& x);
+
+/// An OK response with one result per item; a refused item's message names
+/// its index ("devices[3]: ..."). With `with_devices` false, OK results
+/// carry no device, so that the response stays small.
+v1::Response to_response(const registration_results& x,
+                         bool with_devices = true);
 
 } // namespace fota

@@ -331,6 +331,42 @@ struct register_device {
   }
 };
 
+/// Registers many devices, each decided exactly as its own
+/// `register_device`; with `online`, each device registered is brought
+/// online on the sending session as by `device_online`. One result per item,
+/// in order.
+struct register_devices {
+  FOTA_COMMAND(ROLE_GATEWAY, registration_results);
+  std::vector<register_device> devices;
+  /// Why the edge refused an item already (a field beyond its limit, a
+  /// product the gateway does not serve), by item; `errc::none`: not
+  /// refused. Refused items are not decided and write nothing.
+  std::vector<failure> refused;
+  bool online = false;
+
+  /// The gateway that sent it, set by the edge from the session's
+  /// credential, never read from the wire; empty in-process.
+  std::string gateway;
+
+  /// Records a refusal of item `i` by the edge.
+  void refuse(size_t i, failure why) {
+    if (refused.size() < devices.size())
+      refused.resize(devices.size());
+    refused[i] = std::move(why);
+  }
+
+  /// Whether the edge refused item `i`.
+  bool is_refused(size_t i) const {
+    return i < refused.size() && refused[i].code != errc::none;
+  }
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 register_devices& x) {
+    return f(x.devices, x.refused, x.online, x.gateway);
+  }
+};
+
 /// Brings a device online on the sending session: pushes go there.
 struct device_online {
   FOTA_COMMAND(ROLE_GATEWAY, device_state);

@@ -39,6 +39,10 @@ inline constexpr size_t windows = 48;
 /// Device keys in a task's device-key filter.
 inline constexpr size_t scope_devices = 10000;
 
+/// Devices in one `RegisterDevices` request (the frame limit bounds it
+/// too).
+inline constexpr size_t batch_devices = 10000;
+
 /// Nodes selected in one asset tree of a task's filter.
 inline constexpr size_t selected_nodes = 1000;
 

@@ -5,6 +5,7 @@
 /// edges (wire and storage).
 #pragma once
 
+#include "events/error.hpp"
 #include "events/ids.hpp"
 #include "events/task_spec.hpp"
 #include "fota/v1/model.pb.h"
@@ -258,6 +259,22 @@ struct page {
 
 using firmware_page = page<firmware_record>;
 using device_page = page<device_state>;
+
+/// The outcome of one item of a batch registration: the device, or why the
+/// item was refused (`error.code` is `errc::none` on success).
+struct registration_result {
+  device_state device;
+  failure error;
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 registration_result& x) {
+    return f(x.device, x.error);
+  }
+};
+
+/// One result per item of a batch registration, in the order of the items.
+using registration_results = std::vector<registration_result>;
 using task_page = page<task_summary>;
 using asset_tree_page = page<asset_tree>;
 
