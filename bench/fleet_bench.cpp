@@ -6,16 +6,17 @@
 /// until its OK reply), the upgrade run until the task is COMPLETED with N
 /// successes and durable, and the node's stop. While the upgrades run, a few
 /// operators, each on its own thread, call GetTask every millisecond
-/// (gettask_* counters). Each run validates its outcome. The counters are the figures
-/// of issue 8; scripts/bench_fleet.sh runs each size several times and takes
-/// medians.
+/// (gettask_* counters). Each run validates its outcome. The counters are the
+/// figures of issue 8; scripts/bench_fleet.sh runs each size several times and
+/// takes medians.
 ///
 /// Environment: FOTA_BENCH_CURVE=path.csv (the rollout curve every ~100 ms:
 /// pushes, successes and failures per second and RSS; off by default),
 /// FOTA_BENCH_GETTASK (operator threads, default 2; 0 for none),
 /// FOTA_BENCH_GETTASK_INTERVAL_MS (pause between one operator's calls,
 /// default 1), FOTA_BENCH_PERF_CTL and FOTA_BENCH_PERF_ACK (perf's control
-/// FIFOs, to profile the upgrade phase alone). For experiments:
+/// FIFOs, to profile the upgrade phase alone; with FOTA_BENCH_PERF_CREATE=1
+/// the task creation instead). For experiments:
 /// FOTA_BENCH_WINDOW (gateway requests in flight, default 4096),
 /// FOTA_BENCH_SESSIONS (default 16), FOTA_BENCH_PROBE=1 (mailbox delay of
 /// the busy actors as p1_*/p3_* counters).
@@ -940,6 +941,11 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
       uint64_t task_id = 0;
       auto t1 = clock_type::now();
       auto c1 = process_cpu_seconds();
+      // FOTA_BENCH_PERF_CREATE=1 profiles task creation instead of the
+      // upgrades.
+      const bool profile_create = env_uint("FOTA_BENCH_PERF_CREATE", 0) != 0;
+      if (profile_create)
+        perf.command("enable");
       if (error.empty()) {
         auto r = node->call(frame);
         if (check(r, "CreateTask")) {
@@ -950,6 +956,8 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
                     " devices, expected " + std::to_string(n);
         }
       }
+      if (profile_create)
+        perf.command("disable");
       create_s = seconds_since(t1);
       create_cpu = process_cpu_seconds() - c1;
       // Phase 3: upgrades until COMPLETED, durable.
@@ -977,7 +985,8 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
                          {probe_task, probe_fleet, probe_device, probe_journal,
                           probe_gateway});
       }
-      perf.command("enable");
+      if (!profile_create)
+        perf.command("enable");
       {
         curve_writer curve{progress, t2};
         operator_client op{sys, node->router(), error.empty() ? task_id : 0};
@@ -1025,7 +1034,8 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
       }
       upgrade_s = seconds_since(t2);
       upgrade_cpu = process_cpu_seconds() - c2;
-      perf.command("disable");
+      if (!profile_create)
+        perf.command("disable");
       if (auto ns = progress->first_push_ns.load(); ns != 0)
         first_push_s =
             std::chrono::duration<double>(
