@@ -2,9 +2,6 @@
 
 #include "events/snapshot.hpp"
 
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 #include <utility>
 
 namespace fota {
@@ -137,11 +134,6 @@ snapshot_stats snapshotter::stats() const {
 }
 
 void snapshotter::run() {
-  // Off the hot path in CPU too: on a busy node the actors come first (on
-  // Linux a nice value is per thread). Failing to lower it changes nothing
-  // else.
-  static_cast<void>(
-      setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19));
   std::unique_lock<std::mutex> guard{mtx_};
   for (;;) {
     cv_.wait(guard, [this] { return stopping_ || requested_; });
