@@ -56,6 +56,9 @@
 
 namespace {
 
+using fota::bench::proc_status_bytes;
+using fota::bench::reset_peak_rss;
+
 // -- helpers ------------------------------------------------------------------
 
 using clock_type = std::chrono::steady_clock;
@@ -114,23 +117,6 @@ double process_cpu_seconds() {
     return static_cast<double>(x.tv_sec) + static_cast<double>(x.tv_usec) / 1e6;
   };
   return sec(usage.ru_utime) + sec(usage.ru_stime);
-}
-
-/// Reads a `kB` field such as VmRSS or VmHWM from /proc/self/status, in
-/// bytes; 0 when not found.
-uint64_t proc_status_bytes(const std::string& field) {
-  std::ifstream in{"/proc/self/status"};
-  std::string line;
-  while (std::getline(in, line))
-    if (line.compare(0, field.size() + 1, field + ":") == 0)
-      return std::strtoull(line.c_str() + field.size() + 1, nullptr, 10) * 1024;
-  return 0;
-}
-
-/// Resets VmHWM to the current RSS (Linux 4.0 and later).
-void reset_peak_rss() {
-  std::ofstream out{"/proc/self/clear_refs"};
-  out << "5";
 }
 
 std::string make_temp_dir() {

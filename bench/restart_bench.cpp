@@ -11,6 +11,7 @@
 /// TMPDIR as fota-restart-bench-<N> for the next run.
 #include "actors/node.hpp"
 #include "actors/snapshotter.hpp"
+#include "bench/bench_support.hpp"
 #include "events/codec.hpp"
 #include "events/device.hpp"
 #include "events/firmware.hpp"
@@ -36,25 +37,14 @@
 
 namespace {
 
+using fota::bench::proc_status_bytes;
+using fota::bench::reset_peak_rss;
+
 namespace fs = std::filesystem;
 using clock_type = std::chrono::steady_clock;
 
 constexpr const char* product = "bench";
 constexpr int64_t base_ms = 1'772'352'000'000;
-
-uint64_t proc_status_bytes(const std::string& field) {
-  std::ifstream in{"/proc/self/status"};
-  std::string line;
-  while (std::getline(in, line))
-    if (line.compare(0, field.size() + 1, field + ":") == 0)
-      return std::strtoull(line.c_str() + field.size() + 1, nullptr, 10) * 1024;
-  return 0;
-}
-
-void reset_peak_rss() {
-  std::ofstream out{"/proc/self/clear_refs"};
-  out << "5";
-}
 
 /// CPU time of the calling thread, in seconds.
 double thread_cpu_s() {

@@ -218,20 +218,18 @@ expected<event_list> decide(const device_state& state,
 }
 
 expected<event_list> decide(const device_state& state, const device_online& cmd,
-                            timestamp now) {
+                            timestamp) {
   if (auto err = check_owner(state, cmd.gateway))
     return std::move(*err);
   // Online state is volatile: a restart ends every session, so nothing
   // about it is worth an event (docs/events.md).
-  static_cast<void>(now);
   return event_list{};
 }
 
 expected<event_list> decide(const device_state& state,
-                            const device_offline& cmd, timestamp now) {
+                            const device_offline& cmd, timestamp) {
   if (auto err = check_owner(state, cmd.gateway))
     return std::move(*err);
-  static_cast<void>(now);
   return event_list{};
 }
 
