@@ -457,8 +457,9 @@ void push(session_broker* self, push_frame& p, const caf::actor& device) {
     return;
   if (st.unsent > st.opts.max_output_buffer) {
     // The gateway does not read: the push waits, and its credit goes to
-    // other sessions. A cancel is dropped; the device learns of it from
-    // the answer to its next report.
+    // other sessions. A cancel is dropped and not sent again: the
+    // execution is CANCELED, and the device's later reports about it are
+    // answered OK and change nothing.
     if (!p.cancel && device) {
       if (st.stalled_ids.insert(device.id()).second)
         st.stalled.push_back(device);
