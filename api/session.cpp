@@ -129,8 +129,7 @@ void release_devices(session_broker* self) {
   auto me = caf::actor_cast<caf::actor>(self);
   for (const auto& [ref, actor] : st.online) {
     const auto& [product, key] = ref;
-    device_offline cmd{product, key};
-    cmd.gateway = st.who.gateway;
+    device_offline cmd{product, key, st.who.gateway};
     caf::anon_send(st.ctx->fleet, std::move(cmd), me);
   }
   st.online.clear();
@@ -392,6 +391,7 @@ size_t input_bound(const session_state& st) {
 /// is not saturated; the rest wait in the decoder until it is no longer.
 void process_frames(session_broker* self) {
   auto& st = self->state;
+  bool completed = false;
   while (!st.closing && !st.held_hello) {
     if (saturated(st)) {
       st.paused = true;
@@ -405,6 +405,7 @@ void process_frames(session_broker* self) {
       return;
     }
     handle_frame(self, r.payload);
+    completed = true;
   }
   if (st.closing)
     return;
@@ -424,9 +425,12 @@ void process_frames(session_broker* self) {
     close_session(self);
     return;
   }
-  if (st.decoder.buffered() == 0)
+  // The frame timeout measures the frame the client is sending: it starts
+  // again with each completed frame, and does not run while the node holds
+  // complete frames back (saturated, or a Hello waiting).
+  if (st.decoder.buffered() == 0 || st.paused || st.held_hello)
     st.partial_since.reset();
-  else if (!st.partial_since)
+  else if (!st.partial_since || completed)
     st.partial_since = st.ctx->now();
 }
 

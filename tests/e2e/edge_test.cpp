@@ -413,6 +413,47 @@ TEST_F(Edge, SilentUnfinishedAndIdleSessionsAreClosed) {
   EXPECT_EQ(status_of(pinging, list), v1::STATUS_CODE_OK);
 }
 
+TEST_F(Edge, TheFrameTimeoutMeasuresEachFrameNotAPipeline) {
+  // A client that pipelines keeps the node's input from ever running
+  // empty: each write ends a frame and begins the next. Every frame
+  // completes within the timeout, so the session stays open.
+  auto node = start_node({"--frame-timeout", "2"});
+  ASSERT_NE(port_, 0);
+  int fd = raw_connect(port_);
+  ASSERT_GE(fd, 0);
+  v1::ClientFrame hello;
+  hello.set_request_id(1);
+  hello.mutable_hello()->set_token("operator-token");
+  auto first = encode_frame(hello);
+  auto ping = [](uint64_t id) {
+    v1::ClientFrame f;
+    f.set_request_id(id);
+    f.mutable_ping();
+    return encode_frame(f);
+  };
+  auto next = ping(2);
+  auto sent = first + next.substr(0, 1);
+  ASSERT_EQ(::send(fd, sent.data(), sent.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(sent.size()));
+  uint64_t id = 2;
+  auto until = steady_clock::now() + 5s;
+  char sink[4096];
+  while (steady_clock::now() < until) {
+    std::this_thread::sleep_for(50ms);
+    auto following = ping(++id);
+    auto bytes = next.substr(1) + following.substr(0, 1);
+    next = following;
+    ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(bytes.size()))
+        << "the node closed a session whose frames each completed";
+    while (::recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0) {
+    }
+  }
+  EXPECT_FALSE(closed_within(fd, 1s))
+      << "the node closed a session whose frames each completed";
+  ::close(fd);
+}
+
 TEST_F(Edge, ConnectionsBeyondTheLimitAreRefused) {
   auto node = start_node({"--max-connections", "2"});
   ASSERT_NE(port_, 0);
@@ -421,8 +462,9 @@ TEST_F(Edge, ConnectionsBeyondTheLimitAreRefused) {
   auto three = client::connect("127.0.0.1", port_, 5s);
   ASSERT_TRUE(three);
   auto h = three->hello("operator-token", "third");
-  if (h) // The refusal may arrive as the answer, or the close first.
+  if (h) { // The refusal may arrive as the answer, or the close first.
     EXPECT_EQ(h->status(), v1::STATUS_CODE_UNAVAILABLE) << h->message();
+  }
   EXPECT_TRUE(closed_within(three->fd(), 10s));
   // Once one closes, a new connection is served.
   one.close();
