@@ -282,6 +282,42 @@ TEST_F(Node, TwoTasksCreatedAtOnceNeverEnrolTheSameDevice) {
   }
 }
 
+TEST_F(Node, RefusedCreationsLeaveTheirTaskIdToTheNextTask) {
+  create_firmware_verified("2.0.0");
+  v1::CreateFirmware unverified;
+  *unverified.mutable_firmware() = firmware_of("3.0.0");
+  ASSERT_EQ(call(unverified).status(), v1::STATUS_CODE_OK);
+  register_online("a", "1.0.0");
+  EXPECT_EQ(create_task_id(snapshot_spec("1.0.0", "2.0.0")), 1u);
+  // Two refusals, one by the firmware (not verified) and one by the rules
+  // (a source that is the target), with a good creation queued behind them.
+  auto not_verified =
+      send_request(create_task_frame(snapshot_spec("1.0.0", "3.0.0")));
+  auto same_version =
+      send_request(create_task_frame(snapshot_spec("2.0.0", "2.0.0")));
+  auto good = send_request(create_task_frame(snapshot_spec("1.0.0", "2.0.0")));
+  sched.run();
+  ASSERT_TRUE(*not_verified && *same_version && *good);
+  EXPECT_EQ((*not_verified)->status(), v1::STATUS_CODE_FAILED_PRECONDITION)
+      << (*not_verified)->message();
+  EXPECT_EQ((*same_version)->status(), v1::STATUS_CODE_INVALID_ARGUMENT)
+      << (*same_version)->message();
+  ASSERT_EQ((*good)->status(), v1::STATUS_CODE_OK) << (*good)->message();
+  EXPECT_EQ((*good)->task().task_id(), 2u);
+  v1::ListTasks list;
+  auto listed = call(list);
+  ASSERT_EQ(listed.status(), v1::STATUS_CODE_OK) << listed.message();
+  ASSERT_EQ(listed.task_list().tasks_size(), 2);
+  EXPECT_EQ(listed.task_list().tasks(0).task_id(), 1u);
+  EXPECT_EQ(listed.task_list().tasks(1).task_id(), 2u);
+  // A refusal after a restart, then the next id.
+  stop_node();
+  start_node();
+  EXPECT_EQ(create_task(snapshot_spec("1.0.0", "3.0.0")).status(),
+            v1::STATUS_CODE_FAILED_PRECONDITION);
+  EXPECT_EQ(create_task_id(snapshot_spec("1.0.0", "2.0.0")), 3u);
+}
+
 TEST_F(Node, NewDevicesDoNotJoinASnapshotTask) {
   create_firmware_verified("2.0.0");
   for (const auto& k : {"a", "b", "c"})

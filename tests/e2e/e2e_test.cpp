@@ -898,6 +898,27 @@ TEST_F(E2E, InvalidTaskSpecIsRefusedAndWritesNothing) {
   EXPECT_TRUE(tasks.value("tasks", json::array()).empty()) << tasks.dump();
 }
 
+TEST_F(E2E, RefusedTaskCreatesUseNoTaskId) {
+  auto node = start_node();
+  ASSERT_NE(port_, 0);
+  add_firmware(target_version, true);
+  add_firmware("3.0.0", false);
+  auto create = [&](const std::string& source, const std::string& target,
+                    int code) {
+    return ctl_json({"task", "create", "--product", product, "--target", target,
+                     "--source", source},
+                    code);
+  };
+  EXPECT_EQ(as_u64(create("1.0.0", target_version, 0).value("task_id", json{})),
+            1u);
+  EXPECT_EQ(create("1.0.0", "3.0.0", 1).value("status", ""),
+            "FAILED_PRECONDITION");
+  EXPECT_EQ(create(target_version, target_version, 1).value("status", ""),
+            "INVALID_ARGUMENT");
+  EXPECT_EQ(as_u64(create("1.0.0", target_version, 0).value("task_id", json{})),
+            2u);
+}
+
 // -- strategies and methods --------------------------------------------------
 
 /// The keys `prefix`000000 ... of `n` sim devices whose ring is `ring`:
