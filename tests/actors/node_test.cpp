@@ -683,6 +683,51 @@ TEST_F(Node, GatewayRequestFromOperatorRoleIsPermissionDenied) {
   EXPECT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
 }
 
+TEST_F(Node, RouterSendsPushesToTheInProcessGatewayOfADevice) {
+  create_firmware_verified("2.0.0");
+  auto embedded = new_session();
+  v1::ClientFrame reg;
+  auto* batch = reg.mutable_register_devices();
+  batch->set_online(true);
+  for (const auto* key : {"a", "b"}) {
+    auto* d = batch->add_devices();
+    d->set_product_key(test::product);
+    d->set_device_key(key);
+    d->set_version("1.0.0");
+  }
+  auto r = route(v1::ROLE_GATEWAY, reg, embedded.actor);
+  ASSERT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+  ASSERT_EQ(r.registered().failed(), 0u);
+  // A device brought online without a gateway gets no push.
+  register_device("c", "1.0.0");
+  v1::ClientFrame online;
+  online.mutable_device_online()->set_product_key(test::product);
+  online.mutable_device_online()->set_device_key("c");
+  ASSERT_EQ(route(v1::ROLE_GATEWAY, online).status(), v1::STATUS_CODE_OK);
+  auto id = create_task_id(snapshot_spec("1.0.0", "2.0.0"));
+  auto ups = embedded.pushes->upgrades();
+  ASSERT_EQ(device_keys_of(ups), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(ups[0].execution_id(), execution_id(id, 1));
+  EXPECT_TRUE(gateway.pushes->frames.empty());
+  // The gateway answers through the router too.
+  v1::ClientFrame progress;
+  auto* p = progress.mutable_report_progress();
+  p->set_product_key(test::product);
+  p->set_device_key("a");
+  p->set_execution_id(ups[0].execution_id());
+  p->set_step(50);
+  ASSERT_EQ(route(v1::ROLE_GATEWAY, progress, embedded.actor).status(),
+            v1::STATUS_CODE_OK);
+  v1::ClientFrame done;
+  auto* v = done.mutable_report_version();
+  v->set_product_key(test::product);
+  v->set_device_key("a");
+  v->set_version("2.0.0");
+  ASSERT_EQ(route(v1::ROLE_GATEWAY, done, embedded.actor).status(),
+            v1::STATUS_CODE_OK);
+  EXPECT_EQ(task_summary(id).counters().succeeded(), 1u);
+}
+
 TEST_F(Node, RequestBeforeHelloIsUnauthenticated) {
   v1::ClientFrame frame;
   auto* reg = frame.mutable_register_device();
