@@ -5,6 +5,7 @@
 /// Exit codes: 0 OK, 1 the node answered with a non-OK status, 2 usage
 /// error, 3 the node cannot be reached.
 #include "api/client.hpp"
+#include "api/json.hpp"
 #include "apps/image_digest.hpp"
 #include "apps/tls_options.hpp"
 #include "events/manifest.hpp"
@@ -634,20 +635,14 @@ void print_json(const v1::Response& x) {
     fmt::print("{}\n", out.dump(2));
     return;
   }
-  google::protobuf::util::JsonPrintOptions opts;
-  opts.add_whitespace = true;
-  opts.always_print_primitive_fields = true;
-  opts.preserve_proto_field_names = true;
-  std::string out;
-  auto st = google::protobuf::util::MessageToJsonString(*result, &out, opts);
-  if (!st.ok())
-    out = nlohmann::json{{"status", "INTERNAL"},
-                         {"message",
-                          "cannot print the result as JSON: " + st.ToString()}}
-              .dump(2);
-  fmt::print("{}", out);
-  if (out.empty() || out.back() != '\n')
-    fmt::print("\n");
+  auto out = to_json(*result);
+  if (!out) {
+    fmt::print("{}\n", nlohmann::json{{"status", "INTERNAL"},
+                                      {"message", out.error().message}}
+                           .dump(2));
+    return;
+  }
+  fmt::print("{}\n", *out);
 }
 
 /// Reports a non-OK status or a transport failure.
