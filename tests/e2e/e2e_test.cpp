@@ -390,19 +390,30 @@ protected:
     return shown;
   }
 
-  /// An operator connection to the node.
-  std::optional<client> operator_client() {
+  /// A connection to the node that said `Hello` with `token` as `name`.
+  std::optional<client> connected(const std::string& token,
+                                  const std::string& name) {
     auto cl = client::connect("127.0.0.1", port_, 5s);
     if (!cl) {
       ADD_FAILURE() << cl.error().message;
       return std::nullopt;
     }
-    auto hello = cl->hello("operator-token", "e2e");
+    auto hello = cl->hello(token, name);
     if (!hello || hello->status() != v1::STATUS_CODE_OK) {
-      ADD_FAILURE() << "operator hello failed";
+      ADD_FAILURE() << name << ": hello failed";
       return std::nullopt;
     }
     return std::move(*cl);
+  }
+
+  /// An operator connection to the node.
+  std::optional<client> operator_client() {
+    return connected("operator-token", "e2e");
+  }
+
+  /// A gateway connection to the node.
+  std::optional<client> gateway_client() {
+    return connected("gateway-token", "e2e-gateway");
   }
 
   /// Every device of the product, through all pages of ListDevices.
@@ -1011,10 +1022,8 @@ TEST_F(E2E, PageTokensAreWhatTheHelpSays) {
   auto node = start_node();
   ASSERT_NE(port_, 0);
   add_firmware(target_version, true);
-  auto gw = client::connect("127.0.0.1", port_, 5s);
+  auto gw = gateway_client();
   ASSERT_TRUE(gw);
-  auto hello = gw->hello("gateway-token", "e2e-gateway");
-  ASSERT_TRUE(hello && hello->status() == v1::STATUS_CODE_OK);
   v1::ClientFrame reg;
   auto* batch = reg.mutable_register_devices();
   for (const auto* key : {"d1", "d2", "d3"}) {
@@ -1753,21 +1762,6 @@ v1::ClientFrame register_frame(const std::string& key) {
 class StorageFaults : public E2E {
 protected:
   fs::path data() const { return dir_ / "data"; }
-
-  /// A gateway connection to the node.
-  std::optional<client> gateway_client() {
-    auto cl = client::connect("127.0.0.1", port_, 5s);
-    if (!cl) {
-      ADD_FAILURE() << cl.error().message;
-      return std::nullopt;
-    }
-    auto hello = cl->hello("gateway-token", "e2e-gateway");
-    if (!hello || hello->status() != v1::STATUS_CODE_OK) {
-      ADD_FAILURE() << "gateway hello failed";
-      return std::nullopt;
-    }
-    return std::move(*cl);
-  }
 
   /// The status of `frame` sent on `cl`; INTERNAL when no answer came.
   static v1::Response ask(client& cl, const v1::ClientFrame& frame) {
