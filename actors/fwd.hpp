@@ -338,9 +338,14 @@ using task_registry_actor =
                      caf::replies_to<digest_atom>::with<digest_sum>>;
 
 /// The in-process API: `(request_atom, role, ClientFrame bytes)` replies
-/// with `Response` bytes.
+/// with `Response` bytes. With a fourth element, the request comes from an
+/// in-process gateway: devices it brings online (`DeviceOnline`, or
+/// `RegisterDevices` with `online`) send their pushes to that actor as
+/// `(push_atom, push_frame, caf::actor device)`, as to a network session.
 using router_actor = caf::typed_actor<
-    caf::replies_to<request_atom, int32_t, std::string>::with<std::string>>;
+    caf::replies_to<request_atom, int32_t, std::string>::with<std::string>,
+    caf::replies_to<request_atom, int32_t, std::string,
+                    caf::actor>::with<std::string>>;
 
 } // namespace fota
 

@@ -288,11 +288,12 @@ data_dir_check check_data_dir(const std::string& dir) {
   return out;
 }
 
-v1::Response node::call(const v1::ClientFrame& frame, v1::Role role) {
+v1::Response node::call(const v1::ClientFrame& frame, v1::Role role,
+                        const caf::actor& gateway) {
   caf::scoped_actor self{sys_};
   v1::Response out;
   self->request(router_, caf::infinite, request_atom_v,
-                static_cast<int32_t>(role), frame.SerializeAsString())
+                static_cast<int32_t>(role), frame.SerializeAsString(), gateway)
       .receive([&](const std::string& bytes) { out.ParseFromString(bytes); },
                [&](const caf::error& err) {
                  out = error_response(from_error(err));

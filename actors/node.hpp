@@ -132,9 +132,11 @@ public:
   snapshotter* snapshots() const noexcept { return snapshots_.get(); }
 
   /// Sends a request and waits for its response (blocking; not for use on
-  /// the deterministic test scheduler).
+  /// the deterministic test scheduler). `gateway`, when given, is the
+  /// in-process gateway the request comes from (see `router_actor`).
   v1::Response call(const v1::ClientFrame& frame,
-                    v1::Role role = v1::ROLE_OPERATOR);
+                    v1::Role role = v1::ROLE_OPERATOR,
+                    const caf::actor& gateway = caf::actor{});
 
   /// Stops the actors; the journal writes what it holds first. Blocks until
   /// the journal is gone, unless the journal is not detached (the

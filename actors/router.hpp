@@ -205,7 +205,9 @@ struct router_state {
 };
 
 /// The in-process API: `(request_atom, role, ClientFrame bytes)` replies
-/// with `Response` bytes, the same code path as the network.
+/// with `Response` bytes, the same code path as the network; with an
+/// in-process gateway as a fourth element, pushes for the devices it brings
+/// online go to that actor.
 router_actor::behavior_type
 router_behavior(router_actor::stateful_pointer<router_state> self,
                 context_ptr ctx);

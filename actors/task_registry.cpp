@@ -10,21 +10,68 @@
 
 namespace fota {
 
-caf::result<task_summary> task_registry_state::spawn(task_spec spec) {
-  if (next_id > max_task_id)
-    return to_error(
-        make_failure(errc::resource_exhausted, "task ids are exhausted"));
+caf::result<task_summary> task_registry_state::enqueue(task_spec spec) {
+  auto rp = self->make_response_promise<task_summary>();
+  pending.push_back(pending_creation{std::move(spec), rp});
+  create_next();
+  return rp;
+}
+
+void task_registry_state::create_next() {
+  if (creating || pending.empty())
+    return;
+  auto next = std::move(pending.front());
+  pending.pop_front();
+  if (next_id > max_task_id) {
+    next.promise.deliver(to_error(
+        make_failure(errc::resource_exhausted, "task ids are exhausted")));
+    create_next();
+    return;
+  }
+  creating = true;
+  auto id = next_id;
   auto start = std::make_shared<task_start>();
   start->is_new = true;
-  start->id = task_id{next_id++};
+  start->id = task_id{id};
   start->board = std::make_shared<summary_board>();
   auto actor = self->spawn<caf::linked>(task_behavior, ctx, start);
-  tasks.emplace(start->id.value(),
-                entry{actor, spec.product,
-                      spec.method == v1::METHOD_DEVICE_REQUEST, start->board});
+  tasks.emplace(id, entry{actor, next.spec.product,
+                          next.spec.method == v1::METHOD_DEVICE_REQUEST,
+                          start->board});
   self->monitor(actor);
-  // The task answers: it creates itself and replies once durable.
-  return self->delegate(actor, create_task{std::move(spec)});
+  // The task creates itself and answers once durable.
+  auto rp = next.promise;
+  self->request(actor, caf::infinite, create_task{std::move(next.spec)})
+      .then(
+          [this, id, rp](task_summary& summary) mutable {
+            next_id = id + 1;
+            rp.deliver(std::move(summary));
+            creation_decided();
+          },
+          [this, id, rp, actor](caf::error& err) {
+            // A refused task quits without writing: its id goes to the next
+            // creation. A task that outlives its refusal failed to write its
+            // creation, which may have reached the log: its id is used.
+            self->request(actor, caf::infinite, get_atom_v)
+                .then(
+                    [this, id, rp, err](task_summary&) mutable {
+                      next_id = id + 1;
+                      rp.deliver(err);
+                      creation_decided();
+                    },
+                    [this, id, rp, err, actor](caf::error&) mutable {
+                      auto i = tasks.find(id);
+                      if (i != tasks.end() && i->second.actor == actor)
+                        tasks.erase(i);
+                      rp.deliver(err);
+                      creation_decided();
+                    });
+          });
+}
+
+void task_registry_state::creation_decided() {
+  creating = false;
+  create_next();
 }
 
 caf::result<task_summary> task_registry_state::operator()(create_task& cmd) {
@@ -32,12 +79,12 @@ caf::result<task_summary> task_registry_state::operator()(create_task& cmd) {
     return to_error(make_failure(
         errc::invalid_argument,
         "spec.verification: only VerifyFirmware starts verification runs"));
-  return spawn(std::move(cmd.spec));
+  return enqueue(std::move(cmd.spec));
 }
 
 caf::result<task_summary> task_registry_state::operator()(spawn_atom,
                                                           task_spec& spec) {
-  return spawn(std::move(spec));
+  return enqueue(std::move(spec));
 }
 
 caf::result<task_summary> task_registry_state::operator()(get_task& cmd) {

@@ -7,11 +7,14 @@
 #include "actors/task.hpp"
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <string>
 
+#include <caf/error.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
 
 namespace fota {
 
@@ -28,6 +31,12 @@ struct task_registry_state {
     bool device_request = false;
     /// The task's durable summary, read without asking the task.
     std::shared_ptr<summary_board> board;
+  };
+
+  /// A task to create once the creations before it are decided.
+  struct pending_creation {
+    task_spec spec;
+    caf::typed_response_promise<task_summary> promise;
   };
 
   // -- constants --------------------------------------------------------------
@@ -67,10 +76,20 @@ struct task_registry_state {
   self_pointer self;
   context_ptr ctx;
   std::map<uint64_t, entry> tasks;
+  /// The id of the next task created. A task takes it only once its
+  /// creation is decided: a refused creation leaves it to the next one.
   uint64_t next_id = 1;
+  /// Creations wait here while one is being decided, in the order they
+  /// came, so that ids follow that order without gaps.
+  std::deque<pending_creation> pending;
+  bool creating = false;
 
 private:
-  caf::result<task_summary> spawn(task_spec spec);
+  /// Queues a creation; answers once it is decided.
+  caf::result<task_summary> enqueue(task_spec spec);
+  /// Starts the next queued creation unless one is being decided.
+  void create_next();
+  void creation_decided();
 };
 
 /// `tasks` are the recovered tasks.

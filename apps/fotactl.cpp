@@ -5,6 +5,7 @@
 /// Exit codes: 0 OK, 1 the node answered with a non-OK status, 2 usage
 /// error, 3 the node cannot be reached.
 #include "api/client.hpp"
+#include "api/json.hpp"
 #include "apps/image_digest.hpp"
 #include "apps/tls_options.hpp"
 #include "events/manifest.hpp"
@@ -23,6 +24,7 @@
 #include <functional>
 #include <iterator>
 #include <limits>
+#include <optional>
 #include <regex>
 #include <stdexcept>
 #include <string>
@@ -634,20 +636,14 @@ void print_json(const v1::Response& x) {
     fmt::print("{}\n", out.dump(2));
     return;
   }
-  google::protobuf::util::JsonPrintOptions opts;
-  opts.add_whitespace = true;
-  opts.always_print_primitive_fields = true;
-  opts.preserve_proto_field_names = true;
-  std::string out;
-  auto st = google::protobuf::util::MessageToJsonString(*result, &out, opts);
-  if (!st.ok())
-    out = nlohmann::json{{"status", "INTERNAL"},
-                         {"message",
-                          "cannot print the result as JSON: " + st.ToString()}}
-              .dump(2);
-  fmt::print("{}", out);
-  if (out.empty() || out.back() != '\n')
-    fmt::print("\n");
+  auto out = to_json(*result);
+  if (!out) {
+    fmt::print("{}\n", nlohmann::json{{"status", "INTERNAL"},
+                                      {"message", out.error().message}}
+                           .dump(2));
+    return;
+  }
+  fmt::print("{}\n", *out);
 }
 
 /// Reports a non-OK status or a transport failure.
@@ -953,11 +949,13 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
   auto task_id = [&](CLI::App* sub) {
     sub->add_option("id", o.task_id, "task id")->required();
   };
-  auto paged = [&](CLI::App* sub, const std::string& what) {
+  // `token` says what the page token is, for this list.
+  auto paged = [&](CLI::App* sub, const std::string& what,
+                   const std::string& token) {
     sub->add_option("--page-size", o.page_size,
                     what + " per page (default 100, at most 1000)");
     sub->add_option("--page-token", o.page_token,
-                    "the page token printed by the previous page");
+                    token + "; the token printed by the previous page");
   };
 
   // -- firmware --------------------------------------------------------------
@@ -1121,7 +1119,8 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
 
   auto* fw_list = fw->add_subcommand("list", "list firmware");
   fw_list->add_option("--product", o.product, "only this product");
-  paged(fw_list, "firmware");
+  paged(fw_list, "firmware",
+        "offset: the number of firmware (of --product) on the pages before");
   add(fw_list, [&] {
     v1::ClientFrame f;
     auto* x = f.mutable_list_firmware();
@@ -1210,7 +1209,7 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
   });
 
   auto* t_list = task->add_subcommand("list", "list tasks");
-  paged(t_list, "tasks");
+  paged(t_list, "tasks", "the task id to continue after");
   add(t_list, [&] {
     v1::ClientFrame f;
     auto* x = f.mutable_list_tasks();
@@ -1228,10 +1227,20 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
                    "in-progress, succeeded, failed, timed-out, canceled")
       ->check(CLI::IsMember({"queued", "notified", "in-progress", "succeeded",
                              "failed", "timed-out", "canceled"}));
-  t_details->add_flag("--skipped", o.skipped, "also list skipped devices");
-  t_details->add_option("--page-size", o.page_size, "executions per page");
-  t_details->add_option("--page-token", o.page_token,
-                        "continue after this token");
+  t_details
+      ->add_flag("--skipped", o.skipped,
+                 "list the devices the task skipped, and why, instead of "
+                 "its executions; replaces the --state filter, so not with "
+                 "--state")
+      ->excludes("--state");
+  t_details->add_option("--page-size", o.page_size,
+                        "executions (or skipped devices) per page (default "
+                        "100, at most 1000)");
+  t_details->add_option(
+      "--page-token", o.page_token,
+      "the execution sequence to continue after; with --skipped, offset: "
+      "the number of skipped devices on the pages before; the token "
+      "printed by the previous page");
   add(t_details, [&] {
     v1::ClientFrame f;
     auto* x = f.mutable_get_task_details();
@@ -1285,7 +1294,9 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
   auto* d_list = dev->add_subcommand("list", "list the devices of a product");
   product(d_list);
   d_list->add_option("--version", o.version, "only devices on this version");
-  paged(d_list, "devices");
+  paged(d_list, "devices",
+        "offset into the node's device index (all products, in order of "
+        "registration) to start at; not a device key");
   add(d_list, [&] {
     v1::ClientFrame f;
     auto* x = f.mutable_list_devices();
@@ -1422,7 +1433,8 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
 
   auto* tr_list = tree->add_subcommand("list", "list asset trees");
   product(tr_list);
-  paged(tr_list, "trees");
+  paged(tr_list, "trees",
+        "offset: the number of trees (of --product) on the pages before");
   add(tr_list, [&] {
     v1::ClientFrame f;
     auto* x = f.mutable_list_asset_trees();
@@ -1491,6 +1503,74 @@ int run(const options& o, const command& cmd, v1::ClientFrame request) {
   return exit_ok;
 }
 
+// -- unknown commands --------------------------------------------------------
+
+/// The number of single-character edits that turn `a` into `b`.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1,
+                         diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+/// Explains a parse error that stems from a missing or unknown subcommand,
+/// naming the word and the commands that were expected, e.g. `fotactl
+/// task: unknown command "frobnicate"; expected one of: create, show, ...`.
+/// Returns nothing for any other error.
+std::optional<std::string> command_error(CLI::App& app,
+                                         const CLI::ParseError& e) {
+  // The innermost command given.
+  CLI::App* cur = &app;
+  std::string path = "fotactl";
+  for (auto parsed = cur->get_subcommands(); !parsed.empty();
+       parsed = cur->get_subcommands()) {
+    cur = parsed.front();
+    path += " " + cur->get_name();
+  }
+  // Option groups are nameless subcommands.
+  auto children =
+      cur->get_subcommands([](CLI::App* c) { return !c->get_name().empty(); });
+  if (children.empty())
+    return std::nullopt;
+  std::string expected;
+  for (const auto* c : children)
+    expected += (expected.empty() ? "" : ", ") + c->get_name();
+  for (const auto& word : app.remaining(true)) {
+    if (word.empty() || word[0] == '-')
+      continue;
+    auto out = path + ": unknown command \"" + word +
+               "\"; expected one of: " + expected;
+    // The closest command, if it is close: a prefix or two edits away.
+    const CLI::App* best = nullptr;
+    size_t best_distance = 3;
+    for (const auto* c : children) {
+      auto d = c->get_name().rfind(word, 0) == 0
+                   ? 0
+                   : edit_distance(word, c->get_name());
+      if (d < best_distance && d < c->get_name().size()) {
+        best = c;
+        best_distance = d;
+      }
+    }
+    if (best != nullptr)
+      out += "; did you mean \"" + best->get_name() + "\"?";
+    return out;
+  }
+  if (dynamic_cast<const CLI::RequiredError*>(&e) == nullptr)
+    return std::nullopt;
+  return path + ": a command is required; expected one of: " + expected;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -1524,8 +1604,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    auto why = command_error(app, e);
     fmt::print(stderr, "error: {}\nRun with --help for more information.\n",
-               e.what());
+               why ? *why : std::string{e.what()});
     return exit_usage;
   }
   for (const auto& cmd : cmds) {

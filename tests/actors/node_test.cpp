@@ -282,6 +282,42 @@ TEST_F(Node, TwoTasksCreatedAtOnceNeverEnrolTheSameDevice) {
   }
 }
 
+TEST_F(Node, RefusedCreationsLeaveTheirTaskIdToTheNextTask) {
+  create_firmware_verified("2.0.0");
+  v1::CreateFirmware unverified;
+  *unverified.mutable_firmware() = firmware_of("3.0.0");
+  ASSERT_EQ(call(unverified).status(), v1::STATUS_CODE_OK);
+  register_online("a", "1.0.0");
+  EXPECT_EQ(create_task_id(snapshot_spec("1.0.0", "2.0.0")), 1u);
+  // Two refusals, one by the firmware (not verified) and one by the rules
+  // (a source that is the target), with a good creation queued behind them.
+  auto not_verified =
+      send_request(create_task_frame(snapshot_spec("1.0.0", "3.0.0")));
+  auto same_version =
+      send_request(create_task_frame(snapshot_spec("2.0.0", "2.0.0")));
+  auto good = send_request(create_task_frame(snapshot_spec("1.0.0", "2.0.0")));
+  sched.run();
+  ASSERT_TRUE(*not_verified && *same_version && *good);
+  EXPECT_EQ((*not_verified)->status(), v1::STATUS_CODE_FAILED_PRECONDITION)
+      << (*not_verified)->message();
+  EXPECT_EQ((*same_version)->status(), v1::STATUS_CODE_INVALID_ARGUMENT)
+      << (*same_version)->message();
+  ASSERT_EQ((*good)->status(), v1::STATUS_CODE_OK) << (*good)->message();
+  EXPECT_EQ((*good)->task().task_id(), 2u);
+  v1::ListTasks list;
+  auto listed = call(list);
+  ASSERT_EQ(listed.status(), v1::STATUS_CODE_OK) << listed.message();
+  ASSERT_EQ(listed.task_list().tasks_size(), 2);
+  EXPECT_EQ(listed.task_list().tasks(0).task_id(), 1u);
+  EXPECT_EQ(listed.task_list().tasks(1).task_id(), 2u);
+  // A refusal after a restart, then the next id.
+  stop_node();
+  start_node();
+  EXPECT_EQ(create_task(snapshot_spec("1.0.0", "3.0.0")).status(),
+            v1::STATUS_CODE_FAILED_PRECONDITION);
+  EXPECT_EQ(create_task_id(snapshot_spec("1.0.0", "2.0.0")), 3u);
+}
+
 TEST_F(Node, NewDevicesDoNotJoinASnapshotTask) {
   create_firmware_verified("2.0.0");
   for (const auto& k : {"a", "b", "c"})
@@ -645,6 +681,51 @@ TEST_F(Node, GatewayRequestFromOperatorRoleIsPermissionDenied) {
   // The same request with the gateway role is accepted.
   r = route(v1::ROLE_GATEWAY, frame);
   EXPECT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+}
+
+TEST_F(Node, RouterSendsPushesToTheInProcessGatewayOfADevice) {
+  create_firmware_verified("2.0.0");
+  auto embedded = new_session();
+  v1::ClientFrame reg;
+  auto* batch = reg.mutable_register_devices();
+  batch->set_online(true);
+  for (const auto* key : {"a", "b"}) {
+    auto* d = batch->add_devices();
+    d->set_product_key(test::product);
+    d->set_device_key(key);
+    d->set_version("1.0.0");
+  }
+  auto r = route(v1::ROLE_GATEWAY, reg, embedded.actor);
+  ASSERT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+  ASSERT_EQ(r.registered().failed(), 0u);
+  // A device brought online without a gateway gets no push.
+  register_device("c", "1.0.0");
+  v1::ClientFrame online;
+  online.mutable_device_online()->set_product_key(test::product);
+  online.mutable_device_online()->set_device_key("c");
+  ASSERT_EQ(route(v1::ROLE_GATEWAY, online).status(), v1::STATUS_CODE_OK);
+  auto id = create_task_id(snapshot_spec("1.0.0", "2.0.0"));
+  auto ups = embedded.pushes->upgrades();
+  ASSERT_EQ(device_keys_of(ups), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(ups[0].execution_id(), execution_id(id, 1));
+  EXPECT_TRUE(gateway.pushes->frames.empty());
+  // The gateway answers through the router too.
+  v1::ClientFrame progress;
+  auto* p = progress.mutable_report_progress();
+  p->set_product_key(test::product);
+  p->set_device_key("a");
+  p->set_execution_id(ups[0].execution_id());
+  p->set_step(50);
+  ASSERT_EQ(route(v1::ROLE_GATEWAY, progress, embedded.actor).status(),
+            v1::STATUS_CODE_OK);
+  v1::ClientFrame done;
+  auto* v = done.mutable_report_version();
+  v->set_product_key(test::product);
+  v->set_device_key("a");
+  v->set_version("2.0.0");
+  ASSERT_EQ(route(v1::ROLE_GATEWAY, done, embedded.actor).status(),
+            v1::STATUS_CODE_OK);
+  EXPECT_EQ(task_summary(id).counters().succeeded(), 1u);
 }
 
 TEST_F(Node, RequestBeforeHelloIsUnauthenticated) {

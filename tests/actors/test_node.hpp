@@ -320,11 +320,12 @@ protected:
   }
 
   /// Sends `frame` through the node's router with `role`, as an embedder
-  /// does.
-  v1::Response route(v1::Role role, const v1::ClientFrame& frame) {
+  /// does; from the in-process gateway `gateway`, if given.
+  v1::Response route(v1::Role role, const v1::ClientFrame& frame,
+                     const caf::actor& gateway = {}) {
     auto out = std::make_shared<std::optional<v1::Response>>();
     sys.spawn(router_requester, the_node->router(), static_cast<int32_t>(role),
-              frame.SerializeAsString(), out);
+              frame.SerializeAsString(), gateway, out);
     sched.run();
     if (!*out) {
       ADD_FAILURE() << "no reply";
@@ -335,16 +336,20 @@ protected:
 
   static caf::behavior router_requester(caf::event_based_actor* self,
                                         router_actor router, int32_t role,
-                                        std::string bytes, reply out) {
-    self->request(router, caf::infinite, request_atom_v, role, bytes)
-        .then(
-            [out](const std::string& r) {
-              v1::Response resp;
-              if (!resp.ParseFromString(r))
-                ADD_FAILURE() << "reply does not parse as fota.v1.Response";
-              *out = std::move(resp);
-            },
-            [out](caf::error& err) { *out = error_response(from_error(err)); });
+                                        std::string bytes, caf::actor gateway,
+                                        reply out) {
+    auto sent = gateway ? self->request(router, caf::infinite, request_atom_v,
+                                        role, bytes, gateway)
+                        : self->request(router, caf::infinite, request_atom_v,
+                                        role, bytes);
+    sent.then(
+        [out](const std::string& r) {
+          v1::Response resp;
+          if (!resp.ParseFromString(r))
+            ADD_FAILURE() << "reply does not parse as fota.v1.Response";
+          *out = std::move(resp);
+        },
+        [out](caf::error& err) { *out = error_response(from_error(err)); });
     return {};
   }
 

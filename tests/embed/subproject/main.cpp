@@ -1,0 +1,5 @@
+#include "actors/node.hpp"
+
+int main() {
+  return 0;
+}
