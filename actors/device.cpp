@@ -377,7 +377,7 @@ void device_actor_state::operator()(bind_atom, execution_id execution,
   // that the task never heard of.
   out.then([this, execution, s = device.online ? session : caf::actor{},
             v = device.version] {
-    self->send(task, status_atom_v, execution, s);
+    self->send(task, bind_atom_v, execution, s);
     self->send(task, version_atom_v, execution, v);
   });
 }

@@ -121,6 +121,7 @@ using journal_actor = caf::typed_actor<
 ///   execution `seq` (the device-request offer rule) or why there is none;
 /// - `status_atom`: the device came online on a session, or went offline
 ///   (no session);
+/// - `bind_atom`: the device's answer to its bind: its session, or none;
 /// - `version_atom`: the device reported a version (durably);
 /// - `record_atom`: the device reports a new version, not yet recorded; the
 ///   task answers, once durable, with the encoded `ExecutionSucceeded` that
@@ -137,6 +138,7 @@ using task_sink = caf::typed_actor<
     caf::replies_to<offer_atom, execution_seq,
                     std::string>::with<upgrade_offer>,
     caf::reacts_to<status_atom, execution_id, caf::actor>,
+    caf::reacts_to<bind_atom, execution_id, caf::actor>,
     caf::reacts_to<version_atom, execution_id, std::string>,
     caf::replies_to<record_atom, execution_id, std::string>::with<std::string>,
     caf::reacts_to<deferred_atom, execution_id>>;

@@ -435,6 +435,19 @@ void task_actor_state::operator()(status_atom, execution_id x,
   announce();
 }
 
+void task_actor_state::operator()(bind_atom, execution_id x,
+                                  caf::actor& session) {
+  const auto* ex = find(x);
+  if (ex == nullptr)
+    return;
+  auto seq = x.sequence().value();
+  // The session the claim granted, once more: the push may have left
+  // already, and must not leave twice.
+  if (sessions[seq - 1] == session)
+    return;
+  (*this)(status_atom_v, x, session);
+}
+
 void task_actor_state::operator()(deferred_atom, execution_id x) {
   const auto* ex = find(x);
   if (ex == nullptr)
@@ -866,6 +879,9 @@ task_impl::behavior_type task_behavior(task_actor_state::self_pointer self,
         return self->state(tag, seq, v);
       },
       [self](status_atom tag, execution_id x, caf::actor& s) {
+        self->state(tag, x, s);
+      },
+      [self](bind_atom tag, execution_id x, caf::actor& s) {
         self->state(tag, x, s);
       },
       [self](deferred_atom tag, execution_id x) { self->state(tag, x); },

@@ -100,6 +100,10 @@ struct task_actor_state {
   /// The device of `x` came online on `session`, or went offline.
   void operator()(status_atom, execution_id x, caf::actor& session);
 
+  /// The device of `x` answers its bind with its session (none when
+  /// offline): a push goes out only when the task did not know it.
+  void operator()(bind_atom, execution_id x, caf::actor& session);
+
   /// The device of `x` reported `version`, durably.
   void operator()(version_atom, execution_id x, const std::string& version);
 

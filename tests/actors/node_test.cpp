@@ -2,6 +2,7 @@
 /// gateway session stand-in brings devices online and reports, an operator
 /// creates firmware and tasks, and the tests check what the devices are
 /// pushed and what the task records, across a restart too.
+#include "actors/device.hpp"
 #include "tests/actors/test_node.hpp"
 
 #include <algorithm>
@@ -726,6 +727,37 @@ TEST_F(Node, RouterSendsPushesToTheInProcessGatewayOfADevice) {
   ASSERT_EQ(route(v1::ROLE_GATEWAY, done, embedded.actor).status(),
             v1::STATUS_CODE_OK);
   EXPECT_EQ(task_summary(id).counters().succeeded(), 1u);
+}
+
+TEST_F(Node, AFreshTaskPushesEachDeviceOnce) {
+  // The devices answer their binds only after the pushes went out (as on a
+  // busy node, where the device actors run later than the task): each
+  // answer names the session the task already knows, and sends nothing.
+  create_firmware_verified("2.0.0");
+  register_online("a", "1.0.0");
+  register_online("b", "1.0.0");
+  // A device actor whose next message is its bind waits.
+  using device_impl = std::remove_pointer_t<device_actor_state::self_pointer>;
+  auto binding = [](caf::resumable* job) {
+    auto* device = dynamic_cast<device_impl*>(job);
+    if (device == nullptr)
+      return false;
+    auto* next = device->mailbox().peek();
+    return next != nullptr && next->content().match_element<bind_atom>(0);
+  };
+  auto created =
+      send_request(create_task_frame(snapshot_spec("1.0.0", "2.0.0")));
+  while (sched.run_jobs_filtered(
+             [&](caf::resumable* job) { return !binding(job); }) > 0) {
+  }
+  ASSERT_TRUE(*created);
+  ASSERT_EQ((*created)->status(), v1::STATUS_CODE_OK) << (*created)->message();
+  ASSERT_TRUE(gateway.pushes->upgrades().empty())
+      << "the pushes wait behind the binds in the devices' mailboxes";
+  sched.run();
+  auto ups = gateway.pushes->upgrades();
+  EXPECT_EQ(device_keys_of(ups), (std::vector<std::string>{"a", "b"}))
+      << "each device is pushed exactly once";
 }
 
 TEST_F(Node, RequestBeforeHelloIsUnauthenticated) {
