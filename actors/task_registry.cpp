@@ -22,6 +22,7 @@ caf::result<task_summary> task_registry_state::spawn(task_spec spec) {
   tasks.emplace(start->id.value(),
                 entry{actor, spec.product,
                       spec.method == v1::METHOD_DEVICE_REQUEST, start->board});
+  ctx->metrics->tasks.add(start->id.value(), start->board);
   self->monitor(actor);
   // The task answers: it creates itself and replies once durable.
   return self->delegate(actor, create_task{std::move(spec)});
@@ -150,11 +151,13 @@ task_registry_behavior(task_registry_state::self_pointer self, context_ptr ctx,
   for (const auto& [id, t] : st.tasks) {
     self->monitor(t.actor);
     self->link_to(t.actor);
+    st.ctx->metrics->tasks.add(id, t.board);
   }
   self->set_down_handler([self](const caf::down_msg& down) {
     auto& tasks = self->state.tasks;
     for (auto i = tasks.begin(); i != tasks.end(); ++i)
       if (i->second.actor.address() == down.source) {
+        self->state.ctx->metrics->tasks.remove(i->first);
         tasks.erase(i);
         return;
       }
