@@ -50,6 +50,15 @@ device_actor_state::commit(expected<event_list> decided) {
   return rp;
 }
 
+void device_actor_state::set_online(bool online) {
+  if (device.online == online)
+    return;
+  device.online = online;
+  if (gauges == nullptr)
+    gauges = &ctx->metrics->products.of(device.product);
+  gauges->online.fetch_add(online ? 1 : -1, std::memory_order_relaxed);
+}
+
 device_quota device_actor_state::quota(const std::string& gateway) const {
   return ctx->edge->device_limits(device.product,
                                   gateway.empty() ? device.gateway : gateway);
@@ -97,7 +106,7 @@ caf::result<device_state> device_actor_state::operator()(device_online& cmd,
   if (!decided)
     return to_error(decided.error());
   session = origin;
-  device.online = true; // Volatile: no event (docs/events.md).
+  set_online(true); // Volatile: no event (docs/events.md).
   auto result = commit(std::move(decided));
   if (task && !is_enrolling_claim(device.active_execution))
     out.then([this, x = device.active_execution, s = session] {
@@ -120,7 +129,7 @@ caf::result<device_state> device_actor_state::operator()(device_offline& cmd,
   if (!decided)
     return to_error(decided.error());
   session = nullptr;
-  device.online = false; // Volatile: no event (docs/events.md).
+  set_online(false); // Volatile: no event (docs/events.md).
   auto result = commit(std::move(decided));
   if (task && !is_enrolling_claim(device.active_execution))
     out.then([this, x = device.active_execution] {
@@ -201,7 +210,7 @@ caf::result<device_state> device_actor_state::operator()(move_device& cmd) {
   // and the task hears that the device is offline until the new gateway
   // brings it online.
   session = nullptr;
-  device.online = false;
+  set_online(false);
   auto result = commit(std::move(decided));
   if (task && !is_enrolling_claim(device.active_execution))
     out.then([this, x = device.active_execution] {

@@ -95,9 +95,15 @@ struct device_actor_state {
   task_sink previous_task;
   /// Whether a RequestUpgrade is being answered.
   bool asking = false;
+  /// The gauges of the device's product, looked up when it first comes
+  /// online.
+  product_gauges* gauges = nullptr;
   outbox out;
 
 private:
+  /// Sets the volatile online state and counts it in the product's gauge.
+  void set_online(bool online);
+
   /// Applies `events`; unless `durable` already, queues them for the
   /// journal. The fleet hears of changes scope selection sees once durable.
   status apply_all(const event_list& events, bool durable);

@@ -75,6 +75,8 @@ void dispatcher_state::dispatch() {
       d.limiter.take(grant);
       global.take(grant);
       in_flight += grant;
+      ctx->metrics->pushes_in_flight.store(static_cast<int64_t>(in_flight),
+                                           std::memory_order_relaxed);
       next = idx + 1;
       self->send(d.task, credit_atom_v, grant);
       granted = true;
@@ -111,6 +113,8 @@ void dispatcher_state::operator()(demand_atom, push_demand& x) {
 void dispatcher_state::operator()(settled_atom, const credit_sink& task,
                                   uint64_t pushes, uint64_t unused) {
   in_flight -= std::min(in_flight, pushes + unused);
+  ctx->metrics->pushes_in_flight.store(static_cast<int64_t>(in_flight),
+                                       std::memory_order_relaxed);
   global.give_back(unused);
   if (unused > 0)
     for (auto& d : tasks)

@@ -4,18 +4,72 @@
 
 #include <caf/event_based_actor.hpp>
 #include <caf/result.hpp>
+#include <spdlog/spdlog.h>
 
 namespace fota {
+
+namespace {
+
+/// The log line of a firmware lifecycle event; every firmware event is one.
+std::string lifecycle_line(const event& e) {
+  switch (e.payload_case()) {
+  case event::kFirmwareCreated: {
+    const auto& fw = e.firmware_created().firmware();
+    return fmt::format("{} created: {} bytes, sha256 {}{}",
+                       firmware_name(fw.product_key(), fw.version()), fw.size(),
+                       fw.sha256(), fw.signature().empty() ? "" : ", signed");
+  }
+  case event::kFirmwareVerificationStarted: {
+    const auto& x = e.firmware_verification_started();
+    return fmt::format("{} verification started on {} device(s), timeout {} s",
+                       firmware_name(x.product_key(), x.version()),
+                       x.device_keys_size(), x.timeout_seconds());
+  }
+  case event::kFirmwareVerified: {
+    const auto& x = e.firmware_verified();
+    return firmware_name(x.product_key(), x.version()) + " verified";
+  }
+  case event::kFirmwareVerificationFailed: {
+    const auto& x = e.firmware_verification_failed();
+    return firmware_name(x.product_key(), x.version()) +
+           " failed verification: " + x.reason();
+  }
+  case event::kFirmwareVerificationSkipped: {
+    const auto& x = e.firmware_verification_skipped();
+    return firmware_name(x.product_key(), x.version()) +
+           " verification skipped: " + x.reason();
+  }
+  case event::kFirmwareDeleted: {
+    const auto& x = e.firmware_deleted();
+    return firmware_name(x.product_key(), x.version()) + " deleted";
+  }
+  default:
+    return {};
+  }
+}
+
+/// Logs the lifecycle events of `decided` once they are durable.
+void log_durable(outbox& out, const expected<event_list>& decided) {
+  if (!decided)
+    return;
+  for (const auto& e : *decided)
+    if (auto line = lifecycle_line(e); !line.empty())
+      out.then([line = std::move(line)] { spdlog::info("{}", line); });
+}
+
+} // namespace
 
 caf::result<firmware_record>
 firmware_actor_state::commit(expected<event_list> decided,
                              const std::string& product,
                              const std::string& version) {
-  return commit_and_answer<firmware_record>(
+  auto result = commit_and_answer<firmware_record>(
       self, out, catalog, decided, [&](const firmware_catalog& c) {
         const auto* fw = c.find(product, version);
         return fw != nullptr ? *fw : firmware_record{};
       });
+  log_durable(out, decided);
+  return result;
 }
 
 void firmware_actor_state::commit_quietly(const event_list& events) {
@@ -24,6 +78,7 @@ void firmware_actor_state::commit_quietly(const event_list& events) {
       return;
   out.add(events);
   out.schedule_flush(self);
+  log_durable(out, events);
 }
 
 caf::result<firmware_record>
@@ -111,9 +166,12 @@ firmware_actor_state::operator()(list_firmware& cmd) {
 caf::result<accepted> firmware_actor_state::operator()(delete_firmware& cmd) {
   auto i = users.find({cmd.product, cmd.version});
   bool in_use = i != users.end() && !i->second.empty();
-  return commit_and_answer<accepted>(
-      self, out, catalog, decide(catalog, cmd, in_use, ctx->now()),
+  auto decided = decide(catalog, cmd, in_use, ctx->now());
+  auto result = commit_and_answer<accepted>(
+      self, out, catalog, decided,
       [](const firmware_catalog&) { return accepted{}; });
+  log_durable(out, decided);
+  return result;
 }
 
 caf::result<firmware_record>

@@ -319,6 +319,8 @@ void fleet_state::operator()(changed_atom, device_state& d) {
     return;
   auto x = index.add(d);
   actors.push_back(i->second);
+  ctx->metrics->products.of(d.product).registered.fetch_add(
+      1, std::memory_order_relaxed);
   // Counted when its registration was decided.
   if (owners.size() <= x)
     owners.resize(x + 1);
@@ -384,6 +386,9 @@ fleet_behavior(fleet_state::self_pointer self, context_ptr ctx,
     ++st.per_gateway[d.gateway];
     st.owners.push_back(d.gateway);
   }
+  for (const auto& [product, n] : st.per_product)
+    st.ctx->metrics->products.of(product).registered.fetch_add(
+        static_cast<int64_t>(n), std::memory_order_relaxed);
   self->set_down_handler([self](const caf::down_msg& down) {
     auto& subs = self->state.subscriptions;
     subs.erase(std::remove_if(subs.begin(), subs.end(),

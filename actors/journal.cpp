@@ -4,10 +4,12 @@
 /// group before it is written.
 #include "actors/journal.hpp"
 
+#include <chrono>
 #include <utility>
 
 #include <caf/error.hpp>
 #include <caf/system_messages.hpp>
+#include <spdlog/spdlog.h>
 
 namespace fota {
 
@@ -55,7 +57,19 @@ status journal_state::write_pending() {
     } while (last != pending.end() &&
              envelopes.size() + last->envelopes.size() <= max_write_events &&
              bytes + last->bytes <= max_write_bytes);
+    auto started = std::chrono::steady_clock::now();
     auto res = log->append(envelopes);
+    if (res && metrics) {
+      metrics->commit_latency.observe(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(
+              std::chrono::steady_clock::now() - started)
+              .count()));
+      metrics->commit_events.observe(envelopes.size());
+    }
+    if (res && refused) {
+      refused = false;
+      spdlog::info("journal: storage takes writes again");
+    }
     if (res) {
       auto seq = res->value() - envelopes.size();
       for (auto i = first; i != last; ++i) {
@@ -63,6 +77,12 @@ status journal_state::write_pending() {
         i->promise.deliver(sequence_number{seq});
       }
     } else if (res.error().code == errc::resource_exhausted) {
+      if (!refused) {
+        refused = true;
+        spdlog::warn("journal: holding {} events until storage takes writes "
+                     "again: {}",
+                     envelopes.size(), res.error().message);
+      }
       // Nothing was written: put the envelopes back and hold the rest.
       auto from = envelopes.begin();
       for (auto i = first; i != last; ++i)
@@ -71,6 +91,10 @@ status journal_state::write_pending() {
       pending.erase(pending.begin(), first);
       return std::move(res).error();
     } else {
+      spdlog::error("journal: writing {} events failed, their commands are "
+                    "answered with the error: {}: {}",
+                    envelopes.size(), to_string(res.error().code),
+                    res.error().message);
       auto err = caf::make_error(res.error().code, res.error().message);
       for (auto i = first; i != last; ++i)
         i->promise.deliver(err);
@@ -81,14 +105,19 @@ status journal_state::write_pending() {
   return std::nullopt;
 }
 
-journal_impl_actor::behavior_type journal(journal_state::self_pointer self,
-                                          storage::event_log* log) {
+journal_impl_actor::behavior_type
+journal(journal_state::self_pointer self, storage::event_log* log,
+        std::shared_ptr<node_metrics> metrics) {
   self->state.log = log;
+  self->state.metrics = std::move(metrics);
   // Acknowledge the current group before quitting, so that no requester of
   // an accepted append is left without an answer.
   self->set_exit_handler([self](caf::exit_msg& msg) {
     auto& st = self->state;
     if (auto refusal = st.write_pending()) {
+      spdlog::error("journal: {} appends not written before the node "
+                    "stopped: {}",
+                    st.pending.size(), refusal->message);
       auto err = caf::make_error(refusal->code,
                                  "not written before the node stopped: " +
                                      refusal->message);

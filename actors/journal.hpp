@@ -11,11 +11,13 @@
 #pragma once
 
 #include "actors/fwd.hpp"
+#include "actors/metrics.hpp"
 #include "storage/event_log.hpp"
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -91,6 +93,13 @@ struct journal_state {
   /// Not owned; must outlive the actor.
   storage::event_log* log = nullptr;
 
+  /// Where each write's latency and size are recorded.
+  std::shared_ptr<node_metrics> metrics;
+
+  /// Whether storage refuses the held group for lack of space: said once
+  /// in the log when it starts and once when writes resume.
+  bool refused = false;
+
   /// The current group, in arrival order.
   std::vector<pending_append> pending;
 
@@ -98,11 +107,12 @@ struct journal_state {
   bool flush_scheduled = false;
 };
 
-/// Spawns as `sys.spawn(journal, log)` or, to give fsync its own thread,
-/// `sys.spawn<caf::detached>(journal, log)`. On an exit message the journal
-/// writes its current group before it quits; what storage still refuses
-/// then is answered with the refusal.
-journal_impl_actor::behavior_type journal(journal_state::self_pointer self,
-                                          storage::event_log* log);
+/// Spawns as `sys.spawn(journal, log, metrics)` or, to give fsync its own
+/// thread, `sys.spawn<caf::detached>(journal, log, metrics)`. On an exit
+/// message the journal writes its current group before it quits; what
+/// storage still refuses then is answered with the refusal.
+journal_impl_actor::behavior_type
+journal(journal_state::self_pointer self, storage::event_log* log,
+        std::shared_ptr<node_metrics> metrics);
 
 } // namespace fota

@@ -147,9 +147,9 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
   auto* log_ptr = n->log_.get();
   n->detached_journal_ = cfg.detach_journal;
   if (cfg.detach_journal)
-    ctx.journal = sys.spawn<caf::detached>(journal, log_ptr);
+    ctx.journal = sys.spawn<caf::detached>(journal, log_ptr, ctx.metrics);
   else
-    ctx.journal = sys.spawn(journal, log_ptr);
+    ctx.journal = sys.spawn(journal, log_ptr, ctx.metrics);
   ctx.firmware =
       sys.spawn(firmware_behavior, n->ctx_, std::move(cfg.firmware), w.firmware,
                 std::move(usage.users), std::move(usage.running_verifications));

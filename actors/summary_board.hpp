@@ -47,6 +47,16 @@ public:
     return summary_;
   }
 
+  /// Calls `f(summary)` with the summary as of the last durable event,
+  /// under the lock and without copying it; not while the task is being
+  /// created.
+  template <class F>
+  void visit(F&& f) const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (summary_)
+      f(*summary_);
+  }
+
 private:
   mutable std::mutex mtx_;
   std::optional<task_summary> summary_;

@@ -10,6 +10,7 @@
 
 #include <caf/event_based_actor.hpp>
 #include <caf/result.hpp>
+#include <spdlog/spdlog.h>
 
 namespace fota {
 
@@ -39,6 +40,53 @@ std::string cancel_frame(const task_state& t, uint64_t seq) {
   c->set_device_key(x.device_key);
   c->set_execution_id(t.id_of(execution_seq{seq}).value());
   return frame.SerializeAsString();
+}
+
+/// How the log names a task: "task 7", or "task 7 (verification of
+/// cam/2.0.0)" when it has a name.
+std::string task_label(const task_state& t) {
+  auto out = "task " + std::to_string(t.id.value());
+  if (!t.spec.name.empty())
+    out += " (" + t.spec.name + ")";
+  return out;
+}
+
+/// The log line of a task's creation: what it upgrades and how, and the
+/// devices it took.
+std::string created_line(const task_state& t, size_t enrolled, size_t skipped) {
+  std::string sources;
+  for (const auto& v : t.spec.source_versions)
+    sources += (sources.empty() ? "" : ", ") + v;
+  return fmt::format(
+      "{} created: {} {} -> {}, {}, {}; {} devices enrolled, {} skipped",
+      task_label(t), t.spec.product, sources.empty() ? "any version" : sources,
+      t.spec.target_version, t.spec.is_increment() ? "increment" : "snapshot",
+      t.spec.is_cloud_push() ? "cloud push" : "device request", enrolled,
+      skipped);
+}
+
+/// The log line of a lifecycle event `e` just applied to `t`: paused,
+/// resumed, canceled, completed; empty for every other event.
+std::string lifecycle_line(const task_state& t, const event& e) {
+  auto c = t.counters();
+  switch (e.payload_case()) {
+  case event::kTaskPaused:
+    return task_label(t) + " paused: " + e.task_paused().reason();
+  case event::kTaskResumed:
+    return task_label(t) + " resumed";
+  case event::kTaskCanceled:
+    return fmt::format("{} canceled: {}; {} succeeded, {} failed, {} timed "
+                       "out, {} canceled",
+                       task_label(t), e.task_canceled().reason(), c.succeeded,
+                       c.failed, c.timed_out, c.canceled);
+  case event::kTaskCompleted:
+    return fmt::format("{} completed: {} succeeded, {} failed, {} timed out, "
+                       "{} canceled, {} skipped",
+                       task_label(t), c.succeeded, c.failed, c.timed_out,
+                       c.canceled, c.skipped);
+  default:
+    return {};
+  }
 }
 
 } // namespace
@@ -234,6 +282,8 @@ status task_actor_state::commit(const event_list& events) {
     if (auto err = apply(task, e))
       return make_failure(errc::internal, err->message);
     out.add(event_list{e});
+    if (auto line = lifecycle_line(task, e); !line.empty())
+      out.then([line = std::move(line)] { spdlog::info("{}", line); });
     for (auto seq : cancel_pushes)
       if (devices[seq - 1])
         out.then([this, d = devices[seq - 1],
@@ -771,6 +821,7 @@ caf::result<task_summary> task_actor_state::operator()(create_task& cmd) {
                       if (!task.spec.is_cloud_push()) {
                         // A device-request task holds no device until the
                         // device asks: every device in scope is enrolled.
+                        log_created(scope.size(), 0);
                         enrol(scope, {}, {});
                         done();
                         return;
@@ -801,6 +852,7 @@ caf::result<task_summary> task_actor_state::operator()(create_task& cmd) {
                                         : c.reason});
                               }
                             }
+                            log_created(granted.size(), skipped.size());
                             enrol(granted, sessions_of, skipped);
                             done();
                           },
@@ -810,6 +862,14 @@ caf::result<task_summary> task_actor_state::operator()(create_task& cmd) {
           },
           [fail](caf::error& err) { fail(std::move(err)); });
   return rp;
+}
+
+void task_actor_state::log_created(size_t enrolled, size_t skipped) {
+  // Before the enrolment's effects: an empty snapshot task completes at
+  // once, and says so after it says it was created.
+  out.then([line = created_line(task, enrolled, skipped)] {
+    spdlog::info("{}", line);
+  });
 }
 
 void task_actor_state::recover(std::shared_ptr<task_start> start) {

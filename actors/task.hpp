@@ -210,6 +210,10 @@ private:
   /// Effects of the task ending.
   void finished();
 
+  /// Logs the task's creation, with the devices it enrolled and skipped,
+  /// once its events so far are durable.
+  void log_created(size_t enrolled, size_t skipped);
+
   /// The execution of `x` if it belongs to this task.
   const execution* find(execution_id x) const;
 

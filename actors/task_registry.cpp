@@ -38,6 +38,7 @@ void task_registry_state::create_next() {
   tasks.emplace(id, entry{actor, next.spec.product,
                           next.spec.method == v1::METHOD_DEVICE_REQUEST,
                           start->board});
+  ctx->metrics->tasks.add(id, start->board);
   self->monitor(actor);
   // The task creates itself and answers once durable.
   auto rp = next.promise;
@@ -61,8 +62,10 @@ void task_registry_state::create_next() {
                     },
                     [this, id, rp, err, actor](caf::error&) mutable {
                       auto i = tasks.find(id);
-                      if (i != tasks.end() && i->second.actor == actor)
+                      if (i != tasks.end() && i->second.actor == actor) {
+                        ctx->metrics->tasks.remove(id);
                         tasks.erase(i);
+                      }
                       rp.deliver(err);
                       creation_decided();
                     });
@@ -197,11 +200,13 @@ task_registry_behavior(task_registry_state::self_pointer self, context_ptr ctx,
   for (const auto& [id, t] : st.tasks) {
     self->monitor(t.actor);
     self->link_to(t.actor);
+    st.ctx->metrics->tasks.add(id, t.board);
   }
   self->set_down_handler([self](const caf::down_msg& down) {
     auto& tasks = self->state.tasks;
     for (auto i = tasks.begin(); i != tasks.end(); ++i)
       if (i->second.actor.address() == down.source) {
+        self->state.ctx->metrics->tasks.remove(i->first);
         tasks.erase(i);
         return;
       }

@@ -1,5 +1,6 @@
 /// The Prometheus endpoint of a node: the text exposition format over HTTP,
-/// served from the node's own counters.
+/// read at each scrape from `node_metrics` (counters, histograms, and the
+/// tables the gauges come from) without a message to any actor.
 #pragma once
 
 #include "actors/metrics.hpp"

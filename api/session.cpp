@@ -2,8 +2,10 @@
 
 #include "actors/router.hpp"
 #include "events/status.hpp"
+#include "fota/version.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -89,20 +91,83 @@ void respond(session_broker* self, uint64_t request_id,
         " bytes; ask for a smaller page");
     bytes = frame.SerializeAsString();
   }
-  node_metrics::add(frame.response().status() == v1::STATUS_CODE_OK
-                        ? m.responses_ok
-                        : m.responses_error);
+  m.respond(frame.response().status());
   write_frame(self, bytes);
+}
+
+/// Answers request `id`, a `ClientFrame.body` field `type` that arrived at
+/// `since`, and records how long it took.
+void answer(session_broker* self, uint64_t id, int type,
+            std::chrono::steady_clock::time_point since,
+            const v1::Response& response) {
+  auto& st = self->state;
+  respond(self, id, response);
+  ++st.answered;
+  auto took = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - since);
+  st.ctx->metrics->answered(type, static_cast<uint64_t>(took.count()));
+}
+
+// -- the log ------------------------------------------------------------------
+
+/// A name the client chose, as the log may show it: at most 64 bytes,
+/// control characters replaced, so that it cannot forge log lines.
+std::string printable(std::string_view x) {
+  std::string out{x.substr(0, 64)};
+  for (auto& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      c = '?';
+  return out;
+}
+
+/// "operator", "gateway" or "none".
+std::string_view role_name(v1::Role role) {
+  switch (role) {
+  case v1::ROLE_OPERATOR:
+    return "operator";
+  case v1::ROLE_GATEWAY:
+    return "gateway";
+  default:
+    return "none";
+  }
+}
+
+/// Who is on the other end, as the log names a session: "peer
+/// 127.0.0.1:40210, role gateway, gateway plant-1, client fota-sim".
+std::string describe(const session_state& st) {
+  std::string out = "peer " + st.peer_name + ", role ";
+  out += role_name(st.who.role);
+  if (!st.who.gateway.empty())
+    out += ", gateway " + st.who.gateway;
+  if (!st.client_name.empty())
+    out += ", client " + st.client_name;
+  return out;
+}
+
+/// Says that the session ends and why: at info for a session that said
+/// Hello, at debug for a connection that never authenticated (why it
+/// failed, if it did, is logged where it happened).
+void log_closed(const session_state& st, std::string_view why) {
+  auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                            st.started)
+                  .count();
+  if (st.who.role == v1::ROLE_UNSPECIFIED)
+    spdlog::debug("connection from {} closed before a Hello: {}", st.peer_name,
+                  why);
+  else
+    spdlog::info("session closed: {}: {} (after {:.1f} s, {} requests)",
+                 describe(st), why, secs, st.answered);
 }
 
 // -- closing ------------------------------------------------------------------
 
-/// Closes the connection and ends the session; close() sends no
-/// connection_closed_msg.
-void close_session(session_broker* self) {
+/// Closes the connection and ends the session, saying `why` in the log;
+/// close() sends no connection_closed_msg.
+void close_session(session_broker* self, std::string_view why) {
   auto& st = self->state;
   if (st.closing)
     return;
+  log_closed(st, why);
   st.closing = true;
   self->close(st.hdl);
   release_devices(self);
@@ -117,8 +182,10 @@ void fail_and_close(session_broker* self, const failure& err,
   if (st.closing)
     return;
   node_metrics::add(st.ctx->metrics->frames_refused);
+  spdlog::warn("refused a frame from {}: {}; closing the connection",
+               describe(st), err.message);
   respond(self, request_id, error_response(err));
-  close_session(self);
+  close_session(self, "a frame was refused");
 }
 
 /// Takes devices offline that this session brought online.
@@ -156,9 +223,8 @@ bool read_in(session_broker* self, const std::vector<char>& bytes) {
   self->flush(st.hdl);
   if (!tls.failed())
     return true;
-  spdlog::info("closing the session of {}: TLS failed: {}", st.peer_address,
-               tls.error());
-  close_session(self);
+  spdlog::info("TLS with {} failed: {}", st.peer_name, tls.error());
+  close_session(self, "TLS failed");
   return false;
 }
 
@@ -177,23 +243,25 @@ void hello(session_broker* self, uint64_t request_id, const v1::Hello& h) {
     spdlog::warn("authentication failed from {} (client \"{}\"): neither "
                  "the token nor a client certificate is valid for any role; "
                  "closing the connection",
-                 st.peer_address, h.client_name().substr(0, 64));
+                 st.peer_name, printable(h.client_name()));
     respond(self, request_id,
             error_response(make_failure(errc::unauthenticated,
                                         "token is not valid for any role; "
                                         "the connection is closed")));
-    close_session(self);
+    close_session(self, "authentication failed");
     return;
   }
   if (st.opts.throttle)
     st.opts.throttle->succeeded(st.peer_address);
   st.who = *who;
   st.gateway = st.ctx->edge->find(st.who.gateway);
+  st.client_name = printable(h.client_name());
+  spdlog::info("session opened: {}", describe(st));
   v1::Response r;
   r.set_status(v1::STATUS_CODE_OK);
   auto* x = r.mutable_hello();
   x->set_role(st.who.role);
-  x->set_node_version("fota 0.1.0");
+  x->set_node_version(std::string{"fota "} + build::version);
   x->set_gateway(st.who.gateway);
   x->set_idle_timeout_seconds(static_cast<uint32_t>(
       std::chrono::duration_cast<std::chrono::seconds>(st.opts.idle_timeout)
@@ -253,7 +321,9 @@ v1::Response batch_response(const session_state& st,
 /// A batch registration from a gateway: an item for a product the gateway
 /// does not serve is refused on its own; devices brought online here are
 /// tracked with their actors, as after a DeviceOnline.
-void register_many(session_broker* self, uint64_t id, register_devices cmd) {
+void register_many(session_broker* self, uint64_t id,
+                   std::chrono::steady_clock::time_point since,
+                   register_devices cmd) {
   auto& st = self->state;
   if (st.gateway != nullptr)
     for (size_t i = 0; i < cmd.devices.size(); ++i)
@@ -267,12 +337,14 @@ void register_many(session_broker* self, uint64_t id, register_devices cmd) {
   ++st.in_flight;
   register_batch(
       self, *st.ctx, std::move(cmd), caf::actor_cast<caf::actor>(self),
-      [self, id, online](expected<registered_batch> r) {
+      [self, id, since, online](expected<registered_batch> r) {
         auto& st = self->state;
         --st.in_flight;
+        constexpr auto type =
+            static_cast<int>(v1::ClientFrame::kRegisterDevices);
         if (!r) {
           if (!st.closing)
-            respond(self, id, error_response(r.error()));
+            answer(self, id, type, since, error_response(r.error()));
           maybe_resume(self);
           return;
         }
@@ -294,7 +366,7 @@ void register_many(session_broker* self, uint64_t id, register_devices cmd) {
         }
         if (st.closing)
           return;
-        respond(self, id, batch_response(st, r->results));
+        answer(self, id, type, since, batch_response(st, r->results));
         maybe_resume(self);
       });
 }
@@ -311,21 +383,23 @@ void handle_frame(session_broker* self, std::string_view payload) {
     greet(self, id, frame.hello());
     return;
   }
+  auto type = static_cast<int>(frame.body_case());
+  auto since = std::chrono::steady_clock::now();
   if (frame.has_ping() && st.who.role != v1::ROLE_UNSPECIFIED) {
     v1::Response r;
     r.set_status(v1::STATUS_CODE_OK);
-    respond(self, id, r);
+    answer(self, id, type, since, r);
     return;
   }
   // The one parse of the request.
   auto req = decode(frame);
   if (!req) {
-    respond(self, id, error_response(req.error()));
+    answer(self, id, type, since, error_response(req.error()));
     return;
   }
   if (auto* batch = std::get_if<register_devices>(&*req);
       batch && st.who.role == v1::ROLE_GATEWAY) {
-    register_many(self, id, std::move(*batch));
+    register_many(self, id, since, std::move(*batch));
     return;
   }
   // Track devices going online/offline on this session; reports of devices
@@ -335,7 +409,7 @@ void handle_frame(session_broker* self, std::string_view payload) {
   if (auto ref = device_of(*req); ref && st.who.role == v1::ROLE_GATEWAY) {
     if (st.gateway != nullptr)
       if (auto err = check_serves(*st.gateway, ref->first)) {
-        respond(self, id, error_response(*err));
+        answer(self, id, type, since, error_response(*err));
         return;
       }
     stamp_gateway(*req, st.who.gateway);
@@ -351,7 +425,7 @@ void handle_frame(session_broker* self, std::string_view payload) {
   route(
       self, *st.ctx, st.who.role, std::move(*req),
       caf::actor_cast<caf::actor>(self),
-      [self, id, went_online](const v1::Response& r) {
+      [self, id, type, since, went_online](const v1::Response& r) {
         auto& st = self->state;
         --st.in_flight;
         if (st.closing)
@@ -368,7 +442,7 @@ void handle_frame(session_broker* self, std::string_view payload) {
                   },
                   [](caf::error&) {});
         }
-        respond(self, id, r);
+        answer(self, id, type, since, r);
         maybe_resume(self);
       },
       device);
@@ -411,9 +485,9 @@ void process_frames(session_broker* self) {
     return;
   if (st.decoder.buffered() > input_bound(st)) {
     node_metrics::add(st.ctx->metrics->frames_refused);
-    spdlog::warn("closing the session of {}: {} bytes of requests wait while "
-                 "it does not read its answers",
-                 st.peer_address, st.decoder.buffered());
+    spdlog::warn("refused the requests of {}: {} bytes of them wait while it "
+                 "does not read its answers; closing the connection",
+                 describe(st), st.decoder.buffered());
     if (st.unsent <= st.opts.max_output_buffer)
       respond(self, 0,
               error_response(make_failure(
@@ -422,7 +496,7 @@ void process_frames(session_broker* self) {
                       " bytes of requests wait while the answers are not "
                       "read; read the answers, or send fewer requests at "
                       "once")));
-    close_session(self);
+    close_session(self, "requests piled up while their answers were not read");
     return;
   }
   // The frame timeout measures the frame the client is sending: it starts
@@ -532,12 +606,11 @@ void on_timer(session_broker* self) {
     return;
   }
   node_metrics::add(st.ctx->metrics->sessions_timed_out);
-  spdlog::info("closing the session of {}: {}", st.peer_address, why);
   if (st.unsent <= st.opts.max_output_buffer)
     respond(self, 0,
             error_response(make_failure(errc::unavailable,
                                         std::string{"closing: "} + why)));
-  close_session(self);
+  close_session(self, why);
 }
 
 } // namespace
@@ -550,6 +623,8 @@ caf::behavior session(session_broker* self, caf::io::connection_handle hdl,
   st.decoder = frame_decoder{opts.max_frame_size};
   st.opts = std::move(opts);
   st.peer_address = self->remote_addr(hdl);
+  st.peer_name = st.peer_address + ":" + std::to_string(self->remote_port(hdl));
+  st.started = std::chrono::steady_clock::now();
   st.opened = st.last_input = st.ctx->now();
   if (st.opts.tls) {
     // OpenSSL makes no channel only when memory runs out.
@@ -570,12 +645,21 @@ caf::behavior session(session_broker* self, caf::io::connection_handle hdl,
                   errc::unavailable,
                   "the node serves " + std::to_string(st.opts.max_connections) +
                       " connections, its limit; try again later")));
-    close_session(self);
+    close_session(self, "over the connection limit");
     return {};
   }
   self->configure_read(hdl, caf::io::receive_policy::at_most(64 * 1024));
   self->ack_writes(hdl, true);
   arm_timer(self);
+  spdlog::debug("connection from {}", st.peer_name);
+  // The node stops: the listener closes every session.
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    if (!self->state.closing) {
+      log_closed(self->state, "the node is stopping");
+      self->state.closing = true;
+    }
+    self->quit(std::move(msg.reason));
+  });
   return {
       [=](const caf::io::new_data_msg& msg) {
         if (self->state.closing)
@@ -605,6 +689,8 @@ caf::behavior session(session_broker* self, caf::io::connection_handle hdl,
       },
       [=](timeout_atom) { on_timer(self); },
       [=](const caf::io::connection_closed_msg&) {
+        if (!self->state.closing)
+          log_closed(self->state, "the peer closed the connection");
         release_devices(self);
         self->quit();
       },
@@ -615,6 +701,10 @@ namespace {
 
 struct acceptor_state {
   std::vector<caf::actor> sessions;
+  /// Connections refused over the limit since the log last said so, and
+  /// when it did: at most one line a minute.
+  uint64_t refused = 0;
+  std::optional<timestamp> refusal_logged;
   /// The port listened on, or why listening failed.
   uint16_t port = 0;
   std::string error;
@@ -661,10 +751,22 @@ acceptor(caf::stateful_actor<acceptor_state, caf::io::broker>* self,
         return self->state.port;
       },
       [=](const caf::io::new_connection_msg& msg) {
-        bool refuse = self->state.sessions.size() >= opts.max_connections;
+        auto& st = self->state;
+        bool refuse = st.sessions.size() >= opts.max_connections;
         auto s = self->fork(session, msg.handle, ctx, opts, refuse);
-        if (refuse)
+        if (refuse) {
+          ++st.refused;
+          auto now = ctx->now();
+          if (!st.refusal_logged ||
+              now - *st.refusal_logged >= std::chrono::minutes{1}) {
+            spdlog::warn("refused {} connection(s) over the limit of {} "
+                         "open connections",
+                         st.refused, opts.max_connections);
+            st.refused = 0;
+            st.refusal_logged = now;
+          }
           return;
+        }
         self->monitor(s);
         self->state.sessions.push_back(std::move(s));
       },

@@ -65,8 +65,16 @@ struct session_state {
   server_options opts;
   caf::io::connection_handle hdl;
   frame_decoder decoder;
-  /// The peer's address, for the throttle and the log.
+  /// The peer's address, for the throttle.
   std::string peer_address;
+  /// The peer's address and port, for the log.
+  std::string peer_name;
+  /// The client's name from its Hello, for the log.
+  std::string client_name;
+  /// Requests answered, and when the connection opened by the steady
+  /// clock, for the log.
+  uint64_t answered = 0;
+  std::chrono::steady_clock::time_point started;
   /// Who the Hello authenticated; ROLE_UNSPECIFIED before.
   principal who;
   /// The policy of the gateway this session acts as, if it has one.

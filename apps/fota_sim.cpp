@@ -27,6 +27,7 @@
 #include "api/client.hpp"
 #include "apps/image_digest.hpp"
 #include "apps/tls_options.hpp"
+#include "apps/version.hpp"
 #include "events/manifest.hpp"
 #include "fota/v1/api.pb.h"
 
@@ -1608,6 +1609,7 @@ int main(int argc, char** argv) {
     opts.operator_token = "operator-token";
   opts.seed = std::random_device{}();
   CLI::App app{"fota-sim: simulate a fleet of devices behind one gateway"};
+  app.set_version_flag("--version", version_line("fota-sim"));
   app.add_option("--host", opts.host, "node address")->capture_default_str();
   app.add_option("--port", opts.port, "node port")->capture_default_str();
   app.add_option("--token", opts.token,
@@ -1727,6 +1729,8 @@ int main(int argc, char** argv) {
       opts.token = *t;
     }
   } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     fmt::print(stderr, "error: {}\nRun with --help for more information.\n",

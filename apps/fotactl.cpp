@@ -8,6 +8,7 @@
 #include "api/json.hpp"
 #include "apps/image_digest.hpp"
 #include "apps/tls_options.hpp"
+#include "apps/version.hpp"
 #include "events/manifest.hpp"
 #include "fota/v1/api.pb.h"
 
@@ -1583,6 +1584,7 @@ int main(int argc, char** argv) {
                "asset trees"};
   app.fallthrough();
   app.require_subcommand(1);
+  app.set_version_flag("--version", version_line("fotactl"));
   app.add_option("--host", o.host, "node address")->capture_default_str();
   app.add_option("--port", o.port, "node port")->capture_default_str();
   app.add_option("--token", o.token,
@@ -1602,6 +1604,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     auto why = command_error(app, e);

@@ -1,16 +1,17 @@
 /// fotad: a fota node with its embedded RocksDB, serving the protobuf API
-/// over TCP until SIGINT or SIGTERM. `fotad --check` verifies a data
-/// directory offline instead.
+/// over TCP until SIGINT or SIGTERM, and telling systemd when it is ready
+/// and when it stops. `fotad --check` verifies a data directory offline
+/// instead, `fotad --check-config` its settings.
 #include "actors/node.hpp"
 #include "api/client.hpp"
 #include "api/metrics.hpp"
 #include "api/session.hpp"
-#include "events/limits.hpp"
+#include "apps/fotad_settings.hpp"
+#include "apps/logging.hpp"
+#include "apps/version.hpp"
 #include "events/manifest.hpp"
 
-#include <algorithm>
 #include <arpa/inet.h>
-#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -23,7 +24,7 @@
 #include <sstream>
 #include <string>
 #include <sys/resource.h>
-#include <toml++/toml.h>
+#include <systemd/sd-daemon.h>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -37,55 +38,12 @@ namespace {
 constexpr const char* default_operator_token = "operator-token";
 constexpr const char* default_gateway_token = "gateway-token";
 
-/// A gateway as the config file names it.
-struct gateway_settings {
-  fota::gateway_credential credential;
-  fota::gateway_policy policy;
-};
-
-struct settings {
-  std::string data_dir = "./fota-data";
-  std::string listen = "127.0.0.1:7411";
-  std::string config;
-  std::string metrics;
-  std::string operator_token_file;
-  std::string gateway_token_file;
+/// The token files and the environment, read once the settings are
+/// complete.
+struct tokens {
   std::string operator_token;
   /// The shared token of development mode; empty: off.
   std::string gateway_token;
-  std::vector<gateway_settings> gateways;
-  std::map<std::string, fota::device_quota> products;
-  fota::device_quota product_default;
-  uint32_t max_connections = 10000;
-  uint32_t hello_timeout = 10;
-  uint32_t idle_timeout = 300;
-  uint32_t frame_timeout = 30;
-  uint32_t max_output_buffer = 4u << 20;
-  uint32_t max_session_requests = 256;
-  /// TLS: the server's certificate chain and key, and the CAs of client
-  /// certificates; without a certificate the API is plain TCP.
-  std::string tls_cert;
-  std::string tls_key;
-  std::string tls_client_ca;
-  uint32_t max_pushes_per_minute = 0;
-  uint32_t max_pushes_in_flight = 4096;
-  uint32_t push_ack_timeout = 30;
-  uint32_t max_frame_size = 4u << 20;
-  bool no_sync = false;
-  uint64_t snapshot_every_events = 1'000'000;
-  bool no_snapshots = false;
-  uint64_t min_free_space = fota::storage::default_min_free_space;
-  bool check = false;
-  size_t threads = 0;
-  std::string scheduler = "sharing";
-  /// `--trusted-key PRODUCT=KEY`, repeatable.
-  std::vector<std::string> trusted_keys;
-  /// `--firmware-url-schemes`, comma-separated.
-  std::string url_schemes = "https";
-  /// Trusted keys by product, from the config file: key texts or paths.
-  std::map<std::string, std::vector<std::string>> config_keys;
-  /// Where relative key paths in the config file start.
-  std::filesystem::path config_dir;
 };
 
 /// Reads a token file, saying on stderr why it cannot.
@@ -98,91 +56,6 @@ std::optional<std::string> read_token(const std::string& path,
     return std::nullopt;
   }
   return *x;
-}
-
-/// Reads the quota keys of a `[[gateways]]` entry or a `[products.X]`
-/// table over `q`.
-void load_quota(const toml::table& t, fota::device_quota& q) {
-  if (auto v = t["max_devices"].value<uint64_t>())
-    q.max_devices = *v;
-  if (auto v = t["max_labels"].value<uint32_t>())
-    q.max_labels = *v;
-  if (auto v = t["max_label_bytes"].value<uint32_t>())
-    q.max_label_bytes = *v;
-}
-
-/// Reads `[[gateways]]` (name, token / token_file / token_env,
-/// certificate_sha256, products, quotas) and `[products.<key>]` quotas.
-bool load_gateways(settings& s, const toml::table& t) {
-  if (const auto* q = t["quota"].as_table())
-    load_quota(*q, s.product_default);
-  if (const auto* ps = t["products"].as_table())
-    for (const auto& [key, value] : *ps)
-      if (const auto* pt = value.as_table()) {
-        auto q = s.product_default;
-        load_quota(*pt, q);
-        s.products[std::string{key.str()}] = q;
-      }
-  const auto* gs = t["gateways"].as_array();
-  if (gs == nullptr)
-    return true;
-  for (const auto& node : *gs) {
-    const auto* g = node.as_table();
-    if (g == nullptr) {
-      std::fprintf(stderr, "fotad: config: gateways: each entry must be a "
-                           "table ([[gateways]])\n");
-      return false;
-    }
-    gateway_settings x;
-    x.policy.name = (*g)["name"].value_or(std::string{});
-    if (x.policy.name.empty() || x.policy.name == fota::shared_gateway_name) {
-      std::fprintf(stderr,
-                   "fotad: config: gateways: every gateway needs a name other "
-                   "than \"%s\"\n",
-                   fota::shared_gateway_name);
-      return false;
-    }
-    auto what = "gateway " + x.policy.name;
-    x.credential.name = x.policy.name;
-    x.credential.token = (*g)["token"].value_or(std::string{});
-    if (auto f = (*g)["token_file"].value<std::string>()) {
-      auto token = read_token(*f, what + " token_file");
-      if (!token)
-        return false;
-      x.credential.token = *token;
-    }
-    if (auto e = (*g)["token_env"].value<std::string>()) {
-      const char* v = std::getenv(e->c_str());
-      if (v == nullptr || *v == '\0') {
-        std::fprintf(stderr, "fotad: config: %s: token_env %s is not set\n",
-                     what.c_str(), e->c_str());
-        return false;
-      }
-      x.credential.token = v;
-    }
-    x.credential.certificate_sha256 =
-        (*g)["certificate_sha256"].value_or(std::string{});
-    if (x.credential.token.empty() && x.credential.certificate_sha256.empty()) {
-      std::fprintf(stderr,
-                   "fotad: config: %s: give token, token_file, token_env or "
-                   "certificate_sha256\n",
-                   what.c_str());
-      return false;
-    }
-    if (const auto* ps = (*g)["products"].as_array())
-      for (const auto& p : *ps)
-        if (auto v = p.value<std::string>())
-          x.policy.products.push_back(*v);
-    load_quota(*g, x.policy.quota);
-    for (const auto& other : s.gateways)
-      if (other.policy.name == x.policy.name) {
-        std::fprintf(stderr, "fotad: config: %s is configured twice\n",
-                     what.c_str());
-        return false;
-      }
-    s.gateways.push_back(std::move(x));
-  }
-  return true;
 }
 
 /// Whether `host` is a loopback address (or "localhost").
@@ -227,10 +100,10 @@ void raise_fd_limit(uint32_t max_connections) {
     spdlog::info("open-file limit {}", lim.rlim_cur);
 }
 
-/// Fills the operator token and the shared gateway token from their files
+/// Reads the operator token and the shared gateway token from their files
 /// or the environment, never from the command line. Without configured
 /// gateways, the node runs in development mode with the shared token.
-bool load_tokens(settings& s) {
+std::optional<tokens> load_tokens(const fota::fotad_settings& s) {
   auto from = [](const std::string& file, const char* env,
                  const char* what) -> std::optional<std::string> {
     if (!file.empty())
@@ -239,18 +112,19 @@ bool load_tokens(settings& s) {
       return std::string{v};
     return std::string{};
   };
+  tokens out;
   auto op = from(s.operator_token_file, "FOTA_TOKEN", "--operator-token-file");
   if (!op)
-    return false;
-  s.operator_token = op->empty() ? default_operator_token : *op;
+    return std::nullopt;
+  out.operator_token = op->empty() ? default_operator_token : *op;
   auto gw =
       from(s.gateway_token_file, "FOTA_GATEWAY_TOKEN", "--gateway-token-file");
   if (!gw)
-    return false;
-  s.gateway_token = *gw;
-  if (s.gateway_token.empty() && s.gateways.empty())
-    s.gateway_token = default_gateway_token;
-  return true;
+    return std::nullopt;
+  out.gateway_token = *gw;
+  if (out.gateway_token.empty() && s.gateways.empty())
+    out.gateway_token = default_gateway_token;
+  return out;
 }
 
 /// A trusted key given as PEM text, base64 of the 32 raw bytes, or the path
@@ -277,25 +151,11 @@ load_public_key(const std::string& text, const std::filesystem::path& base) {
 }
 
 /// The firmware policy of the flags and the config file; prints what is
-/// wrong and returns nullopt when a key or scheme does not parse.
-std::optional<fota::firmware_policy> firmware_policy_of(const settings& s) {
+/// wrong and returns nullopt when a key does not parse.
+std::optional<fota::firmware_policy>
+firmware_policy_of(const fota::fotad_settings& s) {
   fota::firmware_policy policy;
-  policy.url_schemes.clear();
-  std::stringstream schemes{s.url_schemes};
-  for (std::string x; std::getline(schemes, x, ',');) {
-    x.erase(std::remove_if(x.begin(), x.end(),
-                           [](unsigned char c) { return std::isspace(c); }),
-            x.end());
-    std::transform(x.begin(), x.end(), x.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
-    if (!x.empty())
-      policy.url_schemes.push_back(x);
-  }
-  if (policy.url_schemes.empty()) {
-    std::fprintf(stderr, "fotad: --firmware-url-schemes: name at least one "
-                         "scheme, e.g. https\n");
-    return std::nullopt;
-  }
+  policy.url_schemes = s.url_schemes;
   auto add = [&](const std::string& product, const std::string& text,
                  const std::filesystem::path& base, const std::string& origin) {
     auto key = load_public_key(text, base);
@@ -332,110 +192,6 @@ std::optional<fota::firmware_policy> firmware_policy_of(const settings& s) {
                "--trusted-key " + product + "=" + k))
         return std::nullopt;
   return policy;
-}
-
-/// Sizes with units, all powers of 1024: "64MiB", "64MB", "64m", "1g".
-CLI::AsSizeValue size_with_units() {
-  return CLI::AsSizeValue{false};
-}
-
-/// Reads `node.min_free_space`: bytes, or a string with units.
-bool load_min_free_space(settings& s, const toml::table& t) {
-  auto node = t.at_path("node.min_free_space");
-  if (!node)
-    return true;
-  if (auto v = node.value<int64_t>(); v && *v >= 0) {
-    s.min_free_space = static_cast<uint64_t>(*v);
-    return true;
-  }
-  if (auto v = node.value<std::string>()) {
-    // CLI11's unit parser throws on a unit it does not know.
-    try {
-      auto text = *v;
-      if (size_with_units()(text).empty()) {
-        s.min_free_space = std::stoull(text);
-        return true;
-      }
-    } catch (const std::exception&) {
-      // Reported below.
-    }
-  }
-  std::fprintf(stderr,
-               "fotad: config %s: node.min_free_space must be a byte count "
-               "or a size such as \"256MiB\"\n",
-               s.config.c_str());
-  return false;
-}
-
-/// Reads the TOML file; command-line flags given explicitly win.
-bool load_config(settings& s, const CLI::App& app) {
-  if (s.config.empty())
-    return true;
-  try {
-    auto t = toml::parse_file(s.config);
-    auto set = [&](const char* key, auto& field, const char* flag) {
-      using T = std::decay_t<decltype(field)>;
-      if (app.count(flag) > 0)
-        return;
-      if (auto v = t.at_path(key).value<T>())
-        field = *v;
-    };
-    set("node.data_dir", s.data_dir, "--data-dir");
-    set("node.listen", s.listen, "--listen");
-    set("node.metrics", s.metrics, "--metrics");
-    set("node.operator_token_file", s.operator_token_file,
-        "--operator-token-file");
-    set("node.gateway_token_file", s.gateway_token_file,
-        "--gateway-token-file");
-    set("node.max_connections", s.max_connections, "--max-connections");
-    set("node.hello_timeout", s.hello_timeout, "--hello-timeout");
-    set("node.idle_timeout", s.idle_timeout, "--idle-timeout");
-    set("node.frame_timeout", s.frame_timeout, "--frame-timeout");
-    set("node.max_output_buffer", s.max_output_buffer, "--max-output-buffer");
-    set("node.max_session_requests", s.max_session_requests,
-        "--max-session-requests");
-    if (!load_gateways(s, t))
-      return false;
-    set("dispatch.max_pushes_per_minute", s.max_pushes_per_minute,
-        "--max-pushes-per-minute");
-    set("dispatch.max_pushes_in_flight", s.max_pushes_in_flight,
-        "--max-pushes-in-flight");
-    set("dispatch.push_ack_timeout", s.push_ack_timeout, "--push-ack-timeout");
-    set("node.max_frame_size", s.max_frame_size, "--max-frame-size");
-    set("node.snapshot_every_events", s.snapshot_every_events,
-        "--snapshot-every-events");
-    set("node.no_snapshots", s.no_snapshots, "--no-snapshots");
-    set("tls.cert", s.tls_cert, "--tls-cert");
-    set("tls.key", s.tls_key, "--tls-key");
-    set("tls.client_ca", s.tls_client_ca, "--tls-client-ca");
-    if (app.count("--firmware-url-schemes") == 0)
-      if (const auto* xs = t.at_path("firmware.url_schemes").as_array()) {
-        s.url_schemes.clear();
-        for (const auto& x : *xs)
-          if (auto v = x.value<std::string>())
-            s.url_schemes += (s.url_schemes.empty() ? "" : ",") + *v;
-      }
-    s.config_dir = std::filesystem::absolute(s.config).parent_path();
-    if (const auto* products = t["products"].as_table())
-      for (const auto& [product, entry] : *products) {
-        const auto* keys = entry.as_table() != nullptr
-                               ? (*entry.as_table())["signing_keys"].as_array()
-                               : nullptr;
-        if (keys == nullptr)
-          continue;
-        auto& out = s.config_keys[std::string{product.str()}];
-        for (const auto& k : *keys)
-          if (auto v = k.value<std::string>())
-            out.push_back(*v);
-      }
-    if (app.count("--min-free-space") == 0 && !load_min_free_space(s, t))
-      return false;
-    return true;
-  } catch (const toml::parse_error& e) {
-    std::fprintf(stderr, "fotad: config %s: %s\n", s.config.c_str(),
-                 std::string{e.description()}.c_str());
-    return false;
-  }
 }
 
 /// Test-only: when `FOTA_TEST_FREE_SPACE_FILE` names a file, the free space
@@ -518,86 +274,53 @@ int check(const std::string& dir) {
 } // namespace
 
 int main(int argc, char** argv) {
-  settings s;
+  fota::fotad_settings s;
+  bool check_only = false;
+  bool check_config = false;
   CLI::App app{"fotad: firmware over-the-air batch-upgrade node"};
-  app.add_option("--data-dir", s.data_dir, "RocksDB data directory");
-  app.add_option("--listen", s.listen,
-                 "[ADDRESS:]PORT to listen on (port 0: any free port)");
-  app.add_option("--config", s.config, "TOML configuration file");
-  app.add_option("--metrics", s.metrics,
-                 "serve Prometheus metrics at ADDRESS:PORT/metrics");
-  app.add_option("--operator-token-file", s.operator_token_file,
-                 "file holding the token that grants the operator role "
-                 "(or $FOTA_TOKEN)");
-  app.add_option("--gateway-token-file", s.gateway_token_file,
-                 "file holding the shared gateway token of development mode, "
-                 "acting as gateway \"shared\" (or $FOTA_GATEWAY_TOKEN)");
-  app.add_option("--max-connections", s.max_connections,
-                 "open connections at most")
-      ->check(CLI::Range(1u, 1u << 20));
-  app.add_option("--hello-timeout", s.hello_timeout,
-                 "seconds a new connection has to authenticate")
-      ->check(CLI::Range(1u, 3600u));
-  app.add_option("--idle-timeout", s.idle_timeout,
-                 "seconds a session may receive nothing before it is closed")
-      ->check(CLI::Range(1u, 86400u));
-  app.add_option("--frame-timeout", s.frame_timeout,
-                 "seconds a frame may take to arrive once begun")
-      ->check(CLI::Range(1u, 3600u));
-  app.add_option("--max-output-buffer", s.max_output_buffer,
-                 "bytes a session holds for a peer that does not read, "
-                 "before it stops reading and defers pushes")
-      ->check(CLI::Range(64u << 10, 1u << 30));
-  app.add_option("--max-session-requests", s.max_session_requests,
-                 "requests of one session answered at once; more wait")
-      ->check(CLI::Range(1u, 65536u));
-  app.add_option("--max-pushes-per-minute", s.max_pushes_per_minute,
-                 "node-wide push rate (0: unlimited)");
-  app.add_option("--max-pushes-in-flight", s.max_pushes_in_flight,
-                 "pushes awaiting a device's answer, node-wide")
-      ->check(CLI::Range(1u, 1u << 20));
-  app.add_option("--push-ack-timeout", s.push_ack_timeout,
-                 "seconds until an unacknowledged push is sent again")
-      ->check(CLI::Range(1u, 3600u));
-  app.add_option("--max-frame-size", s.max_frame_size,
-                 "largest frame in either direction, in bytes")
-      ->check(CLI::Range(static_cast<uint32_t>(fota::limits::min_frame_size),
-                         64u << 20));
-  app.add_option("--tls-cert", s.tls_cert,
-                 "serve the API over TLS with this PEM certificate chain");
-  app.add_option("--tls-key", s.tls_key, "PEM private key of --tls-cert");
-  app.add_option("--tls-client-ca", s.tls_client_ca,
-                 "PEM CAs that issue client certificates; clients are asked "
-                 "for one and a certificate they send must verify");
+  app.set_version_flag("--version", fota::version_line("fotad"));
+  app.add_option("--config", s.config,
+                 "TOML configuration file; flags given win over it");
+  auto table = fota::settings_table(s);
+  fota::add_flags(app, table);
   app.add_option("--trusted-key", s.trusted_keys,
                  "PRODUCT=KEY: an Ed25519 public key (PEM file, or base64 of "
                  "32 raw bytes) whose signature firmware of PRODUCT must "
                  "carry; repeatable, any one key verifies");
-  app.add_option("--firmware-url-schemes", s.url_schemes,
-                 "comma-separated URL schemes firmware may be downloaded "
-                 "from")
-      ->capture_default_str();
-  app.add_flag("--no-sync", s.no_sync,
-               "do not fsync group commits (benchmarks only)");
-  app.add_option("--min-free-space", s.min_free_space,
-                 "refuse writes while the data directory has less free "
-                 "space (bytes, or with a unit: 256MiB, 1GiB; 0: never)")
-      ->transform(size_with_units());
-  app.add_option("--snapshot-every-events", s.snapshot_every_events,
-                 "write a snapshot in the background after this many "
-                 "appended events (0: none)");
-  app.add_flag("--no-snapshots", s.no_snapshots,
-               "start by replaying the whole log, ignoring snapshots");
-  app.add_flag("--check", s.check,
+  app.add_flag("--check", check_only,
                "verify the data directory offline, print what was found and "
                "exit (0: healthy, 1: damaged)");
-  app.add_option("--threads", s.threads, "scheduler threads (0: one per core)");
-  CLI11_PARSE(app, argc, argv);
-  if (!load_config(s, app))
+  app.add_flag("--check-config", check_config,
+               "check the flags and the config file (keys, types, ranges), "
+               "say whether they are valid and exit (0: valid, 2: not)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e); // --help, --version
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "fotad: %s\nRun with --help for more information.\n",
+                 e.what());
     return 2;
-  if (s.check)
+  }
+  auto problems = fota::load_config(s, table, app);
+  for (const auto& p : problems)
+    std::fprintf(stderr, "fotad: %s\n", p.c_str());
+  if (!problems.empty())
+    return 2;
+  if (check_config) {
+    std::printf("fotad: the configuration is valid%s\n",
+                s.config.empty() ? "" : (" (" + s.config + ")").c_str());
+    return 0;
+  }
+  fota::setup_logging(s.log_level, s.log_format);
+  if (check_only)
     return check(s.data_dir);
-  if (!load_tokens(s))
+  if (auto err = fota::resolve_gateway_tokens(s)) {
+    std::fprintf(stderr, "fotad: %s\n", err->c_str());
+    return 2;
+  }
+  auto toks = load_tokens(s);
+  if (!toks)
     return 2;
   std::shared_ptr<fota::tls_context> tls;
   if (!s.tls_cert.empty() || !s.tls_key.empty() || !s.tls_client_ca.empty()) {
@@ -612,32 +335,11 @@ int main(int argc, char** argv) {
     }
     tls = std::move(*ctx);
   }
-  if (s.max_frame_size < fota::limits::min_frame_size ||
-      s.max_frame_size > (64u << 20)) {
-    std::fprintf(stderr,
-                 "fotad: max_frame_size %u is outside %zu to 67108864 bytes\n",
-                 s.max_frame_size, fota::limits::min_frame_size);
-    return 2;
-  }
   auto policy = firmware_policy_of(s);
   if (!policy)
     return 2;
-  uint16_t port = 0;
-  std::string host = "127.0.0.1";
-  try {
-    auto colon = s.listen.rfind(':');
-    if (colon != std::string::npos)
-      host = s.listen.substr(0, colon);
-    auto p = std::stoul(
-        colon == std::string::npos ? s.listen : s.listen.substr(colon + 1));
-    if (p > 65535)
-      throw std::out_of_range("port");
-    port = static_cast<uint16_t>(p);
-  } catch (const std::exception&) {
-    std::fprintf(stderr, "fotad: --listen: \"%s\" is not a port\n",
-                 s.listen.c_str());
-    return 2;
-  }
+  // Checked by the settings already.
+  auto [host, port] = *fota::parse_listen(s.listen, "127.0.0.1");
   if (!s.metrics.empty() && s.metrics.find(':') == std::string::npos)
     s.metrics = "127.0.0.1:" + s.metrics;
   auto exposed = [&](const std::string& h) {
@@ -645,8 +347,8 @@ int main(int argc, char** argv) {
                                           ? h.substr(1, h.size() - 2)
                                           : h);
   };
-  bool default_tokens = s.operator_token == default_operator_token ||
-                        s.gateway_token == default_gateway_token;
+  bool default_tokens = toks->operator_token == default_operator_token ||
+                        toks->gateway_token == default_gateway_token;
   if (default_tokens &&
       (exposed(host) || (!s.metrics.empty() &&
                          exposed(s.metrics.substr(0, s.metrics.rfind(':')))))) {
@@ -658,6 +360,7 @@ int main(int argc, char** argv) {
                  s.listen.c_str());
     return 2;
   }
+  spdlog::info("{} starting", fota::version_line("fotad"));
 
   // Block the signals in every thread; the main thread waits for them.
   sigset_t signals;
@@ -670,7 +373,7 @@ int main(int argc, char** argv) {
   cfg.load<caf::io::middleman>();
   cfg.set("scheduler.policy", caf::atom("sharing"));
   if (s.threads > 0)
-    cfg.set("scheduler.max-threads", s.threads);
+    cfg.set("scheduler.max-threads", static_cast<size_t>(s.threads));
   cfg.set("logger.verbosity", caf::atom("quiet"));
   fota::add_message_types(cfg);
   caf::actor_system sys{cfg};
@@ -695,7 +398,7 @@ int main(int argc, char** argv) {
     ncfg.edge.gateways.emplace(g.policy.name, g.policy);
     creds.push_back(g.credential);
   }
-  if (!s.gateway_token.empty()) {
+  if (!toks->gateway_token.empty()) {
     fota::gateway_policy shared;
     shared.name = fota::shared_gateway_name;
     shared.quota = s.product_default;
@@ -704,6 +407,7 @@ int main(int argc, char** argv) {
   }
   raise_fd_limit(s.max_connections);
   ncfg.firmware = *policy;
+  sd_notifyf(0, "STATUS=replaying the log in %s", s.data_dir.c_str());
   auto node = fota::node::start(sys, ncfg);
   if (!node) {
     spdlog::error("cannot start: {}: {}", fota::to_string(node.error().code),
@@ -739,8 +443,8 @@ int main(int argc, char** argv) {
   fota::server_options sopts;
   sopts.port = port;
   sopts.host = host;
-  sopts.logins = std::make_shared<fota::credentials>(s.operator_token, creds,
-                                                     s.gateway_token);
+  sopts.logins = std::make_shared<fota::credentials>(
+      toks->operator_token, creds, toks->gateway_token);
   sopts.max_frame_size = s.max_frame_size;
   sopts.max_connections = s.max_connections;
   sopts.hello_timeout = std::chrono::seconds{s.hello_timeout};
@@ -761,7 +465,7 @@ int main(int argc, char** argv) {
     spdlog::warn("development mode: every gateway shares one token and acts "
                  "as gateway \"{}\"; configure [[gateways]] for production",
                  fota::shared_gateway_name);
-  if (s.operator_token == default_operator_token)
+  if (toks->operator_token == default_operator_token)
     spdlog::warn("the operator token is the default; set "
                  "--operator-token-file or $FOTA_TOKEN");
   std::unique_ptr<fota::metrics_endpoint> metrics;
@@ -778,9 +482,16 @@ int main(int argc, char** argv) {
   }
   std::printf("fotad listening on port %u\n", listening->port);
   std::fflush(stdout);
+  // systemd (Type=notify) hears that the node serves; without
+  // $NOTIFY_SOCKET this does nothing.
+  sd_notifyf(0, "READY=1\nSTATUS=serving on %s:%u, %llu devices, %llu tasks",
+             host.c_str(), listening->port,
+             static_cast<unsigned long long>(rec.devices),
+             static_cast<unsigned long long>(rec.tasks));
 
   int sig = 0;
   sigwait(&signals, &sig);
+  sd_notify(0, "STOPPING=1\nSTATUS=stopping");
   spdlog::info("stopping on signal {}", sig);
   fota::stop_server(sys, *listening);
   (*node)->stop();

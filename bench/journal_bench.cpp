@@ -182,7 +182,8 @@ public:
     cfg_->set("logger.file-verbosity", caf::atom("quiet"));
     cfg_->add_message_types<caf::id_block::fota>();
     sys_ = std::make_unique<caf::actor_system>(*cfg_);
-    journal_ = sys_->spawn<caf::detached>(fota::journal, log_.get());
+    journal_ = sys_->spawn<caf::detached>(
+        fota::journal, log_.get(), std::make_shared<fota::node_metrics>());
   }
 
   void TearDown(benchmark::State&) override {

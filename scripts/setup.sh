@@ -11,6 +11,10 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev libfmt-dev prometheus-cpp-dev nlohmann-json3-dev
   libtomlplusplus-dev libhowardhinnant-date-dev tzdata libssl-dev
+  libsystemd-dev
+  # Tools the suite runs: systemd-analyze verifies the unit file, promtool
+  # (Debian ships it only in the prometheus package) checks a real scrape.
+  systemd prometheus
 )
 # The fuzz preset builds with clang and links libFuzzer.
 if [ "${1:-}" = fuzz ]; then
@@ -29,6 +33,11 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # prometheus is here for promtool only: on a host booted with systemd,
+  # the server it enables is stopped and disabled again.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
 fi
 
 preset="${1:-release}"

@@ -108,7 +108,7 @@ protected:
   Journal()
     : log(open_log()), sys(cfg),
       sched(dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())) {
-    journal = sys.spawn(fota::journal, log.get());
+    journal = sys.spawn(fota::journal, log.get(), metrics);
     sched.run();
   }
 
@@ -167,6 +167,8 @@ protected:
   /// What the data directory's disk has free; plenty unless a test fills it.
   std::atomic<uint64_t> free_space{uint64_t{1} << 30};
   std::unique_ptr<event_log> log;
+  std::shared_ptr<fota::node_metrics> metrics =
+      std::make_shared<fota::node_metrics>();
   test_config cfg;
   caf::actor_system sys;
   caf::scheduler::test_coordinator& sched;
@@ -190,6 +192,26 @@ TEST_F(Journal, AppendsWaitingInTheMailboxAreWrittenAsOneBatch) {
   EXPECT_EQ(*second->sequence, 3u);
   EXPECT_EQ(*third->sequence, 6u);
   EXPECT_EQ(log->last_sequence().value(), 6u);
+}
+
+TEST_F(Journal, EachWriteIsMeasuredByItsEventsAndItsLatency) {
+  auto first = append(make_batch("task/1", 2));
+  auto second = append(make_batch("task/2", 3));
+  run_requesters(2);
+  sched.run();
+  auto third = append(make_batch("task/3", 1));
+  sched.run();
+  ASSERT_EQ(third->sequence, 6u);
+  // Two writes: one of 5 events (both requests), one of 1.
+  auto events = metrics->commit_events.read();
+  const auto& bounds = metrics->commit_events.bounds();
+  EXPECT_EQ(events.cumulative.back(), 2u);
+  EXPECT_EQ(events.sum, 6u);
+  ASSERT_EQ(bounds[0], 1u);
+  EXPECT_EQ(events.cumulative[0], 1u); // le 1
+  EXPECT_EQ(events.cumulative[2], 1u); // le 4
+  EXPECT_EQ(events.cumulative[3], 2u); // le 8
+  EXPECT_EQ(metrics->commit_latency.read().cumulative.back(), 2u);
 }
 
 TEST_F(Journal, AppendsAfterAWriteStartANewGroup) {

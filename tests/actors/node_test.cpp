@@ -558,6 +558,48 @@ TEST_F(Node, RestartRebuildsState) {
   EXPECT_EQ(details(id, v1::EXECUTION_STATE_SUCCEEDED).executions_size(), 6);
 }
 
+TEST_F(Node, TheGaugesFollowDevicesAndTasksAcrossARestart) {
+  // What a scrape reads, without a message to any actor.
+  auto registered = [&] {
+    return ctx().metrics->products.of(fota::test::product).registered.load();
+  };
+  auto online_now = [&] {
+    return ctx().metrics->products.of(fota::test::product).online.load();
+  };
+  auto statuses = [&] {
+    std::map<int, int> out;
+    ctx().metrics->tasks.each(
+        [&](const fota::task_summary& t) { ++out[t.status]; });
+    return out;
+  };
+  create_firmware_verified("2.0.0");
+  for (const auto& k : {"a", "b", "c"})
+    register_online(k, "1.0.0");
+  ASSERT_EQ(register_device("d", "1.0.0").status(), v1::STATUS_CODE_OK);
+  EXPECT_EQ(registered(), 4);
+  EXPECT_EQ(online_now(), 3);
+  // Online again counts once; offline counts down.
+  ASSERT_EQ(online("a").status(), v1::STATUS_CODE_OK);
+  EXPECT_EQ(online_now(), 3);
+  ASSERT_EQ(offline("c").status(), v1::STATUS_CODE_OK);
+  EXPECT_EQ(online_now(), 2);
+  auto id = create_task_id(snapshot_spec("1.0.0", "2.0.0"));
+  EXPECT_EQ(statuses(), (std::map<int, int>{{v1::TASK_STATUS_RUNNING, 1}}));
+  ASSERT_EQ(pause(id).status(), v1::STATUS_CODE_OK);
+  EXPECT_EQ(statuses(), (std::map<int, int>{{v1::TASK_STATUS_PAUSED, 1}}));
+  uint64_t executions = 0;
+  ctx().metrics->tasks.each([&](const fota::task_summary& t) {
+    executions = t.counters.queued + t.counters.notified;
+  });
+  EXPECT_EQ(executions, 4u);
+  // A restart counts the recovered devices and tasks; no device is online.
+  stop_node();
+  start_node();
+  EXPECT_EQ(registered(), 4);
+  EXPECT_EQ(online_now(), 0);
+  EXPECT_EQ(statuses(), (std::map<int, int>{{v1::TASK_STATUS_PAUSED, 1}}));
+}
+
 TEST_F(Node, AnUpgradeWritesThreeEventsAndTheSuccessRecordsTheVersion) {
   create_firmware_verified("2.0.0");
   register_online("a", "1.0.0");

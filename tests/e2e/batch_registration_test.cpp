@@ -8,7 +8,6 @@
 #include "tests/support/processes.hpp"
 
 #include <fstream>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -61,19 +60,8 @@ protected:
                "--config", config.string()},
               dir_ / ("fotad-" + std::to_string(n) + ".out"),
               dir_ / ("fotad-" + std::to_string(n) + ".err")};
-    static const std::regex line{R"(fotad listening on port (\d+))"};
-    std::smatch m;
-    std::string text;
-    eventually(
-        [&] {
-          text = p.out();
-          return std::regex_search(text, m, line) || !p.running();
-        },
-        30s);
-    port_ = 0;
-    if (std::regex_search(text, m, line))
-      port_ = static_cast<uint16_t>(std::stoul(m[1]));
-    else
+    port_ = listening_port(p).value_or(0);
+    if (port_ == 0)
       ADD_FAILURE() << "fotad did not start: " << p.err();
     return p;
   }

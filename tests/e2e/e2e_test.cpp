@@ -2000,8 +2000,8 @@ TEST_F(StorageFaults, TruncatedWalStopsTheNodeNamingTheLostEvents) {
   auto rc = again.wait_for(30s);
   ASSERT_TRUE(rc);
   EXPECT_EQ(*rc, 1);
-  // fotad logs to stdout.
-  auto err = again.out() + again.err();
+  // fotad logs to stderr.
+  auto err = again.err();
   static const std::regex refused{
       R"(cannot start: data_loss: events \d+\.\.\d+ were acknowledged but )"
       R"(are missing from the log in '.*': the WAL was truncated or lost)"};
@@ -2028,10 +2028,10 @@ TEST_F(StorageFaults, TornTailBeyondWhatWasAcknowledgedIsTolerated) {
 
   node = start_node();
   ASSERT_TRUE(node.running());
-  EXPECT_NE(node.out().find("ended in " + std::to_string(torn) +
+  EXPECT_NE(node.err().find("ended in " + std::to_string(torn) +
                             " bytes of a write torn by a crash"),
             std::string::npos)
-      << node.out();
+      << node.err();
   auto fw = ctl_json({"firmware", "list", "--product", product});
   std::vector<std::string> listed;
   for (const auto& x : fw.value("firmwares", json::array()))

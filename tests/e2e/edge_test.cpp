@@ -7,6 +7,7 @@
 #include "api/client.hpp"
 #include "api/frame_codec.hpp"
 #include "fota/v1/api.pb.h"
+#include "tests/support/loopback.hpp"
 #include "tests/support/processes.hpp"
 
 #include <arpa/inet.h>
@@ -45,44 +46,6 @@ token_env = "FOTA_E2E_TOKEN_B"
 products = ["cam", "lamp"]
 )";
 
-/// A free TCP port on loopback (bound and released).
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-/// The body of an HTTP GET on loopback, or empty.
-std::string http_get(uint16_t port, const std::string& path) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    ::close(fd);
-    return {};
-  }
-  auto req = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
-  (void)!::write(fd, req.data(), req.size());
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    auto n = ::read(fd, buf, sizeof(buf));
-    if (n <= 0)
-      break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
-
 /// The value of an unlabelled metric in Prometheus text, or -1.
 double metric(const std::string& text, const std::string& name) {
   std::regex line{"\\n" + name + " ([0-9.e+]+)"};
@@ -113,19 +76,6 @@ bool closed_within(int fd, milliseconds timeout) {
       return true;
   }
   return false;
-}
-
-int raw_connect(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
 }
 
 v1::ClientFrame registration(const std::string& product,
@@ -167,17 +117,8 @@ protected:
     process p{bin_dir() / "fotad", all,
               dir_ / ("fotad-" + std::to_string(n) + ".out"),
               dir_ / ("fotad-" + std::to_string(n) + ".err")};
-    static const std::regex line{R"(fotad listening on port (\d+))"};
-    std::smatch m;
-    std::string text;
-    eventually(
-        [&] {
-          text = p.out();
-          return std::regex_search(text, m, line) || !p.running();
-        },
-        30s);
-    if (std::regex_search(text, m, line))
-      port_ = static_cast<uint16_t>(std::stoul(m[1]));
+    if (auto port = listening_port(p))
+      port_ = *port;
     else if (expect_up)
       ADD_FAILURE() << "fotad did not start: " << p.err();
     return p;
@@ -348,8 +289,8 @@ TEST_F(Edge, BadTokensAreCountedClosedAndSlowedDown) {
       10s);
   EXPECT_EQ(failures, 4);
   // The node binds loopback when no address is given.
-  EXPECT_NE(node.out().find("listening on 127.0.0.1:"), std::string::npos)
-      << node.out();
+  EXPECT_NE(node.err().find("listening on 127.0.0.1:"), std::string::npos)
+      << node.err();
 }
 
 TEST_F(Edge, ExposedAddressNeedsTokensOfItsOwn) {

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <regex>
 #include <spawn.h>
 #include <sstream>
 #include <stdexcept>
@@ -217,6 +219,24 @@ private:
 };
 
 /// What a finished command printed and how it ended.
+/// Waits up to `timeout` for fotad `p` to print `fotad listening on port
+/// N`; returns N, or nothing once it ended (or the time ran out) without.
+inline std::optional<uint16_t> listening_port(process& p,
+                                              milliseconds timeout = 30s) {
+  static const std::regex line{R"(fotad listening on port (\d+))"};
+  std::smatch m;
+  std::string text;
+  eventually(
+      [&] {
+        text = p.out();
+        return std::regex_search(text, m, line) || !p.running();
+      },
+      timeout);
+  if (!std::regex_search(text, m, line))
+    return std::nullopt;
+  return static_cast<uint16_t>(std::stoul(m[1]));
+}
+
 struct run_result {
   int code = -1;
   std::string out;

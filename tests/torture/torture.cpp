@@ -151,18 +151,10 @@ private:
                      std::to_string(port), "--push-ack-timeout", "2"},
                     dir_ / fmt::format("fotad-{}.out", n),
                     dir_ / fmt::format("fotad-{}.err", n)};
-    static const std::regex line{R"(fotad listening on port (\d+))"};
-    std::smatch m;
-    std::string text;
-    eventually(
-        [&] {
-          text = node_.out();
-          return std::regex_search(text, m, line) || !node_.running();
-        },
-        60s);
-    if (!std::regex_search(text, m, line))
+    auto listening = listening_port(node_, 60s);
+    if (!listening)
       throw std::runtime_error("fotad did not start: " + node_.err());
-    port_ = static_cast<uint16_t>(std::stoul(m[1]));
+    port_ = *listening;
   }
 
   void restart_node() {
