@@ -195,9 +195,9 @@ event_list ReplayChecksItself::valid_log() {
   apply(catalog, skipped[0]);
   out.insert(out.end(), skipped.begin(), skipped.end());
   auto reg =
-      std::move(decide(nullptr,
-                       fota::register_device{product, "d1", "1.0.0", {}, {}},
-                       t))
+      std::move(
+          decide(nullptr,
+                 fota::register_device{product, "d1", "1.0.0", {}, {}, {}}, t))
           .value();
   out.insert(out.end(), reg.begin(), reg.end());
   auto spec = from_proto(snapshot_spec("1.0.0", "2.0.0"));

@@ -778,14 +778,15 @@ TEST_F(Node, AFreshTaskPushesEachDeviceOnce) {
   create_firmware_verified("2.0.0");
   register_online("a", "1.0.0");
   register_online("b", "1.0.0");
-  // A device actor whose next message is its bind waits.
+  // A device actor that granted the task's claim but is not yet bound
+  // waits: its mailbox then holds the bind and, behind it, the push. (The
+  // device's state is looked at, not its mailbox: peeking into a mailbox
+  // from outside trips UBSan's vptr check inside CAF's queues.)
   using device_impl = std::remove_pointer_t<device_actor_state::self_pointer>;
   auto binding = [](caf::resumable* job) {
     auto* device = dynamic_cast<device_impl*>(job);
-    if (device == nullptr)
-      return false;
-    auto* next = device->mailbox().peek();
-    return next != nullptr && next->content().match_element<bind_atom>(0);
+    return device != nullptr &&
+           is_enrolling_claim(device->state.device.active_execution);
   };
   auto created =
       send_request(create_task_frame(snapshot_spec("1.0.0", "2.0.0")));

@@ -104,8 +104,11 @@ inline void acknowledge(caf::event_based_actor* self, const ack_target& to,
   if (!fleet)
     return;
   self->request(fleet, caf::infinite,
-                ack_push{up.product_key(), up.device_key(),
-                         fota::execution_id{up.execution_id()}, up.attempt()})
+                ack_push{up.product_key(),
+                         up.device_key(),
+                         fota::execution_id{up.execution_id()},
+                         up.attempt(),
+                         {}})
       .then([](accepted) {}, [](caf::error&) {});
 }
 

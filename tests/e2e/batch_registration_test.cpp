@@ -142,11 +142,12 @@ TEST_F(BatchRegistration, EachItemIsDecidedOnItsOwnAndOnlyGoodOnesAreWritten) {
     EXPECT_EQ(results[i].index(), static_cast<uint32_t>(i));
     EXPECT_EQ(results[i].status(), expected[static_cast<size_t>(i)])
         << "item " << i << ": " << results[i].message();
-    if (results[i].status() != v1::STATUS_CODE_OK)
+    if (results[i].status() != v1::STATUS_CODE_OK) {
       EXPECT_EQ(
           results[i].message().rfind("devices[" + std::to_string(i) + "]: ", 0),
           0u)
           << results[i].message();
+    }
   }
   EXPECT_EQ(r->registered().failed(), 5u);
   EXPECT_NE(results[1].message().find("device_key"), std::string::npos)
