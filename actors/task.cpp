@@ -357,6 +357,8 @@ void task_actor_state::publish_live() {
   // The first retry due; timeouts share the timers, so look a little way.
   size_t looked = 0;
   for (auto& [due, seq] : deadlines.due) {
+    if (live.retries_waiting == 0)
+      break;
     if (++looked > 64)
       break;
     const auto* x = task.find(execution_seq{seq});
@@ -394,6 +396,7 @@ void task_actor_state::push(uint64_t seq) {
     self->send(devices[seq - 1], push_atom_v,
                push_frame{x, false, std::move(frame)});
     pushes.record(ctx->now());
+    publish_live();
     // A NOTIFIED execution's push is sent again unless acknowledged in time.
     const auto* ex = task.find(execution_seq{seq});
     if (ex == nullptr || ex->state != es::EXECUTION_STATE_NOTIFIED)
