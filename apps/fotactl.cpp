@@ -1428,34 +1428,6 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
       },
       print_task_response);
 
-  auto* t_wait = task->add_subcommand(
-      "wait", "wait until a task ends; exit 0 COMPLETED without failures, 4 "
-              "COMPLETED with failures, 5 CANCELED, 6 timeout");
-  task_id(t_wait);
-  t_wait->add_option("--timeout", o.wait_timeout,
-                     "give up after this long: 500ms, 90s, 30m, 2h (default: "
-                     "wait for ever)");
-  t_wait
-      ->add_option("--interval", o.interval,
-                   "how often to ask the node: 500ms, 2s, ...")
-      ->capture_default_str();
-  cmds.push_back(command{t_wait, nullptr, nullptr,
-                         [&o] { return follow_task(o, false); }});
-
-  auto* t_watch = task->add_subcommand(
-      "watch", "follow a task live until it ends: a view that refreshes in "
-               "place on a terminal, a line every interval otherwise; exit "
-               "codes as task wait");
-  task_id(t_watch);
-  t_watch->add_option("--timeout", o.wait_timeout,
-                      "stop after this long (exit 6): 500ms, 90s, 30m, 2h");
-  t_watch
-      ->add_option("--interval", o.interval,
-                   "how often to refresh: 500ms, 2s, ...")
-      ->capture_default_str();
-  cmds.push_back(command{t_watch, nullptr, nullptr,
-                         [&o] { return follow_task(o, true); }});
-
   auto* t_list = task->add_subcommand("list", "list tasks");
   paged(t_list, "tasks", "the task id to continue after");
   t_list->add_option("--product", o.product, "only tasks of this product");
@@ -1551,6 +1523,34 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
           [](v1::ClientFrame& f, uint64_t id) {
             f.mutable_cancel_task()->set_task_id(id);
           });
+
+  auto* t_wait = task->add_subcommand(
+      "wait", "wait until a task ends; exit 0 COMPLETED without failures, 4 "
+              "COMPLETED with failures, 5 CANCELED, 6 timeout");
+  task_id(t_wait);
+  t_wait->add_option("--timeout", o.wait_timeout,
+                     "give up after this long: 500ms, 90s, 30m, 2h (default: "
+                     "wait for ever)");
+  t_wait
+      ->add_option("--interval", o.interval,
+                   "how often to ask the node: 500ms, 2s, ...")
+      ->capture_default_str();
+  cmds.push_back(command{t_wait, nullptr, nullptr,
+                         [&o] { return follow_task(o, false); }});
+
+  auto* t_watch = task->add_subcommand(
+      "watch", "follow a task live until it ends: a view that refreshes in "
+               "place on a terminal, a line every interval otherwise; exit "
+               "codes as task wait");
+  task_id(t_watch);
+  t_watch->add_option("--timeout", o.wait_timeout,
+                      "stop after this long (exit 6): 500ms, 90s, 30m, 2h");
+  t_watch
+      ->add_option("--interval", o.interval,
+                   "how often to refresh: 500ms, 2s, ...")
+      ->capture_default_str();
+  cmds.push_back(command{t_watch, nullptr, nullptr,
+                         [&o] { return follow_task(o, true); }});
 
   // -- device ----------------------------------------------------------------
 
