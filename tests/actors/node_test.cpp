@@ -171,6 +171,31 @@ TEST_F(Node, FailureKeepsDeviceCodeAndText) {
   EXPECT_EQ(s.counters().failed(), 2u);
 }
 
+TEST_F(Node, ReportsAboutExecutionZeroGoToTheDevicesCurrentExecution) {
+  create_firmware_verified("2.0.0");
+  register_online("a", "1.0.0");
+  register_online("idle", "2.0.0");
+  auto id = create_task_id(snapshot_spec("1.0.0", "2.0.0"));
+  auto r = report_progress("a", 0, 40, "writing");
+  ASSERT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+  auto x = execution_of(id, "a");
+  EXPECT_EQ(x.state(), v1::EXECUTION_STATE_IN_PROGRESS);
+  EXPECT_EQ(x.progress_step(), 40u);
+  EXPECT_EQ(x.progress_text(), "writing");
+  r = report_failure("a", 0, "E_FLASH", "bad block");
+  ASSERT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+  x = execution_of(id, "a");
+  EXPECT_EQ(x.state(), v1::EXECUTION_STATE_FAILED);
+  EXPECT_EQ(x.failure_code(), "E_FLASH");
+  // Once the execution is over, the device holds none: nothing to resolve.
+  r = report_progress("a", 0, 50);
+  EXPECT_EQ(r.status(), v1::STATUS_CODE_FAILED_PRECONDITION);
+  EXPECT_EQ(r.message(), "device a has no current execution");
+  r = report_failure("idle", 0, "E_FLASH", "x");
+  EXPECT_EQ(r.status(), v1::STATUS_CODE_FAILED_PRECONDITION);
+  EXPECT_EQ(r.message(), "device idle has no current execution");
+}
+
 // -- one upgrade per device ---------------------------------------------------
 
 TEST_F(Node, BusyDeviceIsSkippedWithReason) {
