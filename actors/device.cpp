@@ -240,7 +240,23 @@ expected<task_sink> device_actor_state::task_of(const std::string& gateway,
                           " is not active on device " + device.key);
 }
 
+status device_actor_state::resolve_current(const std::string& gateway,
+                                           execution_id& execution) const {
+  if (execution)
+    return std::nullopt;
+  if (auto err = check_owner(device, gateway))
+    return err;
+  const auto& held = device.active_execution;
+  if (!held || is_enrolling_claim(held) || !task)
+    return make_failure(errc::failed_precondition,
+                        "device " + device.key + " has no current execution");
+  execution = held;
+  return std::nullopt;
+}
+
 caf::result<accepted> device_actor_state::operator()(report_progress& cmd) {
+  if (auto err = resolve_current(cmd.gateway, cmd.execution))
+    return to_error(*err);
   auto to = task_of(cmd.gateway, cmd.execution);
   if (!to)
     return to_error(to.error());
@@ -248,6 +264,8 @@ caf::result<accepted> device_actor_state::operator()(report_progress& cmd) {
 }
 
 caf::result<accepted> device_actor_state::operator()(report_failure& cmd) {
+  if (auto err = resolve_current(cmd.gateway, cmd.execution))
+    return to_error(*err);
   auto to = task_of(cmd.gateway, cmd.execution);
   if (!to)
     return to_error(to.error());

@@ -118,6 +118,12 @@ private:
   caf::result<device_state> record(event_list decided,
                                    const std::string& version);
 
+  /// Turns execution 0 in a report of `gateway` into the execution this
+  /// device holds now; fails when it holds none (FAILED_PRECONDITION naming
+  /// the device). Other executions stay as they are.
+  status resolve_current(const std::string& gateway,
+                         execution_id& execution) const;
+
   /// The task that answers reports of `gateway` about `execution` on this
   /// device: the one holding it, or the one that held it last; or why there
   /// is none (another gateway owns the device, or no such execution).

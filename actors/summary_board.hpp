@@ -4,6 +4,7 @@
 /// behind thousands of device reports.
 #pragma once
 
+#include "events/forecast.hpp"
 #include "events/values.hpp"
 
 #include <mutex>
@@ -12,6 +13,17 @@
 #include <utility>
 
 namespace fota {
+
+/// What the task knows now beyond its durable summary, for the forecast.
+struct task_live {
+  /// QUEUED executions whose device is online.
+  uint64_t queued_online = 0;
+  /// FAILED or TIMED_OUT executions that will be retried, and when the
+  /// first retry is due (0: none known).
+  uint64_t retries_waiting = 0;
+  int64_t next_retry_ms = 0;
+  push_meter pushes;
+};
 
 /// What changes in a task's summary while it runs.
 struct task_progress {
@@ -40,6 +52,22 @@ public:
     summary_->status_reason = std::move(x.status_reason);
   }
 
+  /// Publishes what the task knows now (devices online, retries, pushes),
+  /// which no event records.
+  void update(const task_live& x) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    live_ = x;
+  }
+
+  /// The summary, as `get()`, with what the task knew when it last
+  /// published.
+  std::optional<std::pair<task_summary, task_live>> get_live() const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!summary_)
+      return std::nullopt;
+    return std::make_pair(*summary_, live_);
+  }
+
   /// The summary as of the last durable event published; none while the
   /// task is being created.
   std::optional<task_summary> get() const {
@@ -60,6 +88,7 @@ public:
 private:
   mutable std::mutex mtx_;
   std::optional<task_summary> summary_;
+  task_live live_;
 };
 
 } // namespace fota

@@ -347,7 +347,33 @@ void task_actor_state::schedule_flush() {
     out.schedule_flush(self);
 }
 
+void task_actor_state::publish_live() {
+  if (!board || !created)
+    return;
+  task_live live;
+  auto resending = std::min(resends.size(), ready.size());
+  live.queued_online = ready.size() - resending;
+  live.retries_waiting = task.retries_pending;
+  // The first retry due; timeouts share the timers, so look a little way.
+  size_t looked = 0;
+  for (auto& [due, seq] : deadlines.due) {
+    if (live.retries_waiting == 0)
+      break;
+    if (++looked > 64)
+      break;
+    const auto* x = task.find(execution_seq{seq});
+    if (x != nullptr && (x->state == es::EXECUTION_STATE_FAILED ||
+                         x->state == es::EXECUTION_STATE_TIMED_OUT)) {
+      live.next_retry_ms = due;
+      break;
+    }
+  }
+  live.pushes = pushes;
+  board->update(live);
+}
+
 void task_actor_state::flush() {
+  publish_live();
   if (board && board_stale && created) {
     board_stale = false;
     task_progress p;
@@ -369,6 +395,8 @@ void task_actor_state::push(uint64_t seq) {
   out.then([this, seq, x, frame = upgrade_frame(task, seq)]() mutable {
     self->send(devices[seq - 1], push_atom_v,
                push_frame{x, false, std::move(frame)});
+    pushes.record(ctx->now());
+    publish_live();
     // A NOTIFIED execution's push is sent again unless acknowledged in time.
     const auto* ex = task.find(execution_seq{seq});
     if (ex == nullptr || ex->state != es::EXECUTION_STATE_NOTIFIED)
@@ -478,11 +506,13 @@ void task_actor_state::operator()(status_atom, execution_id x,
   if (!session) {
     ready.erase(seq);
     resends.erase(seq);
+    publish_live();
     return;
   }
   // A device that comes back online while NOTIFIED gets its push again.
   make_ready(seq);
   announce();
+  publish_live();
 }
 
 void task_actor_state::operator()(bind_atom, execution_id x,

@@ -188,6 +188,8 @@ struct task_actor_state {
   /// it was last published.
   std::shared_ptr<summary_board> board;
   bool board_stale = false;
+  /// Pushes sent, for the forecast's pushes in the last minute.
+  push_meter pushes;
   outbox out;
 
   /// Publishes the summary once the events applied so far are durable, then
@@ -196,6 +198,9 @@ struct task_actor_state {
 
   /// Flushes a full batch at once, or sends `flush_atom` to itself.
   void schedule_flush();
+
+  /// Publishes what the forecast needs beyond the durable summary.
+  void publish_live();
 
 private:
   /// Applies `events`, persists them, and queues their effects.

@@ -90,11 +90,50 @@ caf::result<task_summary> task_registry_state::operator()(spawn_atom,
   return enqueue(std::move(spec));
 }
 
+namespace {
+
+/// The summary with its forecast, from what the task published.
+task_summary with_forecast(task_summary s, const task_live& live,
+                           const node_limits& limits, timestamp now) {
+  forecast_input in;
+  in.status = s.status;
+  in.status_reason = s.status_reason;
+  in.cloud_push = s.spec.is_cloud_push();
+  in.queued = s.counters.queued;
+  in.queued_online = live.queued_online;
+  in.upgrading = s.counters.notified + s.counters.in_progress;
+  in.succeeded = s.counters.succeeded;
+  in.retries_waiting = live.retries_waiting;
+  in.next_retry_ms = live.next_retry_ms;
+  in.rate = s.spec.rate;
+  in.node_per_minute = limits.max_pushes_per_minute;
+  in.schedule = s.spec.schedule;
+  in.pushes_last_minute = live.pushes.last_minute(now);
+  in.now = now;
+  s.forecast = forecast(in);
+  s.has_forecast = true;
+  return s;
+}
+
+bool matches(const list_tasks& filter, const task_summary& s) {
+  if (!filter.product.empty() && s.spec.product != filter.product)
+    return false;
+  if (!filter.target_version.empty() &&
+      s.spec.target_version != filter.target_version)
+    return false;
+  return filter.statuses.empty() ||
+         std::find(filter.statuses.begin(), filter.statuses.end(), s.status) !=
+             filter.statuses.end();
+}
+
+} // namespace
+
 caf::result<task_summary> task_registry_state::operator()(get_task& cmd) {
   auto i = tasks.find(cmd.task.value());
   if (i != tasks.end() && i->second.board)
-    if (auto s = i->second.board->get())
-      return std::move(*s);
+    if (auto s = i->second.board->get_live())
+      return with_forecast(std::move(s->first), s->second, ctx->limits,
+                           ctx->now());
   // Unknown, or still being created: the task (or its absence) answers.
   return route(cmd);
 }
@@ -106,16 +145,24 @@ caf::result<task_page> task_registry_state::operator()(list_tasks& cmd) {
   auto size = page_size_of(cmd.page_size);
   // Published summaries answer at once; a task still being created is
   // asked.
+  // Filters look at published summaries; a task still being created has
+  // none and is left out of a filtered list.
+  bool filtered = !cmd.product.empty() || !cmd.statuses.empty() ||
+                  !cmd.target_version.empty();
   std::vector<task_actor> page;
   std::vector<std::optional<task_summary>> known;
   std::string next;
+  uint64_t last = 0;
   for (auto i = tasks.upper_bound(*after); i != tasks.end(); ++i) {
-    if (known.size() == size) {
-      next = std::to_string(std::prev(i)->first);
-      break;
-    }
     auto s = i->second.board ? i->second.board->get()
                              : std::optional<task_summary>{};
+    if (filtered && (!s || !matches(cmd, *s)))
+      continue;
+    if (known.size() == size) {
+      next = std::to_string(last);
+      break;
+    }
+    last = i->first;
     if (!s)
       page.push_back(i->second.actor);
     known.push_back(std::move(s));

@@ -3,7 +3,9 @@
 /// `--json`, as JSON for scripts.
 ///
 /// Exit codes: 0 OK, 1 the node answered with a non-OK status, 2 usage
-/// error, 3 the node cannot be reached.
+/// error, 3 the node cannot be reached. `task wait` and `task watch` end
+/// with the task: 0 COMPLETED without failures, 4 COMPLETED with failed or
+/// timed-out executions, 5 CANCELED, 6 still running at --timeout.
 #include "api/client.hpp"
 #include "api/json.hpp"
 #include "apps/image_digest.hpp"
@@ -30,7 +32,10 @@
 #include <stdexcept>
 #include <string>
 #include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -49,6 +54,10 @@ constexpr int exit_ok = 0;
 constexpr int exit_status = 1;
 constexpr int exit_usage = 2;
 constexpr int exit_unreachable = 3;
+/// `task wait` and `task watch`: how the task ended.
+constexpr int exit_completed_with_failures = 4;
+constexpr int exit_canceled = 5;
+constexpr int exit_timeout = 6;
 
 // -- usage errors ------------------------------------------------------------
 
@@ -130,6 +139,23 @@ uint32_t parse_duration(const std::string& option, const std::string& text) {
       throw bad();
   }
   return static_cast<uint32_t>(total);
+}
+
+/// Parses "250ms" or a duration as `parse_duration` does into milliseconds.
+std::chrono::milliseconds parse_interval(const std::string& option,
+                                         const std::string& text) {
+  static const std::regex millis{R"((\d+)ms)"};
+  std::smatch m;
+  if (std::regex_match(text, m, millis))
+    return std::chrono::milliseconds{
+        parse_uint(option, m[1].str(), UINT32_MAX)};
+  try {
+    return std::chrono::seconds{parse_duration(option, text)};
+  } catch (const usage_error&) {
+    throw usage_error(option, "expected a duration such as 500ms, 2s, 30m "
+                              "or a number of seconds, got " +
+                                  in_quotes(text));
+  }
 }
 
 /// Parses "HH:MM-HH:MM" into a window in minutes after midnight. "24:00"
@@ -490,6 +516,175 @@ void print_task_list(const v1::TaskList& x) {
   print_next_page(x.next_page_token());
 }
 
+// -- forecast, wait and watch -------------------------------------------------
+
+std::string name_of(v1::IdleReason x) {
+  auto s = strip(v1::IdleReason_Name(x), "IDLE_REASON_");
+  std::transform(s.begin(), s.end(), s.begin(), [](char c) {
+    return c == '_' ? ' '
+                    : static_cast<char>(std::tolower(static_cast<int>(c)));
+  });
+  return s;
+}
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// "in 9m 57s", "in 2h 5m", "in 3d 4h"; "now" when not in the future.
+std::string from_now(int64_t at_ms, int64_t now) {
+  auto secs = (at_ms - now + 999) / 1000;
+  if (secs <= 0)
+    return "now";
+  if (secs < 60)
+    return fmt::format("in {}s", secs);
+  if (secs < 3600)
+    return fmt::format("in {}m {}s", secs / 60, secs % 60);
+  if (secs < 86400)
+    return fmt::format("in {}h {}m", secs / 3600, secs % 3600 / 60);
+  return fmt::format("in {}d {}h", secs / 86400, secs % 86400 / 3600);
+}
+
+std::string at_and_from_now(int64_t at_ms, int64_t now) {
+  return iso8601(at_ms) + " (" + from_now(at_ms, now) + ")";
+}
+
+/// The forecast of a task, as name-value lines.
+properties forecast_properties(const v1::TaskSummary& task,
+                               const v1::TaskForecast& f, int64_t now) {
+  properties props;
+  auto reason = name_of(f.idle_reason()) + ": " + f.idle_text();
+  if (task.status() == v1::TASK_STATUS_COMPLETED ||
+      task.status() == v1::TASK_STATUS_CANCELED) {
+    props.emplace_back("idle", reason);
+    return props;
+  }
+  props.emplace_back("pushes/min",
+                     fmt::format("{} now, {} allowed", f.pushes_last_minute(),
+                                 f.allowed_per_minute() == 0
+                                     ? std::string{"unlimited"}
+                                     : std::to_string(f.allowed_per_minute())));
+  if (task.spec().rate().ramp_up().base_per_minute() > 0)
+    props.emplace_back("ramp-up",
+                       fmt::format("stage {}{}", f.ramp_stage(),
+                                   f.ramp_at_max() ? ", at the maximum" : ""));
+  if (f.next_window_edge_ms() == 0)
+    props.emplace_back("window", "always open");
+  else if (f.window_open())
+    props.emplace_back("window",
+                       "open, closes " +
+                           at_and_from_now(f.next_window_edge_ms(), now));
+  else
+    props.emplace_back("window",
+                       "closed, opens " +
+                           at_and_from_now(f.next_window_edge_ms(), now));
+  if (f.retries_waiting() > 0)
+    props.emplace_back(
+        "retries",
+        fmt::format("{} waiting{}", f.retries_waiting(),
+                    f.next_retry_ms() == 0
+                        ? std::string{}
+                        : ", next " + at_and_from_now(f.next_retry_ms(), now)));
+  props.emplace_back("online", fmt::format("{:.0f}% of {} queued ({} online)",
+                                           f.online_share() * 100.0, f.queued(),
+                                           f.queued_online()));
+  if (f.eta_known())
+    props.emplace_back("eta", "last push " + at_and_from_now(f.eta_ms(), now));
+  else if (f.online_eta_ms() != 0)
+    props.emplace_back(
+        "eta", fmt::format("unknown: {} queued devices offline; the online "
+                           "ones pushed by {}",
+                           f.queued() - f.queued_online(),
+                           at_and_from_now(f.online_eta_ms(), now)));
+  else
+    props.emplace_back("eta", "unknown");
+  props.emplace_back(f.pushes_last_minute() == 0 ? "idle" : "held by", reason);
+  return props;
+}
+
+/// `task show`: the task, its counters and its forecast.
+void print_task_response(const v1::Response& r) {
+  print_task(r.task());
+  if (!r.has_forecast())
+    return;
+  fmt::print("\n");
+  print_properties(forecast_properties(r.task(), r.forecast(), now_ms()));
+}
+
+bool is_finished(v1::TaskStatus x) {
+  return x == v1::TASK_STATUS_COMPLETED || x == v1::TASK_STATUS_CANCELED;
+}
+
+/// The exit code of `task wait` for a finished task.
+int exit_code_of(const v1::TaskSummary& x) {
+  if (x.status() == v1::TASK_STATUS_CANCELED)
+    return exit_canceled;
+  const auto& c = x.counters();
+  return c.failed() + c.timed_out() > 0 ? exit_completed_with_failures
+                                        : exit_ok;
+}
+
+/// One line for a log: time, status, counters, rate, window, ETA, reason.
+std::string watch_line(const v1::Response& r, int64_t now) {
+  const auto& t = r.task();
+  const auto& c = t.counters();
+  auto line = fmt::format(
+      "{} task {} {} queued={} notified={} in-progress={} succeeded={} "
+      "failed={} timed-out={} canceled={} skipped={}",
+      iso8601(now), t.task_id(), name_of(t.status()), c.queued(), c.notified(),
+      c.in_progress(), c.succeeded(), c.failed(), c.timed_out(), c.canceled(),
+      c.skipped());
+  if (!r.has_forecast() || is_finished(t.status()))
+    return line;
+  const auto& f = r.forecast();
+  line += fmt::format(
+      " pushes/min={}/{} window={} online={:.0f}% retries={} eta={} idle={}",
+      f.pushes_last_minute(),
+      f.allowed_per_minute() == 0 ? std::string{"unlimited"}
+                                  : std::to_string(f.allowed_per_minute()),
+      f.window_open() ? "open" : "closed", f.online_share() * 100.0,
+      f.retries_waiting(), f.eta_known() ? iso8601(f.eta_ms()) : "unknown",
+      in_quotes(name_of(f.idle_reason())));
+  return line;
+}
+
+/// The full-screen view: a bar per state and the forecast.
+void print_watch_screen(const v1::Response& r, int64_t now) {
+  const auto& t = r.task();
+  const auto& c = t.counters();
+  // Home and clear, then draw.
+  fmt::print("\033[H\033[2J");
+  fmt::print("task {} {} {} -> {}  {}   {}\n\n", t.task_id(),
+             t.spec().name().empty() ? "" : in_quotes(t.spec().name()),
+             t.spec().product_key(), t.spec().target_version(),
+             name_of(t.status()), iso8601(now));
+  uint64_t total = total_executions(c) + c.skipped();
+  constexpr size_t width = 40;
+  auto bar = [&](const char* name, uint64_t n) {
+    auto filled =
+        total == 0 ? size_t{0} : static_cast<size_t>(n * width / total);
+    std::string b;
+    for (size_t i = 0; i < width; ++i)
+      b += i < filled ? "#" : ".";
+    fmt::print("{:<12} {} {:>8}\n", name, b, n);
+  };
+  bar("queued", c.queued());
+  bar("notified", c.notified());
+  bar("in-progress", c.in_progress());
+  bar("succeeded", c.succeeded());
+  bar("failed", c.failed());
+  bar("timed-out", c.timed_out());
+  bar("canceled", c.canceled());
+  bar("skipped", c.skipped());
+  if (r.has_forecast()) {
+    fmt::print("\n");
+    print_properties(forecast_properties(t, r.forecast(), now));
+  }
+  std::fflush(stdout);
+}
+
 void print_task_details(const v1::TaskDetails& x) {
   table out{{"DEVICE", "STATE", "ATTEMPT", "QUEUED", "NOTIFIED", "STARTED",
              "FINISHED", "FAILURE"}};
@@ -638,6 +833,17 @@ void print_json(const v1::Response& x) {
     return;
   }
   auto out = to_json(*result);
+  if (out && x.has_forecast()) {
+    // GetTask: the task with its forecast as one more member.
+    auto forecast = to_json(x.forecast());
+    if (!forecast) {
+      out = forecast;
+    } else {
+      auto task = nlohmann::json::parse(*out);
+      task["forecast"] = nlohmann::json::parse(*forecast);
+      out = task.dump(2);
+    }
+  }
   if (!out) {
     fmt::print("{}\n", nlohmann::json{{"status", "INTERNAL"},
                                       {"message", out.error().message}}
@@ -728,6 +934,12 @@ struct options {
   std::string abort_action;
   std::string end_time;
   std::string priority;
+  // task list
+  std::vector<std::string> statuses;
+  std::string firmware;
+  // task wait, watch
+  std::string wait_timeout;
+  std::string interval = "2s";
   // task details
   std::vector<std::string> states;
   bool skipped = false;
@@ -936,6 +1148,8 @@ void write_new_file(const std::string& path, const std::string& text,
 }
 
 /// Adds every subcommand to `app`, binding its options into `o`.
+int follow_task(const options& o, bool watch);
+
 std::vector<command> add_commands(CLI::App& app, options& o) {
   std::vector<command> cmds;
   auto add = [&](CLI::App* sub, std::function<v1::ClientFrame()> build,
@@ -1201,21 +1415,44 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
     return f;
   });
 
-  auto* t_show = task->add_subcommand("show", "show a task and its counters");
+  auto* t_show = task->add_subcommand(
+      "show", "show a task, its counters and its forecast (rate, window, "
+              "retries, online share, ETA, what holds it back)");
   task_id(t_show);
-  add(t_show, [&] {
-    v1::ClientFrame f;
-    f.mutable_get_task()->set_task_id(o.task_id);
-    return f;
-  });
+  add(
+      t_show,
+      [&] {
+        v1::ClientFrame f;
+        f.mutable_get_task()->set_task_id(o.task_id);
+        return f;
+      },
+      print_task_response);
 
   auto* t_list = task->add_subcommand("list", "list tasks");
   paged(t_list, "tasks", "the task id to continue after");
+  t_list->add_option("--product", o.product, "only tasks of this product");
+  t_list
+      ->add_option("--status", o.statuses,
+                   "only tasks in this status (repeatable): running, paused, "
+                   "canceled, completed")
+      ->check(CLI::IsMember({"running", "paused", "canceled", "completed"}));
+  t_list->add_option("--firmware", o.firmware,
+                     "only tasks with this target version");
   add(t_list, [&] {
     v1::ClientFrame f;
     auto* x = f.mutable_list_tasks();
     x->set_page_size(o.page_size);
     x->set_page_token(o.page_token);
+    x->set_product_key(o.product);
+    x->set_target_version(o.firmware);
+    for (const auto& s : o.statuses) {
+      auto upper = s;
+      std::transform(upper.begin(), upper.end(), upper.begin(),
+                     [](char c) { return static_cast<char>(std::toupper(c)); });
+      v1::TaskStatus status{};
+      v1::TaskStatus_Parse("TASK_STATUS_" + upper, &status);
+      x->add_statuses(status);
+    }
     return f;
   });
 
@@ -1286,6 +1523,34 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
           [](v1::ClientFrame& f, uint64_t id) {
             f.mutable_cancel_task()->set_task_id(id);
           });
+
+  auto* t_wait = task->add_subcommand(
+      "wait", "wait until a task ends; exit 0 COMPLETED without failures, 4 "
+              "COMPLETED with failures, 5 CANCELED, 6 timeout");
+  task_id(t_wait);
+  t_wait->add_option("--timeout", o.wait_timeout,
+                     "give up after this long: 500ms, 90s, 30m, 2h (default: "
+                     "wait for ever)");
+  t_wait
+      ->add_option("--interval", o.interval,
+                   "how often to ask the node: 500ms, 2s, ...")
+      ->capture_default_str();
+  cmds.push_back(command{t_wait, nullptr, nullptr,
+                         [&o] { return follow_task(o, false); }});
+
+  auto* t_watch = task->add_subcommand(
+      "watch", "follow a task live until it ends: a view that refreshes in "
+               "place on a terminal, a line every interval otherwise; exit "
+               "codes as task wait");
+  task_id(t_watch);
+  t_watch->add_option("--timeout", o.wait_timeout,
+                      "stop after this long (exit 6): 500ms, 90s, 30m, 2h");
+  t_watch
+      ->add_option("--interval", o.interval,
+                   "how often to refresh: 500ms, 2s, ...")
+      ->capture_default_str();
+  cmds.push_back(command{t_watch, nullptr, nullptr,
+                         [&o] { return follow_task(o, true); }});
 
   // -- device ----------------------------------------------------------------
 
@@ -1463,8 +1728,9 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
   return cmds;
 }
 
-/// Connects, says hello and sends the request; prints the outcome.
-int run(const options& o, const command& cmd, v1::ClientFrame request) {
+/// Connects and says hello: the session, or the exit code of a failure
+/// (reported).
+std::variant<client, int> open_session(const options& o) {
   auto fail_unreachable = [&](const failure& err) {
     print_error(o.json, "UNAVAILABLE", err.message);
     return exit_unreachable;
@@ -1488,9 +1754,83 @@ int run(const options& o, const command& cmd, v1::ClientFrame request) {
     print_error(o.json, to_string(hello->status()), hello->message());
     return exit_status;
   }
+  return std::move(*cl);
+}
+
+/// `task wait` and `task watch`: asks for the task every interval until it
+/// ends or the timeout passes; watch draws each answer.
+int follow_task(const options& o, bool watch) {
+  auto interval = parse_interval("--interval", o.interval);
+  if (interval.count() == 0)
+    throw usage_error("--interval", "must be longer than 0");
+  std::optional<std::chrono::milliseconds> timeout;
+  if (!o.wait_timeout.empty())
+    timeout = parse_interval("--timeout", o.wait_timeout);
+  auto session = open_session(o);
+  if (auto* code = std::get_if<int>(&session))
+    return *code;
+  auto& cl = std::get<client>(session);
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  if (timeout)
+    deadline = std::chrono::steady_clock::now() + *timeout;
+  bool screen = watch && !o.json && ::isatty(STDOUT_FILENO) == 1;
+  for (;;) {
+    v1::ClientFrame f;
+    f.mutable_get_task()->set_task_id(o.task_id);
+    auto res = cl.call(std::move(f), std::chrono::seconds{o.call_timeout});
+    if (!res) {
+      print_error(o.json, "UNAVAILABLE", res.error().message);
+      return exit_unreachable;
+    }
+    if (res->status() != v1::STATUS_CODE_OK) {
+      print_error(o.json, to_string(res->status()), res->message());
+      return exit_status;
+    }
+    const auto& t = res->task();
+    auto now = now_ms();
+    if (watch && !o.json) {
+      if (screen)
+        print_watch_screen(*res, now);
+      else
+        fmt::print("{}\n", watch_line(*res, now));
+      std::fflush(stdout);
+    }
+    if (is_finished(t.status())) {
+      auto code = exit_code_of(t);
+      const auto& c = t.counters();
+      if (o.json)
+        print_json(*res);
+      else
+        fmt::print("task {} {}: {} succeeded, {} failed, {} timed out, {} "
+                   "canceled, {} skipped\n",
+                   t.task_id(), name_of(t.status()), c.succeeded(), c.failed(),
+                   c.timed_out(), c.canceled(), c.skipped());
+      return code;
+    }
+    auto left = deadline ? *deadline - std::chrono::steady_clock::now()
+                         : std::chrono::steady_clock::duration::max();
+    if (left <= std::chrono::steady_clock::duration::zero()) {
+      print_error(o.json, "TIMEOUT",
+                  fmt::format("task {} is still {} after {}", o.task_id,
+                              name_of(t.status()), o.wait_timeout));
+      return exit_timeout;
+    }
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(interval, left));
+  }
+}
+
+/// Connects, says hello and sends the request; prints the outcome.
+int run(const options& o, const command& cmd, v1::ClientFrame request) {
+  auto session = open_session(o);
+  if (auto* code = std::get_if<int>(&session))
+    return *code;
+  auto* cl = &std::get<client>(session);
   auto res = cl->call(std::move(request), std::chrono::seconds{o.call_timeout});
-  if (!res)
-    return fail_unreachable(res.error());
+  if (!res) {
+    print_error(o.json, "UNAVAILABLE", res.error().message);
+    return exit_unreachable;
+  }
   if (res->status() != v1::STATUS_CODE_OK) {
     print_error(o.json, to_string(res->status()), res->message());
     return exit_status;

@@ -537,7 +537,22 @@ expected<request> decode(const v1::ClientFrame& frame, bool enforce_limits) {
     const auto& x = frame.list_tasks();
     c.page(x.page_size());
     c.key("page_token", x.page_token());
-    return done(list_tasks{x.page_size(), x.page_token()});
+    c.key("product_key", x.product_key());
+    c.key("target_version", x.target_version());
+    c.list("statuses", x.statuses(), limits::states);
+    list_tasks cmd;
+    cmd.page_size = x.page_size();
+    cmd.page_token = x.page_token();
+    cmd.product = x.product_key();
+    cmd.target_version = x.target_version();
+    for (auto s : x.statuses()) {
+      if (!v1::TaskStatus_IsValid(s) || s == v1::TASK_STATUS_UNSPECIFIED)
+        return make_failure(errc::invalid_argument,
+                            "statuses: " + std::to_string(s) +
+                                " is not a task status");
+      cmd.statuses.push_back(static_cast<v1::TaskStatus>(s));
+    }
+    return done(std::move(cmd));
   }
   case f::kGetTaskDetails: {
     const auto& x = frame.get_task_details();
@@ -733,9 +748,32 @@ v1::Response to_response(const firmware_page& x) {
   return r;
 }
 
+v1::TaskForecast to_proto(const task_forecast& x) {
+  v1::TaskForecast out;
+  out.set_pushes_last_minute(x.pushes_last_minute);
+  out.set_allowed_per_minute(x.allowed_per_minute);
+  out.set_ramp_stage(x.ramp_stage);
+  out.set_ramp_at_max(x.ramp_at_max);
+  out.set_window_open(x.window_open);
+  out.set_next_window_edge_ms(x.next_window_edge_ms);
+  out.set_retries_waiting(x.retries_waiting);
+  out.set_next_retry_ms(x.next_retry_ms);
+  out.set_queued(x.queued);
+  out.set_queued_online(x.queued_online);
+  out.set_online_share(x.online_share);
+  out.set_eta_ms(x.eta_ms);
+  out.set_eta_known(x.eta_known);
+  out.set_online_eta_ms(x.online_eta_ms);
+  out.set_idle_reason(static_cast<v1::IdleReason>(x.idle));
+  out.set_idle_text(x.idle_text);
+  return out;
+}
+
 v1::Response to_response(const task_summary& x) {
   auto r = ok();
   *r.mutable_task() = to_proto(x);
+  if (x.has_forecast)
+    *r.mutable_forecast() = to_proto(x.forecast);
   return r;
 }
 

@@ -39,6 +39,7 @@ v1::Device to_proto(const device_state& x);
 v1::TaskSummary to_proto(const task_summary& x);
 v1::Execution to_proto(const execution_view& x);
 v1::UpgradeOffer to_proto(const upgrade_offer& x);
+v1::TaskForecast to_proto(const task_forecast& x);
 
 /// The push that tells `device` to upgrade to `fw`: the firmware as a device
 /// sees it and the manifest that its signature covers.
@@ -81,7 +82,8 @@ std::optional<std::pair<std::string, std::string>> device_of(const request& x);
 
 // -- responses ----------------------------------------------------------------
 
-/// An OK response carrying `x`.
+/// An OK response carrying `x` (and, for a summary with a forecast, the
+/// forecast).
 v1::Response to_response(const firmware_record& x);
 v1::Response to_response(const firmware_page& x);
 v1::Response to_response(const task_summary& x);

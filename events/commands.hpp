@@ -134,10 +134,15 @@ struct list_tasks {
   FOTA_COMMAND(ROLE_OPERATOR, task_page);
   uint32_t page_size = 0;
   std::string page_token;
+  /// Filters; an empty one matches every task.
+  std::string product;
+  std::vector<v1::TaskStatus> statuses;
+  std::string target_version;
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, list_tasks& x) {
-    return f(x.page_size, x.page_token);
+    return f(x.page_size, x.page_token, x.product, x.statuses,
+             x.target_version);
   }
 };
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "events/error.hpp"
+#include "events/forecast.hpp"
 #include "events/ids.hpp"
 #include "events/task_spec.hpp"
 #include "fota/v1/model.pb.h"
@@ -176,12 +177,15 @@ struct task_summary {
   int64_t created_at_ms = 0;
   int64_t finished_at_ms = 0;
   std::string status_reason;
+  /// Set by GetTask only: the task's forecast now.
+  bool has_forecast = false;
+  task_forecast forecast;
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f,
                                                  task_summary& x) {
     return f(x.id, x.spec, x.status, x.counters, x.created_at_ms,
-             x.finished_at_ms, x.status_reason);
+             x.finished_at_ms, x.status_reason, x.has_forecast, x.forecast);
   }
 };
 

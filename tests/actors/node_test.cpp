@@ -171,6 +171,31 @@ TEST_F(Node, FailureKeepsDeviceCodeAndText) {
   EXPECT_EQ(s.counters().failed(), 2u);
 }
 
+TEST_F(Node, ReportsAboutExecutionZeroGoToTheDevicesCurrentExecution) {
+  create_firmware_verified("2.0.0");
+  register_online("a", "1.0.0");
+  register_online("idle", "2.0.0");
+  auto id = create_task_id(snapshot_spec("1.0.0", "2.0.0"));
+  auto r = report_progress("a", 0, 40, "writing");
+  ASSERT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+  auto x = execution_of(id, "a");
+  EXPECT_EQ(x.state(), v1::EXECUTION_STATE_IN_PROGRESS);
+  EXPECT_EQ(x.progress_step(), 40u);
+  EXPECT_EQ(x.progress_text(), "writing");
+  r = report_failure("a", 0, "E_FLASH", "bad block");
+  ASSERT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+  x = execution_of(id, "a");
+  EXPECT_EQ(x.state(), v1::EXECUTION_STATE_FAILED);
+  EXPECT_EQ(x.failure_code(), "E_FLASH");
+  // Once the execution is over, the device holds none: nothing to resolve.
+  r = report_progress("a", 0, 50);
+  EXPECT_EQ(r.status(), v1::STATUS_CODE_FAILED_PRECONDITION);
+  EXPECT_EQ(r.message(), "device a has no current execution");
+  r = report_failure("idle", 0, "E_FLASH", "x");
+  EXPECT_EQ(r.status(), v1::STATUS_CODE_FAILED_PRECONDITION);
+  EXPECT_EQ(r.message(), "device idle has no current execution");
+}
+
 // -- one upgrade per device ---------------------------------------------------
 
 TEST_F(Node, BusyDeviceIsSkippedWithReason) {
@@ -401,6 +426,54 @@ TEST_F(RateLimitedNode, NodeRateLimitHoldsPushes) {
   // fires (the per-device timeout is hours away).
   EXPECT_LE(advance_in_steps(10min, 1s), 1u);
   EXPECT_EQ(gateway.pushes->upgrades().size(), keys.size());
+}
+
+TEST_F(RateLimitedNode, GetTaskForecastsFromTheRateAndTheDevicesOnline) {
+  create_firmware_verified("2.0.0");
+  for (int i = 0; i < 3; ++i)
+    register_online("on-" + std::to_string(i), "1.0.0");
+  for (int i = 0; i < 2; ++i)
+    ASSERT_EQ(register_device("off-" + std::to_string(i), "1.0.0").status(),
+              v1::STATUS_CODE_OK);
+  auto id = create_task_id(snapshot_spec("1.0.0", "2.0.0"));
+  ASSERT_EQ(gateway.pushes->upgrades().size(), 1u);
+  v1::GetTask req;
+  req.set_task_id(id);
+  auto r = call(req);
+  ASSERT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
+  ASSERT_TRUE(r.has_forecast());
+  const auto& f = r.forecast();
+  // One push left; four devices are queued, two of them online, and the
+  // node allows one push a second.
+  EXPECT_EQ(f.pushes_last_minute(), 1u);
+  EXPECT_EQ(f.allowed_per_minute(), 60u);
+  EXPECT_EQ(f.queued(), 4u);
+  EXPECT_EQ(f.queued_online(), 2u);
+  EXPECT_DOUBLE_EQ(f.online_share(), 0.5);
+  EXPECT_EQ(f.idle_reason(), v1::IDLE_REASON_RATE);
+  // The offline devices leave the ETA unknown; the two online ones are
+  // pushed within two seconds.
+  EXPECT_FALSE(f.eta_known());
+  EXPECT_EQ(f.online_eta_ms(), to_millis(clock->now()) + 2000);
+  // Once the online ones are pushed, nothing moves: the rest are offline.
+  advance(1s);
+  advance(1s);
+  ASSERT_EQ(gateway.pushes->upgrades().size(), 3u);
+  r = call(req);
+  EXPECT_EQ(r.forecast().pushes_last_minute(), 3u);
+  EXPECT_EQ(r.forecast().queued_online(), 0u);
+  EXPECT_EQ(r.forecast().idle_reason(), v1::IDLE_REASON_DEVICES_OFFLINE);
+  // ListTasks carries no forecast.
+  EXPECT_FALSE(call(v1::ListTasks{}).has_forecast());
+}
+
+TEST_F(Node, GetTaskOfAnUnknownTaskIsNotFound) {
+  v1::GetTask req;
+  req.set_task_id(77);
+  auto r = call(req);
+  EXPECT_EQ(r.status(), v1::STATUS_CODE_NOT_FOUND);
+  EXPECT_EQ(r.message(), "task 77 does not exist");
+  EXPECT_FALSE(r.has_forecast());
 }
 
 // -- controls -----------------------------------------------------------------
