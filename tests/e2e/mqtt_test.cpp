@@ -47,9 +47,8 @@ public:
            mqtt::create_options(MQTTVERSION_3_1_1)) {
     mqtt::connect_options opts;
     opts.set_clean_session(true);
-    opts.set_will(mqtt::will_options(topic("status"),
-                                     std::string{R"({"online":false})"}, 1,
-                                     true));
+    opts.set_will(mqtt::will_options(
+        topic("status"), std::string{R"({"online":false})"}, 1, true));
     cli_.start_consuming();
     cli_.connect(opts)->wait();
     cli_.subscribe(
@@ -219,16 +218,7 @@ protected:
   }
 
   run_result ctl(std::vector<std::string> args) {
-    auto n = ctl_runs_++;
-    auto out = dir_ / ("fotactl-" + std::to_string(n) + ".out");
-    auto err = dir_ / ("fotactl-" + std::to_string(n) + ".err");
-    args.insert(args.begin(), {"--port", std::to_string(port_)});
-    process p{bin_dir() / "fotactl", args, out, err};
-    run_result r;
-    r.code = p.wait_for(60s).value_or(-1);
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
+    return run_fotactl(port_, dir_.path(), ctl_runs_, std::move(args));
   }
 
   /// Creates a snapshot task from 1.0.0 over `devices` (cloud push) or the

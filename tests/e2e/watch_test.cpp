@@ -67,16 +67,7 @@ protected:
   }
 
   run_result ctl(std::vector<std::string> args) {
-    auto n = ctl_runs_++;
-    auto out = dir_ / ("fotactl-" + std::to_string(n) + ".out");
-    auto err = dir_ / ("fotactl-" + std::to_string(n) + ".err");
-    args.insert(args.begin(), {"--port", std::to_string(port_)});
-    process p{bin_dir() / "fotactl", args, out, err};
-    run_result r;
-    r.code = p.wait_for(60s).value_or(-1);
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
+    return run_fotactl(port_, dir_.path(), ctl_runs_, std::move(args));
   }
 
   /// Registers `keys` on 1.0.0; online ones get their pushes here.

@@ -243,4 +243,20 @@ struct run_result {
   std::string err;
 };
 
+/// Runs `fotactl --port PORT ARGS...` to its end (60 s at most), its output
+/// in `dir` under a name numbered by `runs`.
+inline run_result run_fotactl(uint16_t port, const fs::path& dir, int& runs,
+                              std::vector<std::string> args) {
+  auto n = std::to_string(runs++);
+  auto out = dir / ("fotactl-" + n + ".out");
+  auto err = dir / ("fotactl-" + n + ".err");
+  args.insert(args.begin(), {"--port", std::to_string(port)});
+  process p{bin_dir() / "fotactl", args, out, err};
+  run_result r;
+  r.code = p.wait_for(60s).value_or(-1);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
 } // namespace fota::test
