@@ -168,15 +168,8 @@ protected:
                       "installs it)";
     broker_.emplace(dir_.path());
     ASSERT_NE(broker_->port(), 0) << broker_->log();
-    node_ = process{bin_dir() / "fotad",
-                    {"--data-dir", (dir_ / "data").string(), "--listen", "0",
-                     "--push-ack-timeout", "1", "--firmware-url-schemes",
-                     "https,file"},
-                    dir_ / "fotad.out",
-                    dir_ / "fotad.err"};
-    auto port = listening_port(node_);
-    ASSERT_TRUE(port) << node_.err();
-    port_ = *port;
+    start_node("0");
+    ASSERT_NE(port_, 0) << node_.err();
     image_ = dir_ / "image-2.0.0.bin";
     std::ofstream{image_} << "fota mqtt e2e image " << target << "\n";
     auto r = ctl({"firmware", "add", "--product", product, "--version", target,
@@ -200,6 +193,19 @@ protected:
       if (bridge_.pid() > 0)
         std::fprintf(stderr, "fota-mqtt log:\n%s\n", bridge_.err().c_str());
     }
+  }
+
+  /// Starts fotad listening on `listen`; `port_` is its port, 0 when it
+  /// did not start.
+  void start_node(const std::string& listen) {
+    auto n = node_runs_++;
+    node_ = process{bin_dir() / "fotad",
+                    {"--data-dir", (dir_ / "data").string(), "--listen", listen,
+                     "--push-ack-timeout", "1", "--firmware-url-schemes",
+                     "https,file"},
+                    dir_ / ("fotad-" + std::to_string(n) + ".out"),
+                    dir_ / ("fotad-" + std::to_string(n) + ".err")};
+    port_ = listening_port(node_).value_or(0);
   }
 
   void start_bridge() {
@@ -328,6 +334,7 @@ protected:
   std::optional<client> operator_;
   int ctl_runs_ = 0;
   int bridge_runs_ = 0;
+  int node_runs_ = 0;
   int example_runs_ = 0;
 };
 
@@ -466,6 +473,36 @@ TEST_F(Mqtt, ABridgeRestartMidRolloutLosesNoDevice) {
     complete(*ds[i], p);
   }
   EXPECT_TRUE(succeeded(id, 3));
+}
+
+TEST_F(Mqtt, TheBridgeAnswers503WhileTheNodeIsAwayAndReconnects) {
+  auto d = device_on_1("n-1");
+  auto port = port_;
+  node_.stop();
+  // The bridge notices and answers for the node.
+  json r;
+  ASSERT_TRUE(eventually([&] {
+    r = d->request("getversion", "ota.device.getversion", json::object());
+    return r.value("code", 0) == 503;
+  })) << r.dump();
+  EXPECT_NE(r.value("message", "").find("not reachable"), std::string::npos)
+      << r.dump();
+  // The node comes back on its port; the bridge reconnects and binds the
+  // device again from its retained status.
+  start_node(std::to_string(port));
+  ASSERT_EQ(port_, port) << node_.err();
+  auto cl = client::connect("127.0.0.1", port_, 5s);
+  ASSERT_TRUE(cl) << cl.error().message;
+  ASSERT_TRUE(cl->hello("operator-token", "mqtt-e2e"));
+  operator_.emplace(std::move(*cl));
+  ASSERT_TRUE(eventually([&] { return device("n-1").online(); }))
+      << bridge_.err();
+  auto id = create_task({"n-1"});
+  ASSERT_NE(id, 0u);
+  auto push = d->next("upgrade");
+  ASSERT_TRUE(push.is_object()) << "no push after the node came back";
+  complete(*d, push);
+  EXPECT_TRUE(succeeded(id, 1));
 }
 
 TEST_F(Mqtt, TheExampleDeviceUpgradesByCloudPushAfterComingBackOnline) {
