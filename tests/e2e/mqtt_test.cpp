@@ -3,8 +3,9 @@
 /// contract (docs/protocol.md, "MQTT devices"): a Paho client in the test
 /// and the example device (examples/device/fota_device.py). Cloud push, an
 /// offline device pushed when it comes back, device request, failure codes,
-/// an unacknowledged push sent again, a bridge restart mid-rollout, and bad
-/// payloads answered with 4xx and not forwarded. Waits poll a condition
+/// an unacknowledged push sent again, a bridge restart mid-rollout, the node
+/// going away and coming back, bad payloads answered with 4xx and not
+/// forwarded, and the bridge's config read strictly. Waits poll a condition
 /// with a deadline; no assertion rests on a fixed sleep.
 #include "api/client.hpp"
 #include "fota/v1/api.pb.h"
