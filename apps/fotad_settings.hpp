@@ -7,6 +7,7 @@
 #pragma once
 
 #include "api/auth.hpp"
+#include "apps/settings.hpp"
 #include "events/gateway.hpp"
 #include "storage/space_guard.hpp"
 
@@ -19,10 +20,6 @@
 #include <string>
 #include <toml++/toml.h>
 #include <vector>
-
-namespace CLI {
-class App;
-} // namespace CLI
 
 namespace fota {
 
@@ -98,37 +95,8 @@ struct fotad_settings {
   std::filesystem::path config_dir;
 };
 
-/// One setting: its flag, its key in the config file, and how a value of
-/// either is parsed, checked and stored. `from_text` and `from_toml` return
-/// why a value is refused, or nothing once it is stored.
-struct setting {
-  /// "--max-frame-size".
-  std::string flag;
-  /// "node" and "max_frame_size": `[node] max_frame_size` in the file.
-  std::string section;
-  std::string key;
-  std::string help;
-  /// What the help shows for the value: "UINT", "TEXT", "SIZE", "LIST";
-  /// empty for a switch, which takes no value on the command line.
-  std::string type_name;
-  /// The default, as the help shows it.
-  std::string default_text;
-  std::function<std::optional<std::string>(const std::string&)> from_text;
-  /// With `store` false the value is only checked: its flag was given, and
-  /// flags win.
-  std::function<std::optional<std::string>(const toml::node&, bool store)>
-      from_toml;
-
-  /// `[node] max_frame_size`.
-  std::string config_name() const { return "[" + section + "] " + key; }
-};
-
 /// The settings of fotad, each filling its field of `s`.
 std::vector<setting> settings_table(fotad_settings& s);
-
-/// Adds a flag for every setting of `table` to `app`; a value a setting
-/// refuses fails the parse with the flag and the reason.
-void add_flags(CLI::App& app, const std::vector<setting>& table);
 
 /// Reads the config file `s.config` into `s`: for a setting whose flag
 /// `app` saw, the value is checked but the flag's stays. Returns every
@@ -149,16 +117,5 @@ load_config(fotad_settings& s, const std::vector<setting>& table,
 /// Reads each configured gateway's token from its `token_file` or
 /// `token_env`; says on the way what is missing.
 std::optional<std::string> resolve_gateway_tokens(fotad_settings& s);
-
-// -- values -------------------------------------------------------------------
-
-/// Parses a byte count with an optional unit, all powers of 1024: "256MiB",
-/// "1g", "512m", "4096".
-std::optional<uint64_t> parse_size(const std::string& text);
-
-/// Splits `[ADDRESS:]PORT` (an IPv6 address in brackets); none when the
-/// port is not 0..65535.
-std::optional<std::pair<std::string, uint16_t>>
-parse_listen(const std::string& text, const std::string& default_host);
 
 } // namespace fota

@@ -3,7 +3,7 @@
 # file, the exported targets and FindCAF.cmake) and the binaries.
 #
 # Components: fota_development (libraries, headers, package) and
-# fota_runtime (fotad, fotactl, fota-sim).
+# fota_runtime (fotad, fotactl, fota-sim, fota-mqtt).
 include(CMakePackageConfigHelpers)
 include(GNUInstallDirs)
 
@@ -22,7 +22,7 @@ install(TARGETS ${FOTA_LIBRARIES} fota_node
   EXPORT fota-targets
   ARCHIVE DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT fota_development
   INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
-install(TARGETS fotad fotactl fota-sim
+install(TARGETS fotad fotactl fota-sim fota-mqtt
   RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}" COMPONENT fota_runtime)
 
 # Headers. In the build tree they include each other from the source root

@@ -15,7 +15,8 @@ packages=(
   # Tools the suite runs: systemd-analyze verifies the unit file, promtool
   # (Debian ships it only in the prometheus package) checks a real scrape.
   systemd prometheus
-  # MQTT: the broker, its clients, the Paho C++ client (fota-sim --mqtt), and
+  # MQTT: the broker, its clients, the Paho C++ client (fota-mqtt, fota-sim
+  # --mqtt, the MQTT end-to-end tests), and
   # the example device (examples/device) with its Python dependencies.
   mosquitto mosquitto-clients libpaho-mqttpp-dev python3-paho-mqtt python3-cryptography
 )
