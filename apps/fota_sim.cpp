@@ -19,6 +19,11 @@
 /// reports the node did not acknowledge. A redelivered push for an upgrade
 /// that already finished gets its final report again.
 ///
+/// With `--mqtt BROKER`, the devices speak MQTT instead (docs/protocol.md,
+/// "MQTT devices"), all on one broker connection, to the bridge fota-mqtt;
+/// the simulator sends the same native requests either way, and its link
+/// (apps/sim_link.hpp) carries them.
+///
 /// Given the product's public keys (`--trusted-key`), a device verifies
 /// each push or offer as docs/firmware-signing.md says: the manifest is the
 /// one the firmware's fields give, and a trusted key verifies its signature;
