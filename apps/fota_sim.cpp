@@ -19,6 +19,11 @@
 /// reports the node did not acknowledge. A redelivered push for an upgrade
 /// that already finished gets its final report again.
 ///
+/// With `--mqtt BROKER`, the devices speak MQTT instead (docs/protocol.md,
+/// "MQTT devices"), all on one broker connection, to the bridge fota-mqtt;
+/// the simulator sends the same native requests either way, and its link
+/// (apps/sim_link.hpp) carries them.
+///
 /// Given the product's public keys (`--trusted-key`), a device verifies
 /// each push or offer as docs/firmware-signing.md says: the manifest is the
 /// one the firmware's fields give, and a trusted key verifies its signature;
@@ -26,6 +31,8 @@
 /// device that refuses reports `verification_failed`.
 #include "api/client.hpp"
 #include "apps/image_digest.hpp"
+#include "apps/sim_mqtt_link.hpp"
+#include "apps/sim_native_link.hpp"
 #include "apps/tls_options.hpp"
 #include "apps/version.hpp"
 #include "events/manifest.hpp"
@@ -117,6 +124,12 @@ struct sim_options {
   uint32_t batch = 1000;
   /// Gateway connections, each with its share of the devices.
   uint32_t connections = 1;
+  /// MQTT instead of the native protocol: the broker's URL, the client id
+  /// (default fota-sim-PID) and credentials.
+  std::string mqtt;
+  std::string mqtt_client_id;
+  std::string mqtt_username;
+  std::string mqtt_password;
   /// Operator mode: the task to ask for, its token, the pause between
   /// calls, and the calls made at least.
   uint64_t probe_task = 0;
@@ -495,10 +508,11 @@ struct shared_view {
 class simulator {
 public:
   /// Simulates the devices `offset` .. `offset + opts.devices - 1` of the
-  /// fleet as simulator `index` of `view`.
-  simulator(sim_options opts, client cl, uint32_t offset = 0, size_t index = 0,
+  /// fleet as simulator `index` of `view`, on `link`.
+  simulator(sim_options opts, std::unique_ptr<sim_link> link,
+            uint32_t offset = 0, size_t index = 0,
             std::shared_ptr<shared_view> view = nullptr)
-    : opts_(std::move(opts)), client_(std::move(cl)), rng_(opts_.seed),
+    : opts_(std::move(opts)), link_(std::move(link)), rng_(opts_.seed),
       devices_(opts_.devices), start_(std::chrono::steady_clock::now()),
       tty_(::isatty(STDOUT_FILENO) == 1), offset_(offset), index_(index),
       view_(std::move(view)) {
@@ -567,7 +581,7 @@ public:
         }
       }
       send_ready();
-      auto n = client_.poll(
+      auto n = link_->poll(
           poll_timeout(t),
           [this](uint64_t id, const v1::Response& r) { on_response(id, r); },
           [this](const v1::Push& p) { on_push(p); });
@@ -584,6 +598,8 @@ public:
       }
     }
     finish_display();
+    if (rc == 0)
+      link_->finish();
     if (!view_)
       print_summary(opts_, devices_.size(), stats_, now());
     return rc;
@@ -662,7 +678,7 @@ private:
                "fota-sim: connection lost: {}; reconnecting for up to {} s\n",
                why, opts_.reconnect_seconds);
     connected_ = false;
-    client_.close();
+    link_->close();
     lost_at_ = t;
     last_error_ = why;
     backoff_ms_ = initial_backoff_ms;
@@ -689,31 +705,20 @@ private:
     stats_.online = 0;
   }
 
-  /// Tries to connect and say hello once; on failure, schedules the next
-  /// attempt with a doubled backoff. Returns false when the node refused the
-  /// token, which retrying does not change.
+  /// Tries to connect (and say hello) once; on failure, schedules the next
+  /// attempt with a doubled backoff. Returns false when the node refused
+  /// the token, which retrying does not change.
   bool reconnect() {
-    auto fail = [&](const failure& err) {
-      last_error_ = err.message;
+    if (auto err = link_->reconnect()) {
+      if (err->code != errc::unavailable) {
+        fmt::print(stderr, "fota-sim: reconnect refused: {}\n", err->message);
+        return false;
+      }
+      last_error_ = err->message;
       next_attempt_ = now() + backoff_ms_;
       backoff_ms_ = std::min(backoff_ms_ * 2, max_backoff_ms);
       return true;
-    };
-    auto cl = client::connect(opts_.host, opts_.port, 1s, opts_.tls.get());
-    if (!cl)
-      return fail(cl.error());
-    v1::ClientFrame hello;
-    hello.mutable_hello()->set_token(opts_.token);
-    hello.mutable_hello()->set_client_name("fota-sim");
-    auto r = cl->call(std::move(hello), 5s);
-    if (!r)
-      return fail(r.error());
-    if (r->status() != v1::STATUS_CODE_OK) {
-      fmt::print(stderr, "fota-sim: reconnect refused: {}: {}\n",
-                 to_string(r->status()), r->message());
-      return false;
     }
-    client_ = std::move(*cl);
     connected_ = true;
     ++stats_.reconnects;
     last_activity_ = now();
@@ -756,7 +761,8 @@ private:
         online_queue_.pop_front();
         devices_[d].conn = link::going_online;
         send(d, action::device_online, false);
-      } else if (next_register_ < devices_.size() && opts_.batch > 1) {
+      } else if (next_register_ < devices_.size() && opts_.batch > 1 &&
+                 link_->batches()) {
         send_batch();
       } else if (next_register_ < devices_.size()) {
         auto d = next_register_++;
@@ -795,7 +801,7 @@ private:
       describe(i, *x->add_devices());
     }
     next_register_ += n;
-    auto id = client_.queue(std::move(f));
+    auto id = link_->queue(std::move(f));
     pending p{first, 0, action::register_batch, false, 0, 0};
     p.count = n;
     pending_.emplace(id, p);
@@ -880,7 +886,7 @@ private:
     }
     if (resent)
       ++stats_.resent;
-    auto id = client_.queue(std::move(f));
+    auto id = link_->queue(std::move(f));
     pending_.emplace(id, pending{device, d.generation, what, resent,
                                  d.execution_id, d.attempt});
   }
@@ -1425,7 +1431,7 @@ private:
   static constexpr sim_time max_backoff_ms = 2000;
 
   sim_options opts_;
-  client client_;
+  std::unique_ptr<sim_link> link_;
   bool connected_ = true;
   /// When the connection broke, and when to try again.
   sim_time lost_at_ = 0;
@@ -1595,6 +1601,36 @@ int probe_get_task(const sim_options& opts) {
   return ended(last.status()) ? 0 : 1;
 }
 
+// -- MQTT --------------------------------------------------------------------
+
+/// Simulates the fleet on one connection to the broker `--mqtt`.
+int run_mqtt(sim_options opts) {
+  sim_mqtt_options mo;
+  mo.broker = opts.mqtt;
+  mo.client_id = opts.mqtt_client_id.empty()
+                     ? fmt::format("fota-sim-{}", ::getpid())
+                     : opts.mqtt_client_id;
+  mo.username = opts.mqtt_username;
+  mo.password = opts.mqtt_password;
+  mo.product = opts.product;
+  mo.max_in_flight = opts.max_in_flight;
+  auto link = sim_mqtt_link::make(std::move(mo));
+  if (!link) {
+    fmt::print(stderr, "error: {}\n", link.error().message);
+    return 2;
+  }
+  if (auto err = (*link)->reconnect()) {
+    auto unavailable = err->code == errc::unavailable;
+    fmt::print(stderr, "error: {}: {}\n",
+               unavailable ? "UNAVAILABLE" : "PERMISSION_DENIED", err->message);
+    return unavailable ? 3 : 1;
+  }
+  // Devices register one by one: inform, then their status.
+  opts.batch = 1;
+  simulator sim{std::move(opts), std::move(*link)};
+  return sim.run();
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -1656,6 +1692,19 @@ int main(int argc, char** argv) {
                  "and its own thread")
       ->capture_default_str()
       ->check(CLI::Range(1u, 256u));
+  app.add_option("--mqtt", opts.mqtt,
+                 "MQTT broker URL (e.g. tcp://127.0.0.1:1883): the devices "
+                 "talk to the node through the broker and the bridge "
+                 "(fota-mqtt), all on one MQTT connection, instead of the "
+                 "native protocol; --host, --port, the token, TLS, --batch "
+                 "and --connections do not apply");
+  app.add_option("--mqtt-client-id", opts.mqtt_client_id,
+                 "MQTT client id (default: fota-sim-PID)");
+  app.add_option("--mqtt-username", opts.mqtt_username,
+                 "MQTT user name, if the broker wants one");
+  std::string mqtt_password_file;
+  app.add_option("--mqtt-password-file", mqtt_password_file,
+                 "file holding the MQTT password of --mqtt-username");
   app.add_option("--probe-get-task", opts.probe_task,
                  "operator mode: call GetTask for this task until it has "
                  "ended, and print the latency percentiles and the rollout "
@@ -1722,6 +1771,18 @@ int main(int argc, char** argv) {
     opts.request_every_ms =
         parse_range("--request-every-ms", opts.request_every);
     opts.churn_ms = parse_range("--churn-ms", opts.churn_period);
+    if (!mqtt_password_file.empty()) {
+      auto t = read_token_file(mqtt_password_file);
+      if (!t)
+        throw usage_error{t.error().message};
+      opts.mqtt_password = *t;
+    }
+    if (!opts.mqtt.empty() && opts.connections > 1)
+      throw usage_error{"--connections: with --mqtt, one MQTT connection "
+                        "carries every device"};
+    if (!opts.mqtt.empty() && opts.probe_task != 0)
+      throw usage_error{"--probe-get-task: an operator speaks the native "
+                        "protocol; drop --mqtt"};
     if (!token_file.empty()) {
       auto t = read_token_file(token_file);
       if (!t)
@@ -1743,17 +1804,20 @@ int main(int argc, char** argv) {
   install_signal_handlers();
   if (opts.probe_task != 0)
     return probe_get_task(opts);
+  if (!opts.mqtt.empty())
+    return run_mqtt(std::move(opts));
   // One connection per simulator, each with its share of the devices.
   auto n = std::min(opts.connections, opts.devices);
-  std::vector<client> clients;
+  std::vector<std::unique_ptr<sim_link>> links;
   for (uint32_t k = 0; k < n; ++k) {
     auto cl = connect_gateway(opts);
     if (!cl)
       return cl.error();
-    clients.push_back(std::move(*cl));
+    links.push_back(std::make_unique<sim_native_link>(
+        std::move(*cl), opts.host, opts.port, opts.token, opts.tls));
   }
   if (n == 1) {
-    simulator sim{std::move(opts), std::move(clients.front())};
+    simulator sim{std::move(opts), std::move(links.front())};
     return sim.run();
   }
   auto view = std::make_shared<shared_view>(n, opts.devices);
@@ -1774,7 +1838,7 @@ int main(int argc, char** argv) {
     mine.devices = share;
     mine.seed = opts.seed + k;
     sims.push_back(std::make_unique<simulator>(
-        std::move(mine), std::move(clients[k]), offset, k, view));
+        std::move(mine), std::move(links[k]), offset, k, view));
     offset += share;
   }
   auto started = std::chrono::steady_clock::now();
