@@ -39,6 +39,8 @@ struct node_context {
   firmware_actor firmware;
   task_registry_actor tasks;
   dispatcher_actor dispatcher;
+  /// Reads histories from the log; none in a node without one.
+  history_actor history;
   /// Free space of the data directory: while it is below the reserve,
   /// commands that write are refused before they are decided, and no push
   /// credit is granted. None: never refuse.

@@ -339,6 +339,15 @@ using task_registry_actor =
                                      std::string>::with<offer_candidates>,
                      caf::replies_to<digest_atom>::with<digest_sum>>;
 
+/// The reader of device and task histories. It reads the event log (one
+/// consistent RocksDB view per page) on a thread of its own, off the actors
+/// that write, so a long read holds up no command. The router asks it only
+/// after the owner of the device or task said it exists. The `int32_t` of
+/// a task's history is the task's `v1::Method`.
+using history_actor = caf::typed_actor<
+    caf::replies_to<get_device_history>::with<history_page>,
+    caf::replies_to<get_task_history, int32_t>::with<history_page>>;
+
 /// The in-process API: `(request_atom, role, ClientFrame bytes)` replies
 /// with `Response` bytes. With a fourth element, the request comes from an
 /// in-process gateway: devices it brings online (`DeviceOnline`, or
@@ -414,5 +423,8 @@ CAF_ADD_TYPE_ID(fota, (fota::confirm_upgrade))
 CAF_ADD_TYPE_ID(fota, (fota::ack_push))
 CAF_ADD_TYPE_ID(fota, (fota::move_device))
 CAF_ADD_TYPE_ID(fota, (fota::register_devices))
+CAF_ADD_TYPE_ID(fota, (fota::get_device_history))
+CAF_ADD_TYPE_ID(fota, (fota::get_task_history))
+CAF_ADD_TYPE_ID(fota, (fota::history_page))
 
 CAF_END_TYPE_ID_BLOCK(fota)

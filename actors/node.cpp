@@ -4,6 +4,7 @@
 #include "actors/dispatcher.hpp"
 #include "actors/firmware.hpp"
 #include "actors/fleet.hpp"
+#include "actors/history.hpp"
 #include "actors/journal.hpp"
 #include "actors/router.hpp"
 #include "actors/snapshotter.hpp"
@@ -150,6 +151,13 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
     ctx.journal = sys.spawn<caf::detached>(journal, log_ptr, ctx.metrics);
   else
     ctx.journal = sys.spawn(journal, log_ptr, ctx.metrics);
+  n->history_cancel_ = std::make_shared<std::atomic<bool>>(false);
+  if (cfg.detach_journal)
+    ctx.history =
+        sys.spawn<caf::detached>(history_behavior, log_ptr, n->history_cancel_);
+  else
+    ctx.history = sys.spawn(history_behavior, log_ptr, n->history_cancel_);
+  n->history_ = caf::actor_cast<caf::actor>(ctx.history);
   ctx.firmware =
       sys.spawn(firmware_behavior, n->ctx_, std::move(cfg.firmware), w.firmware,
                 std::move(usage.users), std::move(usage.running_verifications));
@@ -308,6 +316,20 @@ void node::stop() {
   // A snapshot under way is abandoned, not awaited: stop stays fast.
   if (snapshots_)
     snapshots_->stop();
+  // The history reader ends its read and is gone before the log closes:
+  // a RocksDB iterator must not outlive its database.
+  if (history_) {
+    history_cancel_->store(true);
+    if (detached_journal_) {
+      caf::scoped_actor self{sys_};
+      self->monitor(history_);
+      self->send_exit(history_, caf::exit_reason::user_shutdown);
+      self->receive([](const caf::down_msg&) {});
+    } else {
+      caf::anon_send_exit(history_, caf::exit_reason::user_shutdown);
+    }
+    history_ = nullptr;
+  }
   // Stop the writers first, the journal last, so that it writes what it
   // holds before the log closes.
   auto journal = caf::actor_cast<caf::actor>(ctx_->journal);

@@ -9,6 +9,7 @@
 #include "events/firmware.hpp"
 #include "storage/event_log.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -43,8 +44,9 @@ struct node_config {
   firmware_policy firmware;
   /// Wall clock; the system clock when null.
   std::shared_ptr<fota::clock> clock;
-  /// Gives the journal its own thread (blocking fsync). Off for the
-  /// deterministic test scheduler.
+  /// Gives the journal its own thread (blocking fsync), and the history
+  /// reader its own (long log reads). Off for the deterministic test
+  /// scheduler.
   bool detach_journal = true;
   /// Starts from the latest snapshot plus the events after it. Off: replays
   /// the whole log from its first event.
@@ -153,6 +155,10 @@ private:
   std::unique_ptr<snapshotter> snapshots_;
   context_ptr ctx_;
   router_actor router_;
+  /// The history reader, stopped (and, detached, awaited) before the log
+  /// closes; `history_cancel_` ends a read under way.
+  caf::actor history_;
+  std::shared_ptr<std::atomic<bool>> history_cancel_;
   std::vector<caf::actor> actors_;
   recovery_stats recovery_;
   bool stopped_ = false;

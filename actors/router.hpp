@@ -47,7 +47,7 @@ template <class T>
 inline constexpr bool writes_nothing =
     is_one_of<T, get_firmware, list_firmware, get_task, list_tasks,
               get_task_details, list_devices, get_device, list_asset_trees,
-              get_state_digest, ack_push>;
+              get_state_digest, ack_push, get_device_history, get_task_history>;
 
 } // namespace detail
 
@@ -72,6 +72,40 @@ void register_batch(Self* self, const node_context& ctx, register_devices cmd,
           },
           [done](caf::error& err) mutable {
             done(expected<registered_batch>{from_error(err)});
+          });
+}
+
+/// Answers a device's history: the fleet says whether the device exists
+/// (NOT_FOUND naming it), then the history reader reads the log.
+template <class Self, class Reply>
+void history_of(Self* self, const node_context& ctx, get_device_history cmd,
+                Reply reply) {
+  auto reader = ctx.history;
+  self->request(ctx.fleet, caf::infinite, get_device{cmd.product, cmd.device})
+      .then(
+          [self, reader, cmd, reply](device_state&) mutable {
+            detail::ask_owner(self, reader, std::move(cmd), reply);
+          },
+          [reply](caf::error& err) mutable {
+            reply(error_response(from_error(err)));
+          });
+}
+
+/// Answers a task's history: the task registry says whether the task
+/// exists (NOT_FOUND naming it) and its method, then the history reader
+/// reads the log.
+template <class Self, class Reply>
+void history_of(Self* self, const node_context& ctx, get_task_history cmd,
+                Reply reply) {
+  auto reader = ctx.history;
+  self->request(ctx.tasks, caf::infinite, get_task{cmd.task})
+      .then(
+          [self, reader, cmd, reply](task_summary& t) mutable {
+            detail::ask_owner(self, reader, std::move(cmd), reply,
+                              static_cast<int32_t>(t.spec.method));
+          },
+          [reply](caf::error& err) mutable {
+            reply(error_response(from_error(err)));
           });
 }
 
@@ -119,6 +153,9 @@ void route(Self* self, const node_context& ctx, v1::Role role, request req,
                                        list_tasks, get_task_details, pause_task,
                                        resume_task, cancel_task>) {
           ask_owner(self, ctx.tasks, std::move(cmd), reply);
+        } else if constexpr (is_one_of<command, get_device_history,
+                                       get_task_history>) {
+          history_of(self, ctx, std::move(cmd), reply);
         } else if constexpr (std::is_same_v<command, get_state_digest>) {
           state_digest_of(self, ctx, [reply](expected<state_digest> x) mutable {
             reply(x ? to_response(*x) : error_response(x.error()));

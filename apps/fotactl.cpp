@@ -9,6 +9,7 @@
 #include "api/client.hpp"
 #include "api/json.hpp"
 #include "apps/image_digest.hpp"
+#include "apps/rollout_curve.hpp"
 #include "apps/tls_options.hpp"
 #include "apps/version.hpp"
 #include "events/manifest.hpp"
@@ -767,6 +768,40 @@ void print_tree_list(const v1::AssetTreeList& x) {
   print_next_page(x.next_page_token());
 }
 
+// -- history ---------------------------------------------------------------
+
+/// Formats milliseconds since the epoch as ISO-8601 UTC with milliseconds.
+std::string iso8601_ms(int64_t ms) {
+  auto secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03}Z", buf, ms % 1000);
+}
+
+/// Prints a page of a device's or a task's history and, with --at, the
+/// state at that moment.
+void print_history(const v1::History& x, bool task) {
+  if (x.at_ms() != 0 || x.existed()) {
+    fmt::print("at {}:\n", iso8601_ms(x.at_ms()));
+    if (!x.existed())
+      fmt::print("  the {} did not exist yet\n", task ? "task" : "device");
+    else if (task)
+      print_task(x.task());
+    else
+      print_device(x.device());
+    fmt::print("\n");
+  }
+  table out{{"SEQ", "TIME", "EVENT", "WHAT"}};
+  out.align_right(0);
+  for (const auto& e : x.entries())
+    out.add({std::to_string(e.sequence()), iso8601_ms(e.time_ms()), e.kind(),
+             e.text()});
+  out.print();
+  print_next_page(x.next_page_token());
+}
+
 /// Prints the result a response carries, for responses without a printer of
 /// their own.
 void print_result(const v1::Response& x) {
@@ -940,6 +975,10 @@ struct options {
   // task wait, watch
   std::string wait_timeout;
   std::string interval = "2s";
+  // device history, task history, task curve
+  std::string at;
+  std::string svg_file;
+  std::string csv_file;
   // task details
   std::vector<std::string> states;
   bool skipped = false;
@@ -1149,6 +1188,7 @@ void write_new_file(const std::string& path, const std::string& text,
 
 /// Adds every subcommand to `app`, binding its options into `o`.
 int follow_task(const options& o, bool watch);
+int draw_curve(const options& o);
 
 std::vector<command> add_commands(CLI::App& app, options& o) {
   std::vector<command> cmds;
@@ -1552,6 +1592,41 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
   cmds.push_back(command{t_watch, nullptr, nullptr,
                          [&o] { return follow_task(o, true); }});
 
+  auto* t_history = task->add_subcommand(
+      "history", "the task's events from the event log, in order, with "
+                 "times; with --at, the task as it was then");
+  task_id(t_history);
+  paged(t_history, "events", "the log sequence to continue at");
+  t_history->add_option("--at", o.at,
+                        "show only the events up to this time and the "
+                        "task's status and counts then (RFC 3339, e.g. "
+                        "2026-03-01T08:00:00Z)");
+  add(
+      t_history,
+      [&] {
+        v1::ClientFrame f;
+        auto* x = f.mutable_get_task_history();
+        x->set_task_id(o.task_id);
+        x->set_page_size(o.page_size);
+        x->set_page_token(o.page_token);
+        if (!o.at.empty())
+          x->set_at_ms(parse_time_ms("--at", o.at));
+        return f;
+      },
+      [](const v1::Response& r) { print_history(r.history(), true); });
+
+  auto* t_curve = task->add_subcommand(
+      "curve", "draw the task's rollout curve (pushes, successes and "
+               "failures per second) from its event history, as the fleet "
+               "benchmark's curves");
+  task_id(t_curve);
+  t_curve->add_option("--svg", o.svg_file,
+                      "write the curve as SVG (runs gnuplot; Debian: "
+                      "gnuplot-nox)");
+  t_curve->add_option("--csv", o.csv_file, "write the per-second bins as CSV");
+  cmds.push_back(
+      command{t_curve, nullptr, nullptr, [&o] { return draw_curve(o); }});
+
   // -- device ----------------------------------------------------------------
 
   auto* dev = app.add_subcommand("device", "inspect and label devices");
@@ -1653,6 +1728,31 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
         if (r.has_device())
           print_device(r.device());
       });
+
+  auto* d_history = dev->add_subcommand(
+      "history", "the device's events from the event log, in order, with "
+                 "times; with --at, the device as it was then");
+  product(d_history);
+  d_history->add_option("--device", o.device, "device key")->required();
+  paged(d_history, "events", "the log sequence to continue at");
+  d_history->add_option("--at", o.at,
+                        "show only the events up to this time and the "
+                        "device's version and execution then (RFC 3339, "
+                        "e.g. 2026-03-01T08:00:00Z)");
+  add(
+      d_history,
+      [&] {
+        v1::ClientFrame f;
+        auto* x = f.mutable_get_device_history();
+        x->set_product_key(o.product);
+        x->set_device_key(o.device);
+        x->set_page_size(o.page_size);
+        x->set_page_token(o.page_token);
+        if (!o.at.empty())
+          x->set_at_ms(parse_time_ms("--at", o.at));
+        return f;
+      },
+      [](const v1::Response& r) { print_history(r.history(), false); });
 
   // -- tree ------------------------------------------------------------------
 
@@ -1818,6 +1918,106 @@ int follow_task(const options& o, bool watch) {
     std::this_thread::sleep_for(
         std::min<std::chrono::steady_clock::duration>(interval, left));
   }
+}
+
+/// `task curve`: fetches the task's whole history, page by page, bins it
+/// per second and writes the CSV and/or the SVG (with gnuplot).
+int draw_curve(const options& o) {
+  if (o.svg_file.empty() && o.csv_file.empty())
+    throw usage_error("--svg", "give --svg FILE, --csv FILE or both");
+  std::string gnuplot;
+  if (!o.svg_file.empty()) {
+    gnuplot = curve::find_gnuplot();
+    if (gnuplot.empty())
+      throw usage_error("--svg", "gnuplot is not installed (on PATH); "
+                                 "install it (Debian: apt-get install "
+                                 "gnuplot-nox) or write --csv only");
+  }
+  auto session = open_session(o);
+  if (auto* code = std::get_if<int>(&session))
+    return *code;
+  auto& cl = std::get<client>(session);
+  std::vector<v1::HistoryEntry> entries;
+  std::string token;
+  do {
+    v1::ClientFrame f;
+    auto* x = f.mutable_get_task_history();
+    x->set_task_id(o.task_id);
+    x->set_page_size(1000);
+    x->set_page_token(token);
+    auto res = cl.call(std::move(f), std::chrono::seconds{o.call_timeout});
+    if (!res) {
+      print_error(o.json, "UNAVAILABLE", res.error().message);
+      return exit_unreachable;
+    }
+    if (res->status() != v1::STATUS_CODE_OK) {
+      print_error(o.json, to_string(res->status()), res->message());
+      return exit_status;
+    }
+    for (auto& e : *res->mutable_history()->mutable_entries())
+      entries.push_back(std::move(e));
+    token = res->history().next_page_token();
+  } while (!token.empty());
+  auto bins = curve::bin_rollout(entries);
+  auto csv_text = curve::to_csv(bins);
+  // gnuplot reads the bins from a file: the one asked for, or a temporary.
+  auto csv_path = o.csv_file;
+  std::optional<std::filesystem::path> scratch;
+  if (csv_path.empty()) {
+    auto pattern =
+        (std::filesystem::temp_directory_path() / "fotactl-curve-XXXXXX")
+            .string();
+    if (::mkdtemp(pattern.data()) == nullptr)
+      throw usage_error("--svg", "cannot create a temporary directory: " +
+                                     std::string{std::strerror(errno)});
+    scratch = pattern;
+    csv_path = (*scratch / "curve.csv").string();
+  }
+  {
+    std::ofstream out{csv_path, std::ios::binary};
+    out << csv_text;
+    if (!out.flush())
+      throw usage_error(o.csv_file.empty() ? "--svg" : "--csv",
+                        "cannot write " + in_quotes(csv_path) + ": " +
+                            std::strerror(errno));
+  }
+  std::string failed;
+  if (!o.svg_file.empty())
+    failed = curve::plot(gnuplot, csv_path, o.svg_file,
+                         fmt::format("Rollout (task {}): from the event log, "
+                                     "per second",
+                                     o.task_id));
+  if (scratch) {
+    std::error_code ec;
+    std::filesystem::remove_all(*scratch, ec);
+  }
+  if (!failed.empty()) {
+    print_error(o.json, "GNUPLOT", failed);
+    return exit_status;
+  }
+  uint64_t pushes = bins.empty() ? 0 : bins.back().total_pushes;
+  uint64_t successes = bins.empty() ? 0 : bins.back().total_successes;
+  uint64_t failures = bins.empty() ? 0 : bins.back().total_failures;
+  if (o.json) {
+    nlohmann::json out{{"task_id", o.task_id},   {"events", entries.size()},
+                       {"seconds", bins.size()}, {"pushes", pushes},
+                       {"successes", successes}, {"failures", failures}};
+    if (!o.csv_file.empty())
+      out["csv"] = o.csv_file;
+    if (!o.svg_file.empty())
+      out["svg"] = o.svg_file;
+    fmt::print("{}\n", out.dump(2));
+  } else {
+    fmt::print("task {}: {} events over {} s: {} pushes, {} successes, {} "
+               "failures\n",
+               o.task_id, entries.size(), bins.size(), pushes, successes,
+               failures);
+    if (!o.csv_file.empty())
+      fmt::print("wrote {}\n", o.csv_file);
+    if (!o.svg_file.empty())
+      fmt::print("wrote {}\n", o.svg_file);
+  }
+  return exit_ok;
 }
 
 /// Connects, says hello and sends the request; prints the outcome.

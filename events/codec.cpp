@@ -421,7 +421,8 @@ std::string name_of(const request& x) {
       "list_asset_trees", "register_device",   "device_online",
       "device_offline",   "report_version",    "report_progress",
       "report_failure",   "request_upgrade",   "confirm_upgrade",
-      "ack_push",         "register_devices",
+      "ack_push",         "register_devices",  "get_device_history",
+      "get_task_history",
   };
   static_assert(std::size(names) == std::variant_size_v<request>);
   return names[x.index()];
@@ -711,6 +712,45 @@ expected<request> decode(const v1::ClientFrame& frame, bool enforce_limits) {
     return done(confirm_upgrade{x.product_key(), x.device_key(),
                                 execution_id{x.execution_id()}});
   }
+  // -- history
+  case f::kGetDeviceHistory: {
+    const auto& x = frame.get_device_history();
+    c.device(x.product_key(), x.device_key());
+    c.page(x.page_size());
+    c.key("page_token", x.page_token());
+    get_device_history cmd;
+    cmd.product = x.product_key();
+    cmd.device = x.device_key();
+    cmd.page_size = x.page_size();
+    cmd.page_token = x.page_token();
+    if (x.has_at_ms()) {
+      if (x.at_ms() < 0)
+        return make_failure(errc::invalid_argument,
+                            "at_ms: " + std::to_string(x.at_ms()) +
+                                " is before the Unix epoch");
+      cmd.has_at = true;
+      cmd.at_ms = x.at_ms();
+    }
+    return done(std::move(cmd));
+  }
+  case f::kGetTaskHistory: {
+    const auto& x = frame.get_task_history();
+    c.page(x.page_size());
+    c.key("page_token", x.page_token());
+    get_task_history cmd;
+    cmd.task = task_id{x.task_id()};
+    cmd.page_size = x.page_size();
+    cmd.page_token = x.page_token();
+    if (x.has_at_ms()) {
+      if (x.at_ms() < 0)
+        return make_failure(errc::invalid_argument,
+                            "at_ms: " + std::to_string(x.at_ms()) +
+                                " is before the Unix epoch");
+      cmd.has_at = true;
+      cmd.at_ms = x.at_ms();
+    }
+    return done(std::move(cmd));
+  }
   case f::kAckPush: {
     const auto& x = frame.ack_push();
     c.device(x.product_key(), x.device_key());
@@ -813,6 +853,37 @@ v1::Response to_response(const device_page& x) {
   for (const auto& d : x.items)
     *list->add_devices() = to_proto(d);
   list->set_next_page_token(x.next_page_token);
+  return r;
+}
+
+v1::Response to_response(const history_page& x) {
+  auto r = ok();
+  auto* h = r.mutable_history();
+  h->mutable_entries()->Reserve(static_cast<int>(x.entries.size()));
+  for (const auto& e : x.entries) {
+    auto* out = h->add_entries();
+    out->set_sequence(e.sequence.value());
+    out->set_time_ms(e.time_ms);
+    out->set_kind(e.kind);
+    out->set_text(e.text);
+    out->set_task_id(e.task);
+    out->set_execution_sequence(e.execution);
+    out->set_device_key(e.device_key);
+    out->set_attempt(e.attempt);
+    out->set_step(e.step);
+    out->set_version(e.version);
+    out->set_code(e.code);
+    out->set_device_count(e.device_count);
+  }
+  h->set_next_page_token(x.next_page_token);
+  if (x.has_state) {
+    h->set_at_ms(x.at_ms);
+    h->set_existed(x.existed);
+    if (x.existed && x.has_task)
+      *h->mutable_task() = to_proto(x.task);
+    else if (x.existed)
+      *h->mutable_device() = to_proto(x.device);
+  }
   return r;
 }
 

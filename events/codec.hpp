@@ -58,7 +58,7 @@ using request = std::variant<
     move_device, create_asset_tree, delete_asset_tree, list_asset_trees,
     register_device, device_online, device_offline, report_version,
     report_progress, report_failure, request_upgrade, confirm_upgrade, ack_push,
-    register_devices>;
+    register_devices, get_device_history, get_task_history>;
 
 /// The command in `frame`, or INVALID_ARGUMENT naming what is wrong: no
 /// body, a `Hello` (only valid as a session's first frame), or (unless
@@ -96,6 +96,7 @@ v1::Response to_response(const asset_tree_page& x);
 v1::Response to_response(const upgrade_offer& x);
 v1::Response to_response(const state_digest& x);
 v1::Response to_response(const accepted& x);
+v1::Response to_response(const history_page& x);
 
 /// An OK response with one result per item; a refused item's message names
 /// its index ("devices[3]: ..."). With `with_devices` false, OK results

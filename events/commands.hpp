@@ -165,6 +165,24 @@ struct get_task_details {
   }
 };
 
+/// A task's events from the log, in order; with `at_ms`, only those up to
+/// that time and the task as it was then.
+struct get_task_history {
+  FOTA_COMMAND(ROLE_OPERATOR, history_page);
+  task_id task;
+  uint32_t page_size = 0;
+  std::string page_token;
+  /// Whether the request names a moment, and which (ms since the epoch).
+  bool has_at = false;
+  int64_t at_ms = 0;
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 get_task_history& x) {
+    return f(x.task, x.page_size, x.page_token, x.has_at, x.at_ms);
+  }
+};
+
 struct pause_task {
   FOTA_COMMAND(ROLE_OPERATOR, accepted);
   task_id task;
@@ -220,6 +238,25 @@ struct get_device {
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, get_device& x) {
     return f(x.product, x.device);
+  }
+};
+
+/// A device's events from the log, in order; with `at_ms`, only those up
+/// to that time and the device as it was then.
+struct get_device_history {
+  FOTA_COMMAND(ROLE_OPERATOR, history_page);
+  std::string product;
+  std::string device;
+  uint32_t page_size = 0;
+  std::string page_token;
+  /// Whether the request names a moment, and which (ms since the epoch).
+  bool has_at = false;
+  int64_t at_ms = 0;
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 get_device_history& x) {
+    return f(x.product, x.device, x.page_size, x.page_token, x.has_at, x.at_ms);
   }
 };
 

@@ -52,7 +52,9 @@ status apply_device(world& w, const std::string& product,
   return apply(*d, e);
 }
 
-uint64_t task_of_event(const event& e) {
+} // namespace
+
+uint64_t task_of(const event& e) {
   switch (e.payload_case()) {
   case event::kTaskCreated:
     return e.task_created().task_id();
@@ -88,6 +90,8 @@ uint64_t task_of_event(const event& e) {
     return 0;
   }
 }
+
+namespace {
 
 /// The sequences of the executions that `e` touches, after it was applied
 /// to `t`: they may have taken or released their device.
@@ -168,7 +172,7 @@ status apply_task_created(world& w, const event& e) {
 }
 
 status apply_task(world& w, const event& e) {
-  auto id = task_of_event(e);
+  auto id = task_of(e);
   auto i = w.tasks.find(id);
   if (i == w.tasks.end())
     return violation("task " + std::to_string(id) + " does not exist");

@@ -21,6 +21,9 @@ namespace fota {
 /// Directory key of a device: product and device key.
 std::string device_ref(const std::string& product, const std::string& device);
 
+/// The task an event of a task's stream names, or 0 for other events.
+uint64_t task_of(const event& e);
+
 /// Every aggregate of the node, as replay leaves it.
 struct world {
   firmware_catalog firmware;

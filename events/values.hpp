@@ -282,6 +282,55 @@ using registration_results = std::vector<registration_result>;
 using task_page = page<task_summary>;
 using asset_tree_page = page<asset_tree>;
 
+// -- history ------------------------------------------------------------------
+
+/// One event of the log as a device's or a task's history shows it: where
+/// and when it is, its type, one readable line and the fields an operator
+/// looks for (each empty or 0 when the event has none).
+struct history_entry {
+  sequence_number sequence;
+  int64_t time_ms = 0;
+  std::string kind;
+  std::string text;
+  uint64_t task = 0;
+  uint64_t execution = 0;
+  std::string device_key;
+  uint32_t attempt = 0;
+  uint32_t step = 0;
+  std::string version;
+  std::string code;
+  uint32_t device_count = 0;
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 history_entry& x) {
+    return f(x.sequence, x.time_ms, x.kind, x.text, x.task, x.execution,
+             x.device_key, x.attempt, x.step, x.version, x.code,
+             x.device_count);
+  }
+};
+
+/// A page of a history and, when asked for a past moment, the state then.
+struct history_page {
+  std::vector<history_entry> entries;
+  std::string next_page_token;
+  /// Set when the request named a moment (`at_ms`).
+  bool has_state = false;
+  int64_t at_ms = 0;
+  /// Whether the device or task existed at `at_ms`; its state then.
+  bool existed = false;
+  device_state device;
+  bool has_task = false;
+  task_summary task;
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 history_page& x) {
+    return f(x.entries, x.next_page_token, x.has_state, x.at_ms, x.existed,
+             x.device, x.has_task, x.task);
+  }
+};
+
 // -- outcomes -----------------------------------------------------------------
 
 /// The reply of a command that returns nothing but its success, which comes

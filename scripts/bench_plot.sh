@@ -27,29 +27,16 @@ if ((${#curves[@]} == 0)); then
   shopt -u nullglob
 fi
 
+# A gnuplot string literal: single quotes, with each quote doubled.
+gp_quote() { printf "'%s'" "${1//\'/\'\'}"; }
+
 for csv in "${curves[@]}"; do
   svg="$out/$(basename "${csv%.csv}").svg"
   title="$(basename "${csv%.csv}")"
-  gnuplot <<GP
-set terminal svg size 900,450 dynamic enhanced font "sans,12" background rgb "white"
-set output "$svg"
-set datafile separator ","
-set key outside top center horizontal
-set title "Rollout ($title): gateway view, per 100 ms"
-set xlabel "time since rollout start (s)"
-set ylabel "per second"
-set y2label "RSS (MB)"
-set ytics nomirror
-set y2tics
-set yrange [0:*]
-set y2range [0:*]
-set grid
-set format y "%.0s%c"
-plot "$csv" using 1:2 skip 1 with lines lw 2 title "pushes/s", \
-     "$csv" using 1:3 skip 1 with lines lw 2 title "successes/s", \
-     "$csv" using 1:4 skip 1 with lines lw 2 title "failures/s", \
-     "$csv" using 1:5 skip 1 axes x1y2 with lines lw 1 dt 2 lc "black" title "RSS (MB)"
-GP
+  # The program is shared with `fotactl task curve` (scripts/rollout_curve.gp).
+  gnuplot -e "csv=$(gp_quote "$csv"); svg=$(gp_quote "$svg"); \
+title=$(gp_quote "Rollout ($title): gateway view, per 100 ms"); rss=1" \
+    scripts/rollout_curve.gp
   echo "bench_plot: wrote $svg"
 done
 

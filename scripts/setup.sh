@@ -19,6 +19,8 @@ packages=(
   # --mqtt, the MQTT end-to-end tests), and
   # the example device (examples/device) with its Python dependencies.
   mosquitto mosquitto-clients libpaho-mqttpp-dev python3-paho-mqtt python3-cryptography
+  # Rollout curves: `fotactl task curve --svg` and scripts/bench_plot.sh.
+  gnuplot-nox
 )
 # The fuzz preset builds with clang and links libFuzzer.
 if [ "${1:-}" = fuzz ]; then
