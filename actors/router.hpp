@@ -47,7 +47,7 @@ template <class T>
 inline constexpr bool writes_nothing =
     is_one_of<T, get_firmware, list_firmware, get_task, list_tasks,
               get_task_details, list_devices, get_device, list_asset_trees,
-              get_state_digest, ack_push>;
+              get_state_digest, ack_push, preview_task>;
 
 } // namespace detail
 
@@ -115,9 +115,9 @@ void route(Self* self, const node_context& ctx, v1::Role role, request req,
                                 skip_verification, get_firmware, list_firmware,
                                 delete_firmware>) {
           ask_owner(self, ctx.firmware, std::move(cmd), reply);
-        } else if constexpr (is_one_of<command, create_task, get_task,
-                                       list_tasks, get_task_details, pause_task,
-                                       resume_task, cancel_task>) {
+        } else if constexpr (is_one_of<command, create_task, preview_task,
+                                       get_task, list_tasks, get_task_details,
+                                       pause_task, resume_task, cancel_task>) {
           ask_owner(self, ctx.tasks, std::move(cmd), reply);
         } else if constexpr (std::is_same_v<command, get_state_digest>) {
           state_digest_of(self, ctx, [reply](expected<state_digest> x) mutable {
