@@ -174,19 +174,38 @@ caf::result<accepted> firmware_actor_state::operator()(delete_firmware& cmd) {
   return result;
 }
 
+expected<const firmware_record*>
+firmware_actor_state::target_of(const std::string& product,
+                                const std::string& version) const {
+  const auto* fw = catalog.find(product, version);
+  if (fw == nullptr)
+    return make_failure(errc::invalid_argument,
+                        "target_version: " + firmware_name(product, version) +
+                            " does not exist");
+  return fw;
+}
+
 caf::result<firmware_record>
 firmware_actor_state::operator()(reserve_atom, task_id task,
                                  const std::string& product,
                                  const std::string& version) {
-  const auto* fw = catalog.find(product, version);
-  if (fw == nullptr)
-    return to_error(
-        make_failure(errc::invalid_argument,
-                     "target_version: " + firmware_name(product, version) +
-                         " does not exist"));
+  auto fw = target_of(product, version);
+  if (!fw)
+    return to_error(fw.error());
   users[{product, version}].insert(task);
   auto rp = self->make_response_promise<firmware_record>();
-  out.reply(rp, *fw);
+  out.reply(rp, **fw);
+  return rp;
+}
+
+caf::result<firmware_record>
+firmware_actor_state::operator()(lookup_atom, const std::string& product,
+                                 const std::string& version) {
+  auto fw = target_of(product, version);
+  if (!fw)
+    return to_error(fw.error());
+  auto rp = self->make_response_promise<firmware_record>();
+  out.reply(rp, **fw);
   return rp;
 }
 
@@ -251,6 +270,9 @@ firmware_behavior(firmware_actor_state::self_pointer self, context_ptr ctx,
       [self](delete_firmware& x) { return self->state(x); },
       [self](reserve_atom tag, task_id t, const std::string& p,
              const std::string& v) { return self->state(tag, t, p, v); },
+      [self](lookup_atom tag, const std::string& p, const std::string& v) {
+        return self->state(tag, p, v);
+      },
       [self](release_atom tag, task_id t) { self->state(tag, t); },
       [self](verified_atom tag, const std::string& p, const std::string& v,
              bool ok,

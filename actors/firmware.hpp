@@ -51,6 +51,12 @@ struct firmware_actor_state {
                                           const std::string& product,
                                           const std::string& version);
 
+  /// The target of a task being previewed: the record, or the error that
+  /// `reserve_atom` gives; reserves nothing.
+  caf::result<firmware_record> operator()(lookup_atom,
+                                          const std::string& product,
+                                          const std::string& version);
+
   /// Task `task` has ended, or was never created.
   void operator()(release_atom, task_id task);
 
@@ -80,6 +86,11 @@ struct firmware_actor_state {
 
   /// Applies and persists events no client waits for.
   void commit_quietly(const event_list& events);
+
+private:
+  /// The firmware a task targets, or INVALID_ARGUMENT naming the target.
+  expected<const firmware_record*> target_of(const std::string& product,
+                                             const std::string& version) const;
 };
 
 /// `policy` is what new firmware must satisfy; `users` are the unfinished

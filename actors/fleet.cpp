@@ -262,22 +262,46 @@ caf::result<asset_tree_page> fleet_state::operator()(list_asset_trees& cmd) {
 
 // -- scope --------------------------------------------------------------------
 
-caf::result<device_handles> fleet_state::operator()(scope_atom, task_spec& spec,
-                                                    task_joiner& joiner) {
-  subscription sub;
-  auto selected = index.select(spec, trees, sub.named);
+expected<device_handles>
+fleet_state::resolve(const task_spec& spec,
+                     std::unordered_set<std::string>& named) const {
+  auto selected = index.select(spec, trees, named);
   if (!selected)
-    return to_error(selected.error());
+    return std::move(selected).error();
   device_handles out;
   out.reserve(selected->size());
   for (auto x : *selected)
     out.push_back(device_handle{index.at(x).key, actors[x]});
+  return out;
+}
+
+caf::result<device_handles> fleet_state::operator()(scope_atom, task_spec& spec,
+                                                    task_joiner& joiner) {
+  subscription sub;
+  auto resolved = resolve(spec, sub.named);
+  if (!resolved)
+    return to_error(resolved.error());
+  auto out = std::move(*resolved);
   if (joiner) {
     sub.task = joiner;
     sub.spec = std::move(spec);
     self->monitor(sub.task);
     subscriptions.push_back(std::move(sub));
   }
+  return out;
+}
+
+caf::result<scope_preview> fleet_state::operator()(preview_atom,
+                                                   task_spec& spec) {
+  std::unordered_set<std::string> named;
+  auto resolved = resolve(spec, named);
+  if (!resolved)
+    return to_error(resolved.error());
+  scope_preview out;
+  out.scope = std::move(*resolved);
+  auto on_target = index.select_on_version(spec, trees, spec.target_version);
+  if (on_target)
+    out.on_target = on_target->size();
   return out;
 }
 
@@ -428,6 +452,9 @@ fleet_behavior(fleet_state::self_pointer self, context_ptr ctx,
       },
       [self](lookup_atom tag, const std::string& product,
              const std::string& key) { return self->state(tag, product, key); },
+      [self](preview_atom tag, task_spec& spec) {
+        return self->state(tag, spec);
+      },
       [self](changed_atom tag, device_state& d) { self->state(tag, d); },
       [self](free_atom tag, const std::string& product,
              const std::string& key) { self->state(tag, product, key); },

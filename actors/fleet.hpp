@@ -103,6 +103,10 @@ struct fleet_state {
 
   void operator()(forget_atom, task_joiner& joiner);
 
+  /// The scope of a task being previewed, as `scope_atom` without a joiner
+  /// resolves it, and the devices on its target version; subscribes nothing.
+  caf::result<scope_preview> operator()(preview_atom, task_spec& spec);
+
   caf::result<device_actor> operator()(lookup_atom, const std::string& product,
                                        const std::string& key);
 
@@ -147,6 +151,11 @@ struct fleet_state {
 private:
   static std::string key_of(const std::string& product,
                             const std::string& device);
+
+  /// The devices in the scope of `spec`, with their actors; `named` as in
+  /// `fleet_index::select`.
+  expected<device_handles>
+  resolve(const task_spec& spec, std::unordered_set<std::string>& named) const;
 
   /// Offers the indexed device `x` to the increment tasks whose scope it is
   /// in.

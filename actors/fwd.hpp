@@ -60,6 +60,7 @@ CAF_ADD_ATOM(fota, fota, deferred_atom, "deferred")
 CAF_ADD_ATOM(fota, fota, resume_atom, "resume")
 CAF_ADD_ATOM(fota, fota, timeout_atom, "timeout")
 CAF_ADD_ATOM(fota, fota, record_atom, "record")
+CAF_ADD_ATOM(fota, fota, preview_atom, "preview")
 
 namespace fota {
 
@@ -215,6 +216,20 @@ struct device_handle {
 
 using device_handles = std::vector<device_handle>;
 
+/// The fleet's answer to a preview's scope query: the devices in scope, as a
+/// scope query without a joiner gives them, and how many devices the scope's
+/// filter selects that already run the target version.
+struct scope_preview {
+  device_handles scope;
+  uint64_t on_target = 0;
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 scope_preview& x) {
+    return f(caf::meta::type_name("scope_preview"), x.scope, x.on_target);
+  }
+};
+
 /// The fleet's answer to a batch registration: one result per item, and the
 /// actor of each device registered (null for a refused item), so that a
 /// session routes the reports of devices online on it straight there.
@@ -236,6 +251,7 @@ using task_joiner = caf::typed_actor<caf::reacts_to<join_atom, device_handle>>;
 /// - `scope_atom`: the devices in a task's scope; with a joiner, that task
 ///   also gets every device that later enters the scope, until `forget_atom`;
 /// - `lookup_atom`: the actor of a device;
+/// - `preview_atom`: the scope of a task being previewed, read only;
 /// - `register_devices` with the session that sent it: the batch.
 using fleet_actor = fleet_sink::extend<
     caf::replies_to<register_device>::with<device_state>,
@@ -259,6 +275,7 @@ using fleet_actor = fleet_sink::extend<
     caf::replies_to<scope_atom, task_spec, task_joiner>::with<device_handles>,
     caf::reacts_to<forget_atom, task_joiner>,
     caf::replies_to<lookup_atom, std::string, std::string>::with<device_actor>,
+    caf::replies_to<preview_atom, task_spec>::with<scope_preview>,
     caf::replies_to<digest_atom>::with<digest_sum>>;
 
 /// What the dispatcher grants a task: push credit.
@@ -308,6 +325,8 @@ using dispatcher_actor = caf::typed_actor<
 /// The firmware catalog and its verification.
 /// - `reserve_atom`: a task (being created) uses the firmware; replies with
 ///   its record; `release_atom`: the task no longer does;
+/// - `lookup_atom`: the record of a previewed task's target, reserving
+///   nothing;
 /// - `verified_atom`: the outcome of a verification run.
 using firmware_actor = caf::typed_actor<
     caf::replies_to<create_firmware>::with<firmware_record>,
@@ -317,6 +336,8 @@ using firmware_actor = caf::typed_actor<
     caf::replies_to<list_firmware>::with<firmware_page>,
     caf::replies_to<delete_firmware>::with<accepted>,
     caf::replies_to<reserve_atom, task_id, std::string,
+                    std::string>::with<firmware_record>,
+    caf::replies_to<lookup_atom, std::string,
                     std::string>::with<firmware_record>,
     caf::reacts_to<release_atom, task_id>,
     caf::reacts_to<verified_atom, std::string, std::string, bool, std::string>,
@@ -328,6 +349,7 @@ using firmware_actor = caf::typed_actor<
 ///   an upgrade, best first.
 using task_registry_actor =
     caf::typed_actor<caf::replies_to<create_task>::with<task_summary>,
+                     caf::replies_to<preview_task>::with<task_preview>,
                      caf::replies_to<get_task>::with<task_summary>,
                      caf::replies_to<list_tasks>::with<task_page>,
                      caf::replies_to<get_task_details>::with<task_details>,
@@ -426,5 +448,10 @@ CAF_ADD_TYPE_ID(fota, (fota::register_devices))
 CAF_ADD_TYPE_ID(fota, (fota::get_device_history))
 CAF_ADD_TYPE_ID(fota, (fota::get_task_history))
 CAF_ADD_TYPE_ID(fota, (fota::history_page))
+
+// Previews.
+CAF_ADD_TYPE_ID(fota, (fota::preview_task))
+CAF_ADD_TYPE_ID(fota, (fota::task_preview))
+CAF_ADD_TYPE_ID(fota, (fota::scope_preview))
 
 CAF_END_TYPE_ID_BLOCK(fota)

@@ -47,7 +47,8 @@ template <class T>
 inline constexpr bool writes_nothing =
     is_one_of<T, get_firmware, list_firmware, get_task, list_tasks,
               get_task_details, list_devices, get_device, list_asset_trees,
-              get_state_digest, ack_push, get_device_history, get_task_history>;
+              get_state_digest, ack_push, get_device_history, get_task_history,
+              preview_task>;
 
 } // namespace detail
 
@@ -149,9 +150,9 @@ void route(Self* self, const node_context& ctx, v1::Role role, request req,
                                 skip_verification, get_firmware, list_firmware,
                                 delete_firmware>) {
           ask_owner(self, ctx.firmware, std::move(cmd), reply);
-        } else if constexpr (is_one_of<command, create_task, get_task,
-                                       list_tasks, get_task_details, pause_task,
-                                       resume_task, cancel_task>) {
+        } else if constexpr (is_one_of<command, create_task, preview_task,
+                                       get_task, list_tasks, get_task_details,
+                                       pause_task, resume_task, cancel_task>) {
           ask_owner(self, ctx.tasks, std::move(cmd), reply);
         } else if constexpr (is_one_of<command, get_device_history,
                                        get_task_history>) {

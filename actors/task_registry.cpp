@@ -1,6 +1,7 @@
 #include "actors/task_registry.hpp"
 
 #include "actors/gather.hpp"
+#include "actors/previewer.hpp"
 #include "events/paging.hpp"
 
 #include <algorithm>
@@ -77,12 +78,36 @@ void task_registry_state::creation_decided() {
   create_next();
 }
 
-caf::result<task_summary> task_registry_state::operator()(create_task& cmd) {
-  if (cmd.spec.verification)
-    return to_error(make_failure(
+namespace {
+
+/// A client's spec that asks for a verification run, which only
+/// VerifyFirmware starts.
+status refuse_verification(const task_spec& spec) {
+  if (spec.verification)
+    return make_failure(
         errc::invalid_argument,
-        "spec.verification: only VerifyFirmware starts verification runs"));
+        "spec.verification: only VerifyFirmware starts verification runs");
+  return std::nullopt;
+}
+
+} // namespace
+
+caf::result<task_summary> task_registry_state::operator()(create_task& cmd) {
+  if (auto err = refuse_verification(cmd.spec))
+    return to_error(*err);
   return enqueue(std::move(cmd.spec));
+}
+
+caf::result<task_preview> task_registry_state::operator()(preview_task& cmd) {
+  if (auto err = refuse_verification(cmd.spec))
+    return to_error(*err);
+  // Creations queued or being decided take the ids before it.
+  auto id = next_id + pending.size() + (creating ? 1 : 0);
+  if (id > max_task_id)
+    return to_error(
+        make_failure(errc::resource_exhausted, "task ids are exhausted"));
+  auto previewer = self->spawn(previewer_behavior, ctx, task_id{id});
+  return self->delegate(previewer, std::move(cmd));
 }
 
 caf::result<task_summary> task_registry_state::operator()(spawn_atom,
@@ -260,6 +285,7 @@ task_registry_behavior(task_registry_state::self_pointer self, context_ptr ctx,
   });
   return {
       [self](create_task& x) { return self->state(x); },
+      [self](preview_task& x) { return self->state(x); },
       [self](get_task& x) { return self->state(x); },
       [self](list_tasks& x) { return self->state(x); },
       [self](get_task_details& x) { return self->state.route(x); },

@@ -52,6 +52,10 @@ struct task_registry_state {
   // -- message handlers -------------------------------------------------------
 
   caf::result<task_summary> operator()(create_task& cmd);
+
+  /// Hands the preview to a previewer of its own, with the id the task
+  /// would take if created now; refuses what `create_task` refuses here.
+  caf::result<task_preview> operator()(preview_task& cmd);
   caf::result<task_summary> operator()(get_task& cmd);
   caf::result<task_page> operator()(list_tasks& cmd);
   caf::result<task_summary> operator()(spawn_atom, task_spec& spec);

@@ -802,6 +802,74 @@ void print_history(const v1::History& x, bool task) {
   print_next_page(x.next_page_token());
 }
 
+// -- task preview (task create --dry-run) -------------------------------------
+
+/// What `task create` would do, for people: the devices in scope and how
+/// they stand, what the task would enrol and skip, and when its last push
+/// would leave.
+void print_task_preview(const v1::TaskPreview& x) {
+  auto now = now_ms();
+  std::vector<std::string> versions;
+  for (const auto& v : x.versions())
+    versions.push_back(fmt::format("{} on {}", v.devices(), v.version()));
+  properties props{
+      {"in scope", fmt::format("{} devices", x.devices())},
+  };
+  if (!versions.empty())
+    props.emplace_back("versions", join(versions));
+  props.emplace_back(
+      "online", fmt::format("{} online, {} offline", x.online(), x.offline()));
+  if (x.busy() > 0) {
+    std::vector<std::string> tasks;
+    for (const auto& t : x.busy_tasks())
+      tasks.push_back(fmt::format("task {} ({})", t.task_id(), t.devices()));
+    if (x.busy_tasks_unlisted() > 0)
+      tasks.push_back(fmt::format("{} more tasks", x.busy_tasks_unlisted()));
+    props.emplace_back(
+        "busy", fmt::format("{} in another task: {}", x.busy(), join(tasks)));
+  } else {
+    props.emplace_back("busy", "0");
+  }
+  props.emplace_back("enrolled", fmt::format("{} devices", x.enrolled()));
+  props.emplace_back(
+      "skipped", x.skipped() == 0
+                     ? std::string{"0"}
+                     : fmt::format("{} (busy in another task)", x.skipped()));
+  props.emplace_back(
+      "on target",
+      fmt::format("{} devices already on the target version (not in scope)",
+                  x.on_target_version()));
+  const auto& f = x.forecast();
+  if (f.idle_reason() == v1::IDLE_REASON_DEVICE_REQUESTS ||
+      f.idle_reason() == v1::IDLE_REASON_FINISHED) {
+    props.emplace_back("eta", "none: " + f.idle_text());
+    print_properties(props);
+    return;
+  }
+  props.emplace_back("pushes/min",
+                     f.allowed_per_minute() == 0
+                         ? std::string{"unlimited"}
+                         : std::to_string(f.allowed_per_minute()));
+  if (f.next_window_edge_ms() == 0)
+    props.emplace_back("window", "always open");
+  else
+    props.emplace_back(
+        "window",
+        std::string{f.window_open() ? "open, closes " : "closed, opens "} +
+            at_and_from_now(f.next_window_edge_ms(), now));
+  if (f.eta_known())
+    props.emplace_back("eta", "last push " + at_and_from_now(f.eta_ms(), now));
+  else if (f.online_eta_ms() != 0)
+    props.emplace_back(
+        "eta", fmt::format("unknown: {} enrolled devices offline; the online "
+                           "ones pushed by {}",
+                           f.queued() - f.queued_online(),
+                           at_and_from_now(f.online_eta_ms(), now)));
+  else
+    props.emplace_back("eta", "unknown: " + f.idle_text());
+  print_properties(props);
+}
+
 /// Prints the result a response carries, for responses without a printer of
 /// their own.
 void print_result(const v1::Response& x) {
@@ -832,6 +900,9 @@ void print_result(const v1::Response& x) {
     break;
   case v1::Response::kAssetTreeList:
     print_tree_list(x.asset_tree_list());
+    break;
+  case v1::Response::kPreview:
+    print_task_preview(x.preview());
     break;
   case v1::Response::kStateDigest: {
     const auto& d = x.state_digest();
@@ -969,6 +1040,7 @@ struct options {
   std::string abort_action;
   std::string end_time;
   std::string priority;
+  bool dry_run = false;
   // task list
   std::vector<std::string> statuses;
   std::string firmware;
@@ -1449,9 +1521,15 @@ std::vector<command> add_commands(CLI::App& app, options& o) {
                        "end of an increment task, ISO-8601");
   t_create->add_option("--priority", o.priority, "priority between tasks");
   t_create->add_option("--name", o.name, "task name");
+  t_create->add_flag("--dry-run", o.dry_run,
+                     "validate and show what the task would do (devices in "
+                     "scope by version, online, busy, ETA); creates nothing");
   add(t_create, [&] {
     v1::ClientFrame f;
-    *f.mutable_create_task()->mutable_spec() = build_task_spec(o);
+    if (o.dry_run)
+      *f.mutable_preview_task()->mutable_spec() = build_task_spec(o);
+    else
+      *f.mutable_create_task()->mutable_spec() = build_task_spec(o);
     return f;
   });
 

@@ -422,7 +422,7 @@ std::string name_of(const request& x) {
       "device_offline",   "report_version",    "report_progress",
       "report_failure",   "request_upgrade",   "confirm_upgrade",
       "ack_push",         "register_devices",  "get_device_history",
-      "get_task_history",
+      "get_task_history", "preview_task",
   };
   static_assert(std::size(names) == std::variant_size_v<request>);
   return names[x.index()];
@@ -531,6 +531,12 @@ expected<request> decode(const v1::ClientFrame& frame, bool enforce_limits) {
     const auto& spec = frame.create_task().spec();
     check(c, spec);
     return done(create_task{from_proto(spec)});
+  }
+  case f::kPreviewTask: {
+    // Checked exactly as CreateTask's spec is.
+    const auto& spec = frame.preview_task().spec();
+    check(c, spec);
+    return done(preview_task{from_proto(spec)});
   }
   case f::kGetTask:
     return done(get_task{task_id{frame.get_task().task_id()}});
@@ -807,6 +813,36 @@ v1::TaskForecast to_proto(const task_forecast& x) {
   out.set_idle_reason(static_cast<v1::IdleReason>(x.idle));
   out.set_idle_text(x.idle_text);
   return out;
+}
+
+v1::TaskPreview to_proto(const task_preview& x) {
+  v1::TaskPreview out;
+  out.set_devices(x.devices);
+  for (const auto& v : x.versions) {
+    auto* c = out.add_versions();
+    c->set_version(v.version);
+    c->set_devices(v.devices);
+  }
+  out.set_online(x.online);
+  out.set_offline(x.offline);
+  out.set_busy(x.busy);
+  for (const auto& t : x.busy_tasks) {
+    auto* c = out.add_busy_tasks();
+    c->set_task_id(t.task.value());
+    c->set_devices(t.devices);
+  }
+  out.set_busy_tasks_unlisted(x.busy_tasks_unlisted);
+  out.set_enrolled(x.enrolled);
+  out.set_skipped(x.skipped);
+  out.set_on_target_version(x.on_target_version);
+  *out.mutable_forecast() = to_proto(x.forecast);
+  return out;
+}
+
+v1::Response to_response(const task_preview& x) {
+  auto r = ok();
+  *r.mutable_preview() = to_proto(x);
+  return r;
 }
 
 v1::Response to_response(const task_summary& x) {

@@ -40,6 +40,7 @@ v1::TaskSummary to_proto(const task_summary& x);
 v1::Execution to_proto(const execution_view& x);
 v1::UpgradeOffer to_proto(const upgrade_offer& x);
 v1::TaskForecast to_proto(const task_forecast& x);
+v1::TaskPreview to_proto(const task_preview& x);
 
 /// The push that tells `device` to upgrade to `fw`: the firmware as a device
 /// sees it and the manifest that its signature covers.
@@ -58,7 +59,7 @@ using request = std::variant<
     move_device, create_asset_tree, delete_asset_tree, list_asset_trees,
     register_device, device_online, device_offline, report_version,
     report_progress, report_failure, request_upgrade, confirm_upgrade, ack_push,
-    register_devices, get_device_history, get_task_history>;
+    register_devices, get_device_history, get_task_history, preview_task>;
 
 /// The command in `frame`, or INVALID_ARGUMENT naming what is wrong: no
 /// body, a `Hello` (only valid as a session's first frame), or (unless
@@ -97,6 +98,7 @@ v1::Response to_response(const upgrade_offer& x);
 v1::Response to_response(const state_digest& x);
 v1::Response to_response(const accepted& x);
 v1::Response to_response(const history_page& x);
+v1::Response to_response(const task_preview& x);
 
 /// An OK response with one result per item; a refused item's message names
 /// its index ("devices[3]: ..."). With `with_devices` false, OK results

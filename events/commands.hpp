@@ -5,6 +5,7 @@
 #pragma once
 
 #include "events/ids.hpp"
+#include "events/preview.hpp"
 #include "events/task_spec.hpp"
 #include "events/values.hpp"
 #include "fota/v1/api.pb.h"
@@ -116,6 +117,19 @@ struct create_task {
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f, create_task& x) {
+    return f(x.spec);
+  }
+};
+
+/// What `create_task` with `spec` would do now; validated as it is, and
+/// writes nothing.
+struct preview_task {
+  FOTA_COMMAND(ROLE_OPERATOR, task_preview);
+  task_spec spec;
+
+  template <class Inspector>
+  friend typename Inspector::result_type inspect(Inspector& f,
+                                                 preview_task& x) {
     return f(x.spec);
   }
 };

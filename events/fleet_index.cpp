@@ -84,15 +84,15 @@ fleet_index::find(const std::string& product, const std::string& key) const {
   return i->second;
 }
 
+template <class Candidate>
 expected<std::vector<fleet_index::ordinal>>
-fleet_index::select(const task_spec& spec, const tree_catalog& trees,
-                    std::unordered_set<std::string>& named) const {
+fleet_index::select_where(const task_spec& spec, const tree_catalog& trees,
+                          std::unordered_set<std::string>& named,
+                          const std::vector<std::string>& versions,
+                          Candidate candidate) const {
   const auto& p = spec.product;
   const auto& scope = spec.scope;
   std::vector<ordinal> out;
-  auto candidate = [&](ordinal x) {
-    return spec.upgrades_from(devices_[x].version);
-  };
   auto take = [&](const ordinals* xs) {
     if (xs != nullptr)
       for (auto x : *xs)
@@ -100,10 +100,7 @@ fleet_index::select(const task_spec& spec, const tree_catalog& trees,
           out.push_back(x);
   };
   if (scope.kind == v1::SCOPE_KIND_ALL) {
-    if (spec.source_versions.empty())
-      return make_failure(errc::invalid_argument,
-                          "source_versions: must name at least one version");
-    for (const auto& v : spec.source_versions)
+    for (const auto& v : versions)
       take(lookup(by_version_, join_key({p, v})));
   } else if (scope.has(task_scope::tag_filter)) {
     take(lookup(by_tag_, join_key({p, scope.tag_key, scope.tag_value})));
@@ -141,6 +138,26 @@ fleet_index::select(const task_spec& spec, const tree_catalog& trees,
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
+}
+
+expected<std::vector<fleet_index::ordinal>>
+fleet_index::select(const task_spec& spec, const tree_catalog& trees,
+                    std::unordered_set<std::string>& named) const {
+  if (spec.scope.kind == v1::SCOPE_KIND_ALL && spec.source_versions.empty())
+    return make_failure(errc::invalid_argument,
+                        "source_versions: must name at least one version");
+  return select_where(spec, trees, named, spec.source_versions, [&](ordinal x) {
+    return spec.upgrades_from(devices_[x].version);
+  });
+}
+
+expected<std::vector<fleet_index::ordinal>>
+fleet_index::select_on_version(const task_spec& spec, const tree_catalog& trees,
+                               const std::string& version) const {
+  std::unordered_set<std::string> named;
+  return select_where(spec, trees, named, {version}, [&](ordinal x) {
+    return devices_[x].version == version;
+  });
 }
 
 bool in_scope(const task_spec& spec,

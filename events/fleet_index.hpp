@@ -62,8 +62,25 @@ public:
   select(const task_spec& spec, const tree_catalog& trees,
          std::unordered_set<std::string>& named) const;
 
+  /// The devices that the scope's filter of `spec` selects and that run
+  /// `version` (not in the scope when it is the target): what a preview
+  /// reports as already upgraded. Fails as `select` does.
+  expected<std::vector<ordinal>>
+  select_on_version(const task_spec& spec, const tree_catalog& trees,
+                    const std::string& version) const;
+
 private:
   using ordinals = std::set<ordinal>;
+
+  /// The walk behind `select`: the devices of the product that the scope's
+  /// filter selects and `candidate(ordinal)` accepts; an ALL scope looks at
+  /// the devices on `versions`. Defined and used in the .cpp only.
+  template <class Candidate>
+  expected<std::vector<ordinal>>
+  select_where(const task_spec& spec, const tree_catalog& trees,
+               std::unordered_set<std::string>& named,
+               const std::vector<std::string>& versions,
+               Candidate candidate) const;
 
   std::vector<entry> devices_;
   /// product + '\0' + device key → ordinal.

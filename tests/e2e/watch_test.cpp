@@ -2,7 +2,8 @@
 /// `task wait` ends with a code for each outcome (completed clean,
 /// completed with failures, canceled, timeout); `task watch` without a
 /// terminal prints a line per interval; `task show` carries the forecast
-/// and says why nothing moves; `task list` filters. A gateway on the wire
+/// and says why nothing moves; `task list` filters; `task create --dry-run`
+/// previews and creates nothing. A gateway on the wire
 /// client plays the devices, so every outcome is chosen, not random. Waits
 /// poll a condition with a deadline; no assertion rests on a fixed sleep.
 #include "api/client.hpp"
@@ -309,6 +310,59 @@ TEST_F(Watch, BadInputGetsPreciseErrors) {
       << r.err;
   r = ctl({"task", "list", "--status", "finished"});
   EXPECT_EQ(r.code, 2) << r.out << r.err;
+}
+
+// -- task create --dry-run ----------------------------------------------------
+
+TEST_F(Watch, CreateDryRunShowsWhatTheTaskWouldDoAndCreatesNothing) {
+  register_devices({"a", "b"}, true);
+  register_devices({"c"}, false);
+  const std::vector<std::string> create{
+      "task", "create",   "--product", product,   "--target",
+      target, "--source", "1.0.0",     "--scope", "all"};
+  auto with = [&](std::vector<std::string> head,
+                  std::vector<std::string> tail) {
+    head.insert(head.end(), create.begin(), create.end());
+    head.insert(head.end(), tail.begin(), tail.end());
+    return head;
+  };
+  auto r = ctl(with({"--json"}, {"--dry-run"}));
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto p = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(p.is_object()) << r.out;
+  ASSERT_TRUE(p["devices"].is_number_integer()) << r.out;
+  EXPECT_EQ(p["devices"], 3);
+  EXPECT_EQ(p["online"], 2);
+  EXPECT_EQ(p["offline"], 1);
+  EXPECT_EQ(p["busy"], 0);
+  EXPECT_EQ(p["enrolled"], 3);
+  EXPECT_EQ(p["skipped"], 0);
+  ASSERT_EQ(p["versions"].size(), 1u) << r.out;
+  EXPECT_EQ(p["versions"][0]["version"], "1.0.0");
+  EXPECT_EQ(p["versions"][0]["devices"], 3);
+  EXPECT_EQ(p["forecast"]["queued"], 3);
+  EXPECT_EQ(p["forecast"]["queued_online"], 2);
+  // For people.
+  r = ctl(with({}, {"--dry-run"}));
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("3 devices"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2 online, 1 offline"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("3 on 1.0.0"), std::string::npos) << r.out;
+  // A spec the node refuses fails the dry run as it fails the creation.
+  auto refused = ctl(with({}, {"--source", target, "--dry-run"}));
+  EXPECT_EQ(refused.code, 1) << refused.out << refused.err;
+  auto created = ctl(with({}, {"--source", target}));
+  EXPECT_EQ(created.code, 1) << created.out << created.err;
+  EXPECT_NE(refused.err.find("error: INVALID_ARGUMENT: "), std::string::npos)
+      << refused.err;
+  EXPECT_EQ(refused.err, created.err);
+  // Nothing was created: the first task is task 1.
+  r = ctl({"--json", "task", "list"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(
+      json::parse(r.out, nullptr, false).value("tasks", json::array()).empty())
+      << r.out;
+  EXPECT_EQ(create_task(), 1u);
 }
 
 } // namespace

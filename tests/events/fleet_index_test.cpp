@@ -166,4 +166,29 @@ TEST(ScopeSelection, LaterDevicesJoinAnIncrementTaskTheyMatch) {
   EXPECT_FALSE(in_scope(from_proto(target), {"d7"}, d8));
 }
 
+// -- on the target version (PreviewTask) --------------------------------------
+
+TEST(ScopeSelection, OnVersionTakesWhatTheFilterSelectsOnThatVersion) {
+  auto f = fleet();
+  auto spec = test::make_spec(); // 1.0 -> 2.0
+  auto on_target = [&](const v1::TaskSpec& s) {
+    auto xs = f.select_on_version(from_proto(s), {}, s.target_version());
+    EXPECT_TRUE(xs) << (xs ? "" : xs.error().message);
+    return xs ? keys(f, *xs) : list{};
+  };
+  EXPECT_EQ(on_target(spec), (list{"p1/d3"}));
+  spec.mutable_scope()->set_kind(v1::SCOPE_KIND_TARGET);
+  spec.mutable_scope()->mutable_attribute()->set_name("hw");
+  spec.mutable_scope()->mutable_attribute()->set_value("b");
+  EXPECT_EQ(on_target(spec), list{}); // d4 has hw=b but runs 1.0
+  spec.mutable_scope()->clear_attribute();
+  spec.mutable_scope()->mutable_tag()->set_key("ring");
+  spec.mutable_scope()->mutable_tag()->set_value("canary");
+  EXPECT_EQ(on_target(spec), (list{"p1/d3"}));
+  // An unknown device key fails as select fails.
+  spec.mutable_scope()->clear_tag();
+  spec.mutable_scope()->mutable_device_keys()->add_device_keys("nobody");
+  EXPECT_FALSE(f.select_on_version(from_proto(spec), {}, "2.0"));
+}
+
 } // namespace
