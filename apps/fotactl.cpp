@@ -840,8 +840,13 @@ void print_task_preview(const v1::TaskPreview& x) {
       fmt::format("{} devices already on the target version (not in scope)",
                   x.on_target_version()));
   const auto& f = x.forecast();
-  if (f.idle_reason() == v1::IDLE_REASON_DEVICE_REQUESTS ||
-      f.idle_reason() == v1::IDLE_REASON_FINISHED) {
+  if (f.idle_reason() == v1::IDLE_REASON_FINISHED) {
+    props.emplace_back("eta", "none: nothing to enrol, the task would "
+                              "complete as it is created");
+    print_properties(props);
+    return;
+  }
+  if (f.idle_reason() == v1::IDLE_REASON_DEVICE_REQUESTS) {
     props.emplace_back("eta", "none: " + f.idle_text());
     print_properties(props);
     return;
