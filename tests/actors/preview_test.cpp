@@ -261,13 +261,14 @@ TEST_F(RateLimitedPreview, TheEtaFollowsTheTaskAndNodeRates) {
   ASSERT_TRUE(f.eta_known());
   EXPECT_GT(f.eta_ms(), now);
   EXPECT_LE(f.eta_ms(), now + 4000);
+  auto first_eta = f.eta_ms();
   // A slower task rate wins over the node's, and the ETA moves out.
   spec.mutable_rate()->set_max_per_minute(6);
-  r = preview(spec);
-  ASSERT_EQ(r.status(), v1::STATUS_CODE_OK) << r.message();
-  EXPECT_EQ(r.preview().forecast().allowed_per_minute(), 6u);
-  ASSERT_TRUE(r.preview().forecast().eta_known());
-  EXPECT_GT(r.preview().forecast().eta_ms(), f.eta_ms());
+  auto slower = preview(spec);
+  ASSERT_EQ(slower.status(), v1::STATUS_CODE_OK) << slower.message();
+  EXPECT_EQ(slower.preview().forecast().allowed_per_minute(), 6u);
+  ASSERT_TRUE(slower.preview().forecast().eta_known());
+  EXPECT_GT(slower.preview().forecast().eta_ms(), first_eta);
 }
 
 } // namespace
