@@ -461,6 +461,25 @@ v1::Role required_role(const request& x) noexcept {
   return std::visit([](const auto& cmd) { return cmd.role; }, x);
 }
 
+namespace {
+
+/// Copies a history request's `at_ms` into `cmd`; refuses a moment before
+/// the Unix epoch.
+template <class Request, class Command>
+status take_at(const Request& x, Command& cmd) {
+  if (!x.has_at_ms())
+    return std::nullopt;
+  if (x.at_ms() < 0)
+    return make_failure(errc::invalid_argument,
+                        "at_ms: " + std::to_string(x.at_ms()) +
+                            " is before the Unix epoch");
+  cmd.has_at = true;
+  cmd.at_ms = x.at_ms();
+  return std::nullopt;
+}
+
+} // namespace
+
 expected<request> decode(const v1::ClientFrame& frame, bool enforce_limits) {
   using f = v1::ClientFrame;
   limit_check c;
@@ -729,14 +748,8 @@ expected<request> decode(const v1::ClientFrame& frame, bool enforce_limits) {
     cmd.device = x.device_key();
     cmd.page_size = x.page_size();
     cmd.page_token = x.page_token();
-    if (x.has_at_ms()) {
-      if (x.at_ms() < 0)
-        return make_failure(errc::invalid_argument,
-                            "at_ms: " + std::to_string(x.at_ms()) +
-                                " is before the Unix epoch");
-      cmd.has_at = true;
-      cmd.at_ms = x.at_ms();
-    }
+    if (auto err = take_at(x, cmd))
+      return std::move(*err);
     return done(std::move(cmd));
   }
   case f::kGetTaskHistory: {
@@ -747,14 +760,8 @@ expected<request> decode(const v1::ClientFrame& frame, bool enforce_limits) {
     cmd.task = task_id{x.task_id()};
     cmd.page_size = x.page_size();
     cmd.page_token = x.page_token();
-    if (x.has_at_ms()) {
-      if (x.at_ms() < 0)
-        return make_failure(errc::invalid_argument,
-                            "at_ms: " + std::to_string(x.at_ms()) +
-                                " is before the Unix epoch");
-      cmd.has_at = true;
-      cmd.at_ms = x.at_ms();
-    }
+    if (auto err = take_at(x, cmd))
+      return std::move(*err);
     return done(std::move(cmd));
   }
   case f::kAckPush: {
