@@ -17,7 +17,9 @@
 /// default 1), FOTA_BENCH_PERF_CTL and FOTA_BENCH_PERF_ACK (perf's control
 /// FIFOs, to profile the upgrade phase alone; with FOTA_BENCH_PERF_CREATE=1
 /// the task creation instead). For experiments:
-/// FOTA_BENCH_WINDOW (gateway requests in flight, default 4096),
+/// FOTA_BENCH_REGISTER_BATCH (devices per RegisterDevices request, brought
+/// online in it, default 1000; 1: a RegisterDevice and a DeviceOnline per
+/// device), FOTA_BENCH_WINDOW (gateway requests in flight, default 4096),
 /// FOTA_BENCH_SESSIONS (default 16), FOTA_BENCH_PROBE=1 (mailbox delay of
 /// the busy actors as p1_*/p3_* counters).
 #include "actors/node.hpp"
@@ -83,6 +85,20 @@ size_t window() {
   }();
   return value;
 }
+
+/// Devices per registration request (RegisterDevices, online); 1 registers
+/// each device with RegisterDevice and then DeviceOnline.
+uint64_t register_batch() {
+  static const uint64_t value = [] {
+    const char* env = std::getenv("FOTA_BENCH_REGISTER_BATCH");
+    auto x = env != nullptr ? std::strtoull(env, nullptr, 10) : 0;
+    return x > 0 ? x : uint64_t{1000};
+  }();
+  return value;
+}
+
+/// Batch registrations one session keeps in flight.
+constexpr size_t batches_in_flight = 2;
 
 /// Gateway sessions the devices are spread over (device i is on session
 /// i % sessions); FOTA_BENCH_SESSIONS overrides it. CAF 0.17 keeps an
@@ -252,10 +268,59 @@ void registration_done(gateway_pointer self) {
     register_next(self);
 }
 
+/// Registers devices and brings them online in RegisterDevices requests of
+/// `register_batch()` devices, at most `batches_in_flight` at a time.
+void register_batches(gateway_pointer self) {
+  auto& st = self->state;
+  while (st.outstanding < batches_in_flight &&
+         st.next_register < st.register_target) {
+    fota::register_devices cmd;
+    cmd.online = true;
+    auto n = std::min(register_batch(), st.register_target - st.next_register);
+    cmd.devices.reserve(n);
+    for (uint64_t i = 0; i < n; ++i)
+      cmd.devices.push_back(fota::register_device{
+          product,
+          device_key(st.first + st.stride * st.next_register++),
+          source_version,
+          {},
+          {},
+          {}});
+    ++st.outstanding;
+    auto done = [self, n] {
+      auto& st = self->state;
+      --st.outstanding;
+      st.registered += n;
+      if (st.registered == st.register_target)
+        st.registered_rp.deliver(st.registered);
+      else
+        register_batches(self);
+    };
+    self->request(st.fleet, caf::infinite, std::move(cmd),
+                  caf::actor_cast<caf::actor>(self))
+        .then(
+            [self, done](fota::registered_batch& r) {
+              for (const auto& x : r.results)
+                if (x.error.code != fota::errc::none)
+                  note_error(self, "RegisterDevices: " + x.error.message);
+              done();
+            },
+            [self, done](caf::error& err) {
+              note_error(self,
+                         "RegisterDevices: " + self->system().render(err));
+              done();
+            });
+  }
+}
+
 /// Registers devices and brings them online, keeping at most
 /// `window` devices in progress.
 void register_next(gateway_pointer self) {
   auto& st = self->state;
+  if (register_batch() > 1) {
+    register_batches(self);
+    return;
+  }
   while (st.outstanding < st.window && st.next_register < st.register_target) {
     auto key = device_key(st.first + st.stride * st.next_register++);
     ++st.outstanding;
@@ -1058,6 +1123,7 @@ void Fleet::run(benchmark::State& state, caf::atom_value policy) {
   auto nd = static_cast<double>(n);
   state.counters["devices/s"] = nd / register_s;
   state.counters["register_s"] = register_s;
+  state.counters["register_batch"] = static_cast<double>(register_batch());
   state.counters["task_create_s"] = create_s;
   state.counters["upgrade_s"] = upgrade_s;
   state.counters["first_push_s"] = first_push_s;
