@@ -459,6 +459,11 @@ caf::result<digest_sum> device_actor_state::operator()(digest_atom) {
   return rp;
 }
 
+device_actor_state::~device_actor_state() {
+  if (ctx) // Set when the behavior started.
+    ctx->metrics->device_actors.fetch_sub(1, std::memory_order_relaxed);
+}
+
 // -- behavior -----------------------------------------------------------------
 
 device_impl::behavior_type
@@ -466,6 +471,7 @@ device_behavior(device_actor_state::self_pointer self, context_ptr ctx,
                 device_state initial, event_list registration) {
   auto& st = self->state;
   st.ctx = std::move(ctx);
+  st.ctx->metrics->device_actors.fetch_add(1, std::memory_order_relaxed);
   st.device = std::move(initial);
   st.out.init(st.ctx->journal, st.ctx->metrics);
   ignore_stray_errors(self);

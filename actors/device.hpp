@@ -31,6 +31,12 @@ struct device_actor_state {
     // nop
   }
 
+  /// Counts the actor out of the node's running device actors.
+  ~device_actor_state();
+
+  device_actor_state(const device_actor_state&) = delete;
+  device_actor_state& operator=(const device_actor_state&) = delete;
+
   // -- gateway and operator commands -----------------------------------------
 
   caf::result<device_state> operator()(register_device& cmd);

@@ -7,6 +7,7 @@
 #include "events/replay.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/result.hpp>
@@ -41,15 +42,58 @@ void fleet_state::own(fleet_index::ordinal x, const std::string& gateway) {
   owner = gateway;
 }
 
+// -- dormant devices ----------------------------------------------------------
+
+device_actor fleet_state::actor_of(const std::string& product,
+                                   const std::string& key) {
+  auto i = directory.find(key_of(product, key));
+  if (i == directory.end())
+    return device_actor{};
+  if (!i->second)
+    if (auto x = index.find(product, key))
+      i->second = awaken(*x);
+  return i->second;
+}
+
+const device_actor& fleet_state::awaken(fleet_index::ordinal x) {
+  auto& actor = actors[x];
+  if (actor)
+    return actor;
+  actor = self->spawn<caf::linked>(device_behavior, ctx, dormant_state(x),
+                                   event_list{});
+  const auto& e = index.at(x);
+  directory[key_of(e.product, e.key)] = actor;
+  ++awakened;
+  return actor;
+}
+
+device_state fleet_state::dormant_state(fleet_index::ordinal x) const {
+  const auto& e = index.at(x);
+  device_state d;
+  d.product = e.product;
+  d.key = e.key;
+  d.version = e.version;
+  d.tags = e.tags;
+  d.attributes = e.attributes;
+  // Only recovered devices have rows: one registered since runs.
+  if (x < dormant.size()) {
+    d.active_execution = dormant[x].active_execution;
+    d.registered_at_ms = dormant[x].registered_at_ms;
+  }
+  d.gateway = owners[x];
+  return d;
+}
+
+// -- device commands, continued -----------------------------------------------
+
 expected<device_actor> fleet_state::admit(const register_device& cmd) {
-  if (auto i = directory.find(key_of(cmd.product, cmd.device));
-      i != directory.end()) {
+  if (directory.count(key_of(cmd.product, cmd.device)) > 0) {
     // A device without an owner becomes the registering gateway's.
     auto x = index.find(cmd.product, cmd.device);
     if (x && *x < owners.size() && owners[*x].empty() && !cmd.gateway.empty())
       if (auto err = room_at(cmd.gateway))
         return std::move(*err);
-    return i->second;
+    return actor_of(cmd.product, cmd.device);
   }
   auto decided = decide(nullptr, cmd, ctx->now());
   if (!decided)
@@ -195,27 +239,40 @@ caf::result<device_page> fleet_state::operator()(list_devices& cmd) {
   if (!from)
     return to_error(from.error());
   auto size = page_size_of(cmd.page_size);
-  std::vector<device_actor> page;
+  // Running devices answer themselves; dormant ones from their rows, in
+  // their places on the page.
+  std::vector<device_actor> running;
+  std::vector<std::optional<device_state>> rows;
   std::string next;
   for (uint64_t i = *from; i < index.size(); ++i) {
-    const auto& d = index.at(static_cast<fleet_index::ordinal>(i));
+    auto x = static_cast<fleet_index::ordinal>(i);
+    const auto& d = index.at(x);
     if (d.product != cmd.product ||
         (!cmd.version.empty() && d.version != cmd.version))
       continue;
-    if (page.size() == size) {
+    if (rows.size() == size) {
       next = std::to_string(i);
       break;
     }
-    page.push_back(actors[i]);
+    if (actors[x]) {
+      running.push_back(actors[x]);
+      rows.emplace_back();
+    } else {
+      rows.emplace_back(dormant_state(x));
+    }
   }
   auto rp = self->make_response_promise<device_page>();
   gather<device_state>(
-      self, std::move(page),
-      [this, rp, next](std::vector<device_state>& xs, size_t) mutable {
+      self, std::move(running),
+      [this, rp, next, rows = std::move(rows)](std::vector<device_state>& xs,
+                                               size_t) mutable {
         device_page result;
-        for (auto& x : xs)
+        size_t k = 0;
+        for (auto& row : rows) {
+          auto& x = row ? *row : xs[k++];
           if (!x.key.empty())
             result.items.push_back(std::move(x));
+        }
         result.next_page_token = next;
         out.reply(rp, std::move(result));
       },
@@ -264,14 +321,14 @@ caf::result<asset_tree_page> fleet_state::operator()(list_asset_trees& cmd) {
 
 expected<device_handles>
 fleet_state::resolve(const task_spec& spec,
-                     std::unordered_set<std::string>& named) const {
+                     std::unordered_set<std::string>& named) {
   auto selected = index.select(spec, trees, named);
   if (!selected)
     return std::move(selected).error();
   device_handles out;
   out.reserve(selected->size());
   for (auto x : *selected)
-    out.push_back(device_handle{index.at(x).key, actors[x]});
+    out.push_back(device_handle{index.at(x).key, awaken(x)});
   return out;
 }
 
@@ -294,11 +351,17 @@ caf::result<device_handles> fleet_state::operator()(scope_atom, task_spec& spec,
 caf::result<scope_preview> fleet_state::operator()(preview_atom,
                                                    task_spec& spec) {
   std::unordered_set<std::string> named;
-  auto resolved = resolve(spec, named);
-  if (!resolved)
-    return to_error(resolved.error());
+  auto selected = index.select(spec, trees, named);
+  if (!selected)
+    return to_error(std::move(selected).error());
+  // A preview wakes no dormant device: their rows are their states.
   scope_preview out;
-  out.scope = std::move(*resolved);
+  out.scope.reserve(selected->size());
+  for (auto x : *selected)
+    if (actors[x])
+      out.scope.push_back(device_handle{index.at(x).key, actors[x]});
+    else
+      out.idle.push_back(dormant_state(x));
   auto on_target = index.select_on_version(spec, trees, spec.target_version);
   if (on_target)
     out.on_target = on_target->size();
@@ -315,11 +378,11 @@ void fleet_state::operator()(forget_atom, task_joiner& joiner) {
 caf::result<device_actor> fleet_state::operator()(lookup_atom,
                                                   const std::string& product,
                                                   const std::string& key) {
-  auto i = directory.find(key_of(product, key));
-  if (i == directory.end())
+  auto actor = actor_of(product, key);
+  if (!actor)
     return to_error(make_failure(errc::not_found, device_name(product, key) +
                                                       " is not registered"));
-  return i->second;
+  return actor;
 }
 
 // -- messages from devices ----------------------------------------------------
@@ -328,7 +391,7 @@ void fleet_state::offer(fleet_index::ordinal x) {
   const auto& e = index.at(x);
   for (const auto& sub : subscriptions)
     if (in_scope(sub.spec, sub.named, e))
-      self->send(sub.task, join_atom_v, device_handle{e.key, actors[x]});
+      self->send(sub.task, join_atom_v, device_handle{e.key, awaken(x)});
 }
 
 void fleet_state::operator()(changed_atom, device_state& d) {
@@ -364,9 +427,13 @@ caf::result<digest_sum> fleet_state::operator()(digest_atom) {
   auto rp = self->make_response_promise<digest_sum>();
   std::vector<device_actor> all;
   all.reserve(directory.size());
-  for (const auto& [key, actor] : directory)
-    all.push_back(actor);
   digest_sum sum;
+  for (const auto& [key, actor] : directory)
+    if (actor)
+      all.push_back(actor);
+  for (size_t x = 0; x < actors.size(); ++x)
+    if (!actors[x])
+      sum.add(dormant_state(static_cast<fleet_index::ordinal>(x)));
   for (const auto& [key, tree] : trees)
     sum.add(tree);
   out.then([this, rp, all = std::move(all), sum]() mutable {
@@ -401,11 +468,15 @@ fleet_behavior(fleet_state::self_pointer self, context_ptr ctx,
   survive_children(self);
   ignore_stray_errors(self);
   st.actors.reserve(devices.size());
+  st.dormant.reserve(devices.size());
   for (auto& [d, actor] : devices) {
-    self->link_to(actor);
+    if (actor)
+      self->link_to(actor);
     st.directory.emplace(device_ref(d.product, d.key), actor);
     st.index.add(d);
     st.actors.push_back(std::move(actor));
+    st.dormant.push_back(
+        fleet_state::dormant_row{d.active_execution, d.registered_at_ms});
     ++st.per_product[d.product];
     ++st.per_gateway[d.gateway];
     st.owners.push_back(d.gateway);

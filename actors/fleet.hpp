@@ -71,17 +71,18 @@ struct fleet_state {
   /// `batch_window` are asked.
   void pump_batches();
 
-  /// Hands a device command to the device's actor.
+  /// Hands a device command to the device's actor, spawned first if the
+  /// device is dormant.
   template <class Command, class... Ts>
   auto route(Command& cmd, Ts&... xs) -> caf::result<typename Command::reply> {
     if (auto err = validate_device_ref(cmd.product, cmd.device))
       return to_error(*err);
-    auto i = directory.find(key_of(cmd.product, cmd.device));
-    if (i == directory.end())
+    auto actor = actor_of(cmd.product, cmd.device);
+    if (!actor)
       return to_error(
           make_failure(errc::not_found, device_name(cmd.product, cmd.device) +
                                             " is not registered"));
-    return self->delegate(i->second, std::move(cmd), std::move(xs)...);
+    return self->delegate(actor, std::move(cmd), std::move(xs)...);
   }
 
   /// Hands a device to another configured gateway that has room for it.
@@ -121,16 +122,43 @@ struct fleet_state {
 
   caf::result<digest_sum> operator()(digest_atom);
 
+  // -- dormant devices --------------------------------------------------------
+
+  /// What of a recovered device's state neither the index nor `owners`
+  /// holds. A device recovered at start with nothing to do (offline, held by
+  /// no running task) stays a row until its first message: its actor is
+  /// spawned then, from the row.
+  struct dormant_row {
+    execution_id active_execution;
+    int64_t registered_at_ms = 0;
+  };
+
+  /// The actor of a registered device, spawned first when it is dormant;
+  /// null when no such device is registered.
+  device_actor actor_of(const std::string& product, const std::string& key);
+
+  /// The actor of the indexed device `x`, spawned first when it is dormant.
+  const device_actor& awaken(fleet_index::ordinal x);
+
+  /// The stored state of the indexed device `x`, which is dormant.
+  device_state dormant_state(fleet_index::ordinal x) const;
+
   // -- member variables -------------------------------------------------------
 
   self_pointer self;
   context_ptr ctx;
-  /// Every device, durably registered or not: where its commands go.
+  /// Every device, durably registered or not: where its commands go. A
+  /// dormant device's entry holds no actor.
   std::unordered_map<std::string, device_actor> directory;
   /// Durably registered devices, for scope selection.
   fleet_index index;
-  /// The actor of each indexed device, by ordinal.
+  /// The actor of each indexed device, by ordinal; none while dormant.
   std::vector<device_actor> actors;
+  /// The rows of the recovered devices, by ordinal (the first ordinals);
+  /// a row is unused once its device's actor runs.
+  std::vector<dormant_row> dormant;
+  /// Dormant devices whose actor was spawned, for the node's report.
+  uint64_t awakened = 0;
   tree_catalog trees;
   std::vector<subscription> subscriptions;
   /// Devices held by each gateway (by name; "" for in-process) and each
@@ -154,8 +182,9 @@ private:
 
   /// The devices in the scope of `spec`, with their actors; `named` as in
   /// `fleet_index::select`.
-  expected<device_handles>
-  resolve(const task_spec& spec, std::unordered_set<std::string>& named) const;
+  /// Wakes the dormant devices among them.
+  expected<device_handles> resolve(const task_spec& spec,
+                                   std::unordered_set<std::string>& named);
 
   /// Offers the indexed device `x` to the increment tasks whose scope it is
   /// in.
@@ -176,8 +205,9 @@ private:
 };
 
 /// The fleet of a node; `devices` are the recovered devices and their
-/// actors, in registration order. The fleet links to every device actor, so
-/// they stop with it.
+/// actors, in registration order. A device without an actor is dormant: its
+/// actor is spawned at its first message. The fleet links to every device
+/// actor, so they stop with it.
 fleet_impl::behavior_type
 fleet_behavior(fleet_state::self_pointer self, context_ptr ctx,
                std::vector<std::pair<device_state, device_actor>> devices,

@@ -220,13 +220,17 @@ using device_handles = std::vector<device_handle>;
 /// scope query without a joiner gives them, and how many devices the scope's
 /// filter selects that already run the target version.
 struct scope_preview {
+  /// The devices in scope whose actors run.
   device_handles scope;
+  /// The dormant devices in scope, as stored: no actor runs for them.
+  std::vector<device_state> idle;
   uint64_t on_target = 0;
 
   template <class Inspector>
   friend typename Inspector::result_type inspect(Inspector& f,
                                                  scope_preview& x) {
-    return f(caf::meta::type_name("scope_preview"), x.scope, x.on_target);
+    return f(caf::meta::type_name("scope_preview"), x.scope, x.idle,
+             x.on_target);
   }
 };
 

@@ -139,6 +139,9 @@ struct node_metrics {
 
   /// Pushes granted by the dispatcher and not yet answered, node-wide.
   std::atomic<int64_t> pushes_in_flight{0};
+  /// Device actors running. A registered device without one is dormant
+  /// (docs/storage.md): its actor is spawned at its first message.
+  std::atomic<int64_t> device_actors{0};
   /// Devices registered and online, by product.
   product_table products;
   /// Every task's summary, for tasks by status and executions by state.

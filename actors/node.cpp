@@ -51,27 +51,6 @@ struct firmware_usage {
   std::set<uint64_t> report_outcome;
 };
 
-/// Replays the log after `w.last_sequence` into `w`; counts the events in
-/// `replayed`. The first event that does not replay stops it with an error
-/// naming the event.
-status replay_log(const storage::event_log& log, world& w, uint64_t& replayed) {
-  status violation;
-  auto st = log.read(sequence_number{w.last_sequence.value() + 1},
-                     [&](sequence_number seq, std::string_view bytes) {
-                       violation = replay(w, seq, bytes);
-                       if (violation)
-                         return false;
-                       ++replayed;
-                       return true;
-                     });
-  if (st)
-    return st;
-  if (violation)
-    return make_failure(errc::corrupted,
-                        "the log does not replay: " + violation->message);
-  return std::nullopt;
-}
-
 firmware_usage usage_of(const world& w) {
   firmware_usage out;
   for (const auto& [id, t] : w.tasks) {
@@ -162,24 +141,31 @@ expected<std::unique_ptr<node>> node::start(caf::actor_system& sys,
       sys.spawn(firmware_behavior, n->ctx_, std::move(cfg.firmware), w.firmware,
                 std::move(usage.users), std::move(usage.running_verifications));
   ctx.dispatcher = sys.spawn(dispatcher_behavior, n->ctx_);
-  std::vector<device_actor> device_actors;
-  device_actors.reserve(w.devices.size());
-  // A recovered device starts running at its first message: most of a
-  // large fleet has none until its gateway reconnects, and scheduling a
-  // million initialisations up front delays serving.
-  for (const auto& d : w.devices)
-    device_actors.push_back(
-        sys.spawn<caf::lazy_init>(device_behavior, n->ctx_, d, event_list{}));
+  // A recovered device runs once it has something to do: its actors are
+  // spawned here only for the devices of running tasks (which bind them
+  // now, or may push to them); the fleet spawns the others at their first
+  // message. Most of a large fleet has none until its gateway reconnects,
+  // and a million spawns up front delay serving by seconds.
+  std::vector<device_actor> device_actors(w.devices.size());
+  auto actor_for = [&](size_t i) -> const device_actor& {
+    if (!device_actors[i])
+      device_actors[i] = sys.spawn<caf::lazy_init>(device_behavior, n->ctx_,
+                                                   w.devices[i], event_list{});
+    return device_actors[i];
+  };
   std::map<uint64_t, task_registry_state::entry> tasks;
   for (auto& [id, t] : w.tasks) {
     auto start = std::make_shared<task_start>();
     start->devices.reserve(t.executions.size());
     std::vector<std::pair<uint64_t, device_actor>> held;
+    // A finished task pushes to, binds and releases none of its devices.
+    bool running = !is_finished(t.status);
     for (uint64_t s = 1; s <= t.executions.size(); ++s) {
       const auto& x = t.executions[s - 1];
       auto i = w.device_index.find(device_ref(t.spec.product, x.device_key));
-      auto actor =
-          i == w.device_index.end() ? device_actor{} : device_actors[i->second];
+      auto actor = i == w.device_index.end() ? device_actor{}
+                   : running                 ? actor_for(i->second)
+                                             : device_actors[i->second];
       start->devices.push_back(actor);
       if (t.holds_device(x) && actor)
         held.emplace_back(s, actor);

@@ -78,6 +78,8 @@ void previewer_state::walk(task_spec spec, scope_preview scope) {
   };
   preview_tally tally{std::move(spec), claimant};
   tally.add_on_target(scope.on_target);
+  for (const auto& d : scope.idle)
+    tally.add(d);
   if (scope.scope.empty()) {
     finish(tally);
     return;

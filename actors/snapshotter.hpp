@@ -39,6 +39,13 @@ struct snapshot_load {
 /// `ignored` says why.
 snapshot_load load_snapshot(const storage::event_log& log, world& w);
 
+/// Replays the events of `log` after `w.last_sequence` into `w`, adding
+/// their number to `replayed`. A second thread reads and decodes the log
+/// ahead, in batches, while this one applies: the checks and the verdict
+/// are those of `replay()` event by event, and the first event that does not
+/// decode or apply stops it with an error naming the event.
+status replay_log(const storage::event_log& log, world& w, uint64_t& replayed);
+
 /// A snapshot that was written.
 struct snapshot_written {
   sequence_number sequence;
@@ -66,9 +73,14 @@ struct snapshot_stats {
   std::string last_error;
 };
 
-/// Owns the snapshot thread of a node.
+/// Owns the snapshot thread of a node. The thread is named `thread_name`
+/// (as `top -H` shows it) and runs at nice `background_nice`, below the
+/// actors and the journal.
 class snapshotter {
 public:
+  static constexpr const char* thread_name = "fota-snapshot";
+  static constexpr int background_nice = 19;
+
   // -- constructors -----------------------------------------------------------
 
   /// Writes a snapshot of `log` whenever `every_events` (0: never by

@@ -169,6 +169,11 @@ private:
             "Pushes granted and not yet answered by their device, node-wide",
             static_cast<double>(
                 m.pushes_in_flight.load(std::memory_order_relaxed)));
+    s.gauge(
+        "fota_device_actors",
+        "Device actors running; a registered device without one is "
+        "dormant until its first message",
+        static_cast<double>(m.device_actors.load(std::memory_order_relaxed)));
   }
 
   void devices(scrape& s) const {

@@ -1,6 +1,8 @@
 #include "events/replay.hpp"
 
-#include <set>
+#include <limits>
+#include <string_view>
+#include <unordered_set>
 
 namespace fota {
 
@@ -38,11 +40,10 @@ status apply_device(world& w, const std::string& product,
     if (auto err = validate_device_ref(product, key))
       return violation("a device is registered with an invalid key: " +
                        err->message);
-    auto ref = device_ref(product, key);
-    if (w.device_index.count(ref) > 0)
+    if (!w.device_index.try_emplace(device_ref(product, key), w.devices.size())
+             .second)
       return violation(device_name(product, key) +
                        " is registered a second time");
-    w.device_index.emplace(std::move(ref), w.devices.size());
     w.devices.push_back(make_device(e));
     return std::nullopt;
   }
@@ -93,64 +94,87 @@ uint64_t task_of(const event& e) {
 
 namespace {
 
-/// The sequences of the executions that `e` touches, after it was applied
-/// to `t`: they may have taken or released their device.
-std::vector<uint64_t> touched(const task_state& t, const event& e,
-                              size_t executions_before) {
+/// Calls `f(sequence)` for each execution that `e` touches, after it was
+/// applied to `t`: they may have taken or released their device.
+template <class F>
+void for_touched(const task_state& t, const event& e, size_t executions_before,
+                 F&& f) {
   switch (e.payload_case()) {
-  case event::kDevicesEnrolled: {
-    std::vector<uint64_t> out;
+  case event::kDevicesEnrolled:
     for (auto s = executions_before + 1; s <= t.executions.size(); ++s)
-      out.push_back(s);
-    return out;
-  }
+      f(s);
+    return;
   case event::kExecutionNotified:
+    f(e.execution_notified().sequence());
+    return;
   case event::kExecutionStarted:
+    f(e.execution_started().sequence());
+    return;
   case event::kExecutionSucceeded:
+    f(e.execution_succeeded().sequence());
+    return;
   case event::kExecutionFailed:
+    f(e.execution_failed().sequence());
+    return;
   case event::kExecutionTimedOut:
+    f(e.execution_timed_out().sequence());
+    return;
   case event::kExecutionRequeued:
-    // These all carry the sequence as field 2.
-    {
-      const auto& payload = e.GetReflection()->GetMessage(
-          e, e.GetDescriptor()->FindFieldByNumber(e.payload_case()));
-      const auto* field = payload.GetDescriptor()->FindFieldByNumber(2);
-      return {payload.GetReflection()->GetUInt64(payload, field)};
-    }
-  case event::kExecutionsCanceled: {
-    const auto& xs = e.executions_canceled().sequences();
-    return {xs.begin(), xs.end()};
-  }
+    f(e.execution_requeued().sequence());
+    return;
+  case event::kExecutionsCanceled:
+    for (auto s : e.executions_canceled().sequences())
+      f(s);
+    return;
   case event::kTaskCanceled:
-  case event::kTaskCompleted: {
+  case event::kTaskCompleted:
     // Executions waiting for a retry let go of their device.
-    std::vector<uint64_t> out;
     for (uint64_t s = 1; s <= t.executions.size(); ++s) {
       auto x = t.executions[s - 1].state;
       if (x == v1::EXECUTION_STATE_FAILED || x == v1::EXECUTION_STATE_TIMED_OUT)
-        out.push_back(s);
+        f(s);
     }
-    return out;
-  }
+    return;
   default:
-    return {};
+    return;
   }
+}
+
+/// The device of execution `s` of `t`; nullptr when it is not registered.
+/// Each execution's device is looked up by key once, then by its place.
+device_state* device_of(world& w, const task_state& t, uint64_t s) {
+  constexpr auto none = std::numeric_limits<size_t>::max();
+  auto& places = w.execution_devices[t.id.value()];
+  while (places.size() < t.executions.size()) {
+    const auto& key = t.executions[places.size()].device_key;
+    auto i = w.device_index.find(device_ref(t.spec.product, key));
+    places.push_back(i == w.device_index.end() ? none : i->second);
+  }
+  if (s == 0 || s > places.size())
+    return nullptr;
+  auto& place = places[s - 1];
+  if (place == none) // Registered since? Looked up again.
+    if (auto* d = w.find_device(t.spec.product, t.executions[s - 1].device_key))
+      place = static_cast<size_t>(d - w.devices.data());
+  return place == none ? nullptr : &w.devices[place];
 }
 
 /// Updates which execution holds each device `e` touched.
 void update_holders(world& w, const task_state& t, const event& e,
                     size_t executions_before) {
-  for (auto s : touched(t, e, executions_before)) {
+  for_touched(t, e, executions_before, [&](uint64_t s) {
+    if (s == 0 || s > t.executions.size())
+      return;
     const auto& x = t.executions[s - 1];
-    auto* d = w.find_device(t.spec.product, x.device_key);
+    auto* d = device_of(w, t, s);
     if (d == nullptr)
-      continue; // Checked at enrolment.
+      return; // Checked at enrolment.
     auto id = t.id_of(execution_seq{s});
     if (t.holds_device(x))
       d->active_execution = id;
     else if (d->active_execution == id)
       d->active_execution = execution_id{};
-  }
+  });
 }
 
 status apply_task_created(world& w, const event& e) {
@@ -182,7 +206,8 @@ status apply_task(world& w, const event& e) {
   // push) or offered (device request): both are checked against the
   // devices before anything is applied.
   if (e.payload_case() == event::kDevicesEnrolled) {
-    std::set<std::string> seen;
+    std::unordered_set<std::string_view> seen;
+    seen.reserve(static_cast<size_t>(e.devices_enrolled().device_keys_size()));
     for (const auto& k : e.devices_enrolled().device_keys()) {
       auto* d = w.find_device(t.spec.product, k);
       if (d == nullptr)
@@ -203,7 +228,7 @@ status apply_task(world& w, const event& e) {
     // A device-request offer takes the device: it must be free.
     auto seq = execution_seq{e.execution_notified().sequence()};
     if (const auto* x = t.find(seq)) {
-      auto* d = w.find_device(t.spec.product, x->device_key);
+      auto* d = device_of(w, t, seq.value());
       auto id = t.id_of(seq);
       if (d != nullptr && d->active_execution && d->active_execution != id)
         return violation(device_name(t.spec.product, x->device_key) +
@@ -219,7 +244,7 @@ status apply_task(world& w, const event& e) {
     const auto& v = e.execution_succeeded().device_version();
     if (const auto* x =
             t.find(execution_seq{e.execution_succeeded().sequence()})) {
-      recorded = w.find_device(t.spec.product, x->device_key);
+      recorded = device_of(w, t, e.execution_succeeded().sequence());
       if (recorded == nullptr)
         return violation("task " + std::to_string(id) +
                          " records a version of " +
@@ -315,8 +340,7 @@ status apply(world& w, const event& e) {
   return std::nullopt;
 }
 
-status replay(world& w, sequence_number seq, std::string_view bytes) {
-  event e;
+status decode_stored(event& e, sequence_number seq, std::string_view bytes) {
   if (bytes.size() > static_cast<size_t>(INT32_MAX) ||
       !e.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
     return violation("event " + std::to_string(seq.value()) +
@@ -324,6 +348,13 @@ status replay(world& w, sequence_number seq, std::string_view bytes) {
   if (e.sequence() != seq.value())
     return violation("event " + std::to_string(seq.value()) +
                      " carries sequence " + std::to_string(e.sequence()));
+  return std::nullopt;
+}
+
+status replay(world& w, sequence_number seq, std::string_view bytes) {
+  event e;
+  if (auto err = decode_stored(e, seq, bytes))
+    return err;
   return apply(w, e);
 }
 

@@ -37,6 +37,10 @@ struct world {
   /// verification run started: a run's task is created after its start.
   std::map<uint64_t, uint64_t> task_created_at;
   std::map<firmware_catalog::key, uint64_t> verification_started_at;
+  /// For each task, where in `devices` each execution's device is, by
+  /// sequence: derived from the above as replay goes (not in snapshots),
+  /// so that an execution's events find their device without its key.
+  std::unordered_map<uint64_t, std::vector<size_t>> execution_devices;
 
   device_state* find_device(const std::string& product,
                             const std::string& device);
@@ -48,6 +52,10 @@ struct world {
 /// and no device is held by two active executions. A violation leaves the
 /// world unchanged and names the event's sequence and type.
 status apply(world& w, const event& e);
+
+/// Decodes the envelope stored under `seq` into `e`, checking that it
+/// carries that sequence. `e` may be reused: it is cleared first.
+status decode_stored(event& e, sequence_number seq, std::string_view bytes);
 
 /// Decodes the envelope stored under `seq` and applies it.
 status replay(world& w, sequence_number seq, std::string_view bytes);

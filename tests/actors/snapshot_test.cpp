@@ -19,11 +19,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 namespace {
@@ -232,6 +236,188 @@ TEST_F(Snapshots, EmptyWorldRoundTrips) {
   auto back = decode_snapshot(encode_snapshot(w));
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(digest(*back).sha256, digest(w).sha256);
+}
+
+TEST_F(Snapshots, SnapshotThreadRunsBelowTheActorsAndIsNamed) {
+  start_node();
+  ASSERT_NE(the_node->snapshots(), nullptr);
+  // Its thread sets its name and nice value as it starts.
+  the_node->snapshots()->request();
+  the_node->snapshots()->wait_idle();
+  int found = 0;
+  for (const auto& t : std::filesystem::directory_iterator{"/proc/self/task"}) {
+    std::ifstream comm{t.path() / "comm"};
+    std::string name;
+    std::getline(comm, name);
+    if (name != snapshotter::thread_name)
+      continue;
+    ++found;
+    // Field 19 of stat, counted after the parenthesised name, is the nice.
+    std::ifstream stat{t.path() / "stat"};
+    std::string line;
+    std::getline(stat, line);
+    std::istringstream rest{line.substr(line.rfind(')') + 2)};
+    std::string field;
+    for (int i = 3; i <= 19; ++i)
+      rest >> field;
+    EXPECT_EQ(field, std::to_string(snapshotter::background_nice));
+  }
+  EXPECT_EQ(found, 1);
+}
+
+// -- dormant devices ----------------------------------------------------------
+
+TEST_F(Snapshots, RecoveredIdleDevicesStayDormantUntilTheirFirstMessage) {
+  start_node();
+  create_firmware_verified("2.0.0");
+  ASSERT_EQ(register_device("a", "1.0.0").status(), v1::STATUS_CODE_OK);
+  ASSERT_EQ(register_device("b", "1.0.0").status(), v1::STATUS_CODE_OK);
+  ASSERT_EQ(register_device("c", "0.9.0").status(), v1::STATUS_CODE_OK);
+  v1::SetDeviceTags tags;
+  tags.set_product_key(product);
+  tags.set_device_key("a");
+  (*tags.mutable_tags())["ring"] = "canary";
+  ASSERT_EQ(call(tags).status(), v1::STATUS_CODE_OK);
+  // A running task holds c (offline, queued).
+  auto task = create_task_id(snapshot_spec("0.9.0", "2.0.0"));
+  ASSERT_NE(task, 0u);
+  auto before = state_digest();
+  v1::ListDevices list;
+  list.set_product_key(product);
+  auto listed = call(list);
+  ASSERT_EQ(listed.status(), v1::STATUS_CODE_OK) << listed.message();
+  stop_node();
+
+  start_node();
+  const auto& running = the_node->context()->metrics->device_actors;
+  // Only the running task's device has an actor (the task bound it).
+  EXPECT_EQ(running.load(), 1);
+  EXPECT_EQ(state_digest().sha256(), before.sha256());
+  EXPECT_EQ(running.load(), 1);
+
+  // Listing reads the dormant rows, as they were, and wakes none.
+  auto page = call(list);
+  ASSERT_EQ(page.status(), v1::STATUS_CODE_OK) << page.message();
+  const auto& items = page.device_list().devices();
+  ASSERT_EQ(items.size(), 3);
+  EXPECT_EQ(items[0].device_key(), "a");
+  EXPECT_EQ(items[0].tags().at("ring"), "canary");
+  EXPECT_EQ(items[1].device_key(), "b");
+  EXPECT_EQ(items[2].device_key(), "c");
+  EXPECT_EQ(items[2].version(), "0.9.0");
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(
+      page.device_list(), listed.device_list()))
+      << page.device_list().DebugString() << " against "
+      << listed.device_list().DebugString();
+  EXPECT_EQ(running.load(), 1);
+
+  // A command to a dormant device wakes it, with its state as stored.
+  v1::GetDevice get;
+  get.set_product_key(product);
+  get.set_device_key("a");
+  auto got = call(get);
+  ASSERT_EQ(got.status(), v1::STATUS_CODE_OK) << got.message();
+  EXPECT_EQ(got.device().tags().at("ring"), "canary");
+  EXPECT_EQ(got.device().version(), "1.0.0");
+  EXPECT_EQ(running.load(), 2);
+  ASSERT_EQ(online("b").status(), v1::STATUS_CODE_OK);
+  EXPECT_EQ(running.load(), 3);
+  // And c, held by the task, gets its push once online.
+  register_online("c", "0.9.0");
+  EXPECT_EQ(task_summary(task).counters().notified(), 1u);
+  EXPECT_EQ(state_digest().last_sequence(), before.last_sequence() + 1);
+}
+
+// -- replay, read ahead -------------------------------------------------------
+
+/// The registrations of `n` devices named `prefix0`, `prefix1`, ...
+std::vector<std::string> registrations(const std::string& prefix, size_t n) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n; ++i) {
+    auto x =
+        decide(nullptr,
+               register_device{
+                   product, prefix + std::to_string(i), "1.0.0", {}, {}, ""},
+               from_millis(1'700'000'000'000));
+    EXPECT_TRUE(x) << x.error().message;
+    for (const auto& e : *x)
+      out.push_back(e.SerializeAsString());
+  }
+  return out;
+}
+
+/// Appends `xs` to `log`.
+void append_all(storage::event_log& log, const std::vector<std::string>& xs) {
+  auto res = log.append(xs);
+  ASSERT_TRUE(res) << res.error().message;
+}
+
+TEST_F(Snapshots, ReplayReadingAheadAppliesEveryEventInOrder) {
+  // More events than the batches in flight hold, ending inside a batch.
+  auto log = open_log(db());
+  ASSERT_TRUE(log);
+  append_all(*log, registrations("d", 9000));
+  world w;
+  uint64_t replayed = 0;
+  auto err = replay_log(*log, w, replayed);
+  ASSERT_FALSE(err) << err->message;
+  EXPECT_EQ(replayed, 9000u);
+  EXPECT_EQ(w.last_sequence, sequence_number{9000});
+  ASSERT_EQ(w.devices.size(), 9000u);
+  EXPECT_EQ(w.devices.front().key, "d0");
+  EXPECT_EQ(w.devices.back().key, "d8999");
+  EXPECT_EQ(digest(w).sha256, digest(replay_all(*log)).sha256);
+  // From where a snapshot left off: only the tail.
+  world tail;
+  auto head = log->read_range(sequence_number{1}, sequence_number{4000},
+                              [&](sequence_number seq, std::string_view b) {
+                                return !replay(tail, seq, b);
+                              });
+  ASSERT_FALSE(head) << head->message;
+  replayed = 0;
+  err = replay_log(*log, tail, replayed);
+  ASSERT_FALSE(err) << err->message;
+  EXPECT_EQ(replayed, 5000u);
+  EXPECT_EQ(digest(tail).sha256, digest(w).sha256);
+}
+
+TEST_F(Snapshots, ReplayReadingAheadStopsAtAnEventThatDoesNotDecode) {
+  auto log = open_log(db());
+  ASSERT_TRUE(log);
+  append_all(*log, registrations("d", 3000));
+  append_all(*log, {std::string{"\xff\xff\xff"}});
+  append_all(*log, registrations("e", 3000));
+  world w;
+  uint64_t replayed = 0;
+  auto err = replay_log(*log, w, replayed);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->code, errc::corrupted);
+  EXPECT_EQ(err->message, "the log does not replay: event 3001 does not "
+                          "decode as fota.v1.EventEnvelope");
+  // Everything before it applied, nothing after it.
+  EXPECT_EQ(replayed, 3000u);
+  EXPECT_EQ(w.last_sequence, sequence_number{3000});
+  EXPECT_EQ(w.devices.size(), 3000u);
+}
+
+TEST_F(Snapshots, ReplayReadingAheadStopsAtAnEventThatDoesNotApply) {
+  auto log = open_log(db());
+  ASSERT_TRUE(log);
+  append_all(*log, registrations("d", 2500));
+  append_all(*log, registrations("d", 1)); // d0 once more: event 2501.
+  append_all(*log, registrations("e", 6000));
+  world w;
+  uint64_t replayed = 0;
+  auto err = replay_log(*log, w, replayed);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->code, errc::corrupted);
+  EXPECT_EQ(err->message.rfind("the log does not replay: event 2501 "
+                               "(DeviceRegistered): ",
+                               0),
+            0u)
+      << err->message;
+  EXPECT_EQ(replayed, 2500u);
+  EXPECT_EQ(w.last_sequence, sequence_number{2500});
 }
 
 // -- recovery -----------------------------------------------------------------
