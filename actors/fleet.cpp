@@ -51,7 +51,7 @@ device_actor fleet_state::actor_of(const std::string& product,
     return device_actor{};
   if (!i->second)
     if (auto x = index.find(product, key))
-      i->second = awaken(*x);
+      awaken(*x); // Sets the directory's entry too.
   return i->second;
 }
 
@@ -63,7 +63,6 @@ const device_actor& fleet_state::awaken(fleet_index::ordinal x) {
                                    event_list{});
   const auto& e = index.at(x);
   directory[key_of(e.product, e.key)] = actor;
-  ++awakened;
   return actor;
 }
 

@@ -157,8 +157,6 @@ struct fleet_state {
   /// The rows of the recovered devices, by ordinal (the first ordinals);
   /// a row is unused once its device's actor runs.
   std::vector<dormant_row> dormant;
-  /// Dormant devices whose actor was spawned, for the node's report.
-  uint64_t awakened = 0;
   tree_catalog trees;
   std::vector<subscription> subscriptions;
   /// Devices held by each gateway (by name; "" for in-process) and each
